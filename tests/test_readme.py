@@ -1,0 +1,24 @@
+"""The README's two commands are the ones CI and a newcomer run."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", quick)
+
+
+def test_quick_start_has_exactly_two_commands():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    assert "latent-explorer" in commands[0]
+    assert "pytest" in commands[1] and "[test]" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert readme_commands()[1] in ci_lines

@@ -1,0 +1,64 @@
+"""A read-only copy of the VAE that another thread may use while training goes on.
+
+Each snapshot carries one, so decoding a clicked z never races the optimiser: the
+copy's weights cannot change under it. Inputs and outputs are numpy arrays.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from .elbo import elbo_terms
+from .model import VAE
+
+
+class FrozenVAE:
+    def __init__(self, model: VAE, image_shape: tuple[int, int]):
+        self.model = copy.deepcopy(model).to("cpu").eval().requires_grad_(False)
+        self.image_shape = image_shape
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.latent_dim
+
+    @property
+    def likelihood(self) -> str:
+        return self.model.likelihood
+
+    @torch.no_grad()
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """x: (n, H*W) floats in [0, 1] -> (mu, sigma), each (n, latent_dim)."""
+        mu, logvar = self.model.encode(torch.as_tensor(x, dtype=torch.float32))
+        return mu.numpy(), torch.exp(0.5 * logvar).numpy()
+
+    def _decode(self, z: np.ndarray) -> torch.Tensor:
+        z = np.asarray(z, np.float32).reshape(-1, self.latent_dim)
+        return self.model.decode(torch.from_numpy(z))
+
+    @torch.no_grad()
+    def decode_mean(self, z: np.ndarray) -> np.ndarray:
+        """z: (n, latent_dim) -> the decoder's mean images E[x|z], (n, H, W)."""
+        return self.model.mean_image(self._decode(z)).reshape(-1, *self.image_shape).numpy()
+
+    @torch.no_grad()
+    def decode_sample(self, z: np.ndarray, seed: int = 0) -> np.ndarray:
+        """One draw x ~ p(x|z) per row of z, (n, H, W)."""
+        g = torch.Generator().manual_seed(seed)
+        return self.model.sample_image(self._decode(z), g).reshape(-1, *self.image_shape).numpy()
+
+    @torch.no_grad()
+    def elbo(self, x: np.ndarray, samples: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
+        """Per-datapoint ELBO, reconstruction and KL in nats, each (n,), averaged over
+        ``samples`` reparameterised draws to steady the readout."""
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        g = torch.Generator().manual_seed(seed)
+        recon = torch.zeros(len(xt))
+        kl = torch.zeros(len(xt))
+        for _ in range(samples):
+            t = elbo_terms(self.model, xt, g)
+            recon += t.recon / samples
+            kl = t.kl
+        return {"elbo": (recon - kl).numpy(), "recon": recon.numpy(), "kl": kl.numpy()}

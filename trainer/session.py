@@ -1,0 +1,356 @@
+"""The training engine: one minibatch per ``step()``, so any thread can own the loop.
+
+Data stays in memory as a tensor on the training device (uint8 where the dataset is),
+minibatches are gathered by index, and binarisation happens on the device; there is
+no DataLoader and no per-item Python work.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import ConfigError, TrainConfig
+from .data import ImageDataset, Split, split_indices
+from .elbo import elbo_terms, training_loss
+from .frozen import FrozenVAE
+from .history import History
+from .model import VAE
+
+TRAIN_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
+HELDOUT_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
+# How often the last finite weights are copied aside for the divergence guard.
+GUARD_EVERY_SECONDS = 1.0
+# Train curve rows are means over this much training time.
+RECORD_EVERY_SECONDS = 0.1
+
+
+@dataclass
+class Progress:
+    """Cheap counters and curves, numpy copies, for frequent updates (10-20 Hz)."""
+
+    step: int
+    epoch: int
+    epoch_progress: float  # fraction of the current epoch done, 0..1
+    samples_seen: int
+    seconds: float
+    samples_per_second: float
+    paused: bool
+    stopped_reason: str | None
+    train: dict[str, np.ndarray]
+    heldout: dict[str, np.ndarray]
+
+
+@dataclass
+class Snapshot:
+    """Everything the GUI draws, as copies owned by the receiver."""
+
+    version: int
+    progress: Progress
+    mu: np.ndarray  # (N, latent_dim), every datapoint in dataset order
+    sigma: np.ndarray  # (N, latent_dim)
+    model: FrozenVAE
+    config: TrainConfig
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA GPU")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device: 'mps' was asked for but it is not available")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ConfigError(f"device: unknown device {name!r} (use cpu, cuda or mps)")
+    return torch.device(name)
+
+
+def available_devices() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+class Session:
+    def __init__(self, dataset: ImageDataset, config: TrainConfig | None = None):
+        self.dataset = dataset
+        self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
+        if self.config.threads is not None:
+            # Process-wide in torch: the GUI sets 1 so the event loop keeps a core.
+            torch.set_num_threads(self.config.threads)
+        self.split: Split = split_indices(len(dataset), self.config.heldout_fraction,
+                                          self.config.seed)
+        pixels = torch.from_numpy(np.ascontiguousarray(dataset.pixels)).reshape(len(dataset), -1)
+        self._pixels = pixels.to(self.device)
+        self._scale = float(dataset.scale)
+        self._train_idx = torch.from_numpy(self.split.train).to(self.device)
+        self._latent_mu = np.zeros((len(dataset), self.config.latent_dim), np.float32)
+        self._latent_sigma = np.ones((len(dataset), self.config.latent_dim), np.float32)
+        self.paused = False
+        self.stop_requested = False
+        self.stopped_reason: str | None = None
+        self._build()
+
+    # ------------------------------------------------------------------ setup
+    def _build(self) -> None:
+        """(Re)create the model, optimiser, counters and history from the config."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        self.model = VAE.from_config(self.dataset.n_pixels, cfg).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
+        self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
+        self.step_count = 0
+        self.epoch = 0
+        self.samples_seen = 0
+        self.seconds = 0.0  # training wall time, excluding pauses and evaluation
+        self._order = self._new_order()
+        self._cursor = 0
+        self._window = [0.0, 0.0, 0.0, 0]  # sums of elbo, recon, kl; row count
+        self._window_start = 0.0
+        self._last_eval = -math.inf
+        self._good_state = None
+        self._good_at = -math.inf
+        self._latent_cursor = 0
+        self._latents_valid = False
+        self._rate = (time.perf_counter(), 0, 0.0)  # for samples/s
+        self.train_history = History(TRAIN_COLUMNS, cfg.history_limit)
+        self.heldout_history = History(HELDOUT_COLUMNS, cfg.history_limit)
+        self.version = 0
+        self.stopped_reason = None
+
+    def heldout_inputs(self, max_points: int | None = None) -> torch.Tensor:
+        """Held-out images as the model sees them, binarised once with a fixed seed so
+        every evaluation scores the same binary data. ``max_points`` takes a fixed
+        random subset."""
+        idx = self.split.heldout
+        if max_points is not None and len(idx) > max_points:
+            idx = np.sort(np.random.default_rng(self.config.seed + 1)
+                          .choice(idx, max_points, replace=False))
+        gen = torch.Generator(self.device).manual_seed(self.config.seed + 2)
+        return self._to_model_input(self._pixels[torch.from_numpy(idx).to(self.device)], gen)
+
+    def _to_model_input(self, px: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x = px.float() * self._scale
+        b = self.config.binarization
+        if b == "dynamic":
+            return (torch.rand(x.shape, generator=gen, device=x.device) < x).float()
+        if b == "threshold":
+            return (x > 0.5).float()
+        return x
+
+    def _new_order(self) -> torch.Tensor:
+        perm = torch.randperm(len(self._train_idx), generator=self._gen, device=self.device)
+        return self._train_idx[perm]
+
+    # --------------------------------------------------------------- training
+    def step(self) -> dict[str, float] | None:
+        """Train on one minibatch. Returns its mean terms, or None when the divergence
+        guard stopped the run (see ``stopped_reason``)."""
+        if self.stopped_reason is not None:
+            return None
+        t0 = time.perf_counter()
+        if self.seconds - self._good_at >= GUARD_EVERY_SECONDS:
+            self._save_good_state()
+        bs = self.config.batch_size
+        idx = self._order[self._cursor:self._cursor + bs]
+        x = self._to_model_input(self._pixels[idx], self._gen)
+        terms = elbo_terms(self.model, x, self._gen)
+        loss = training_loss(terms, self.config.beta)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            self._diverged(loss_value)
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+        n = len(idx)
+        elbo, recon, kl = (terms.elbo.sum().item(), terms.recon.sum().item(),
+                           terms.kl.sum().item())
+        self.step_count += 1
+        self.samples_seen += n
+        self._cursor += n
+        if self._cursor >= len(self._order):
+            self._cursor = 0
+            self.epoch += 1
+            self._order = self._new_order()
+        self.seconds += time.perf_counter() - t0
+        self._record(elbo, recon, kl, n)
+        if self.seconds - self._last_eval >= self.config.eval_every_seconds:
+            self.evaluate_heldout()
+        return {"elbo": elbo / n, "recon": recon / n, "kl": kl / n}
+
+    def _record(self, elbo: float, recon: float, kl: float, n: int) -> None:
+        w = self._window
+        w[0] += elbo
+        w[1] += recon
+        w[2] += kl
+        w[3] += n
+        if self.seconds - self._window_start >= RECORD_EVERY_SECONDS:
+            self.train_history.append(**self._counters(), elbo=w[0] / w[3], recon=w[1] / w[3],
+                                      kl=w[2] / w[3])
+            self._window = [0.0, 0.0, 0.0, 0]
+            self._window_start = self.seconds
+            self.version += 1
+
+    def _counters(self) -> dict[str, float]:
+        return {"step": self.step_count, "samples": self.samples_seen,
+                "seconds": self.seconds,
+                "epoch": self.epoch + self._cursor / max(1, len(self._order))}
+
+    def evaluate_heldout(self) -> dict[str, float]:
+        """Held-out ELBO terms on the fixed evaluation subset, appended to the history."""
+        terms = self.evaluate(self._heldout_x)
+        self._last_eval = self.seconds
+        self.heldout_history.append(**self._counters(), **terms)
+        self.version += 1
+        return terms
+
+    # ------------------------------------------------------- divergence guard
+    def _save_good_state(self) -> None:
+        self._good_state = (copy.deepcopy(self.model.state_dict()),
+                            copy.deepcopy(self.optimizer.state_dict()), self.step_count)
+        self._good_at = self.seconds
+
+    def _diverged(self, loss_value: float) -> None:
+        where = f"step {self.step_count + 1} (lr={self.config.lr:g}, beta={self.config.beta:g})"
+        if self._good_state is not None:
+            model_state, optim_state, good_step = self._good_state
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(optim_state)
+            restored = f"restored the last finite weights, from step {good_step}"
+        else:
+            restored = "no finite weights to restore"
+        self.stopped_reason = (f"training diverged: the loss became {loss_value} at {where}; "
+                               f"{restored}. Lower the learning rate to continue.")
+        self.paused = True
+
+    def clear_divergence(self) -> None:
+        """Allow stepping again after a divergence (e.g. once the lr is lowered)."""
+        self.stopped_reason = None
+
+    # ------------------------------------------------------------- controls
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
+    def set_lr(self, lr: float) -> None:
+        self.config = self.config.replace(lr=float(lr))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr
+
+    def set_beta(self, beta: float) -> None:
+        self.config = self.config.replace(beta=float(beta))
+
+    def set_batch_size(self, batch_size: int) -> None:
+        self.config = self.config.replace(batch_size=int(batch_size))
+
+    def reset(self, config: TrainConfig | None = None) -> None:
+        """Rebuild the model from scratch; likelihood, hidden sizes and seed apply here.
+        The held-out split stays the one the session was created with."""
+        if config is not None:
+            if config.latent_dim != self.config.latent_dim:
+                self._latent_mu = np.zeros((len(self.dataset), config.latent_dim), np.float32)
+                self._latent_sigma = np.ones_like(self._latent_mu)
+            self.config = config.replace(heldout_fraction=self.config.heldout_fraction)
+            self.device = resolve_device(self.config.device)
+        self._build()
+
+    def run(self, seconds: float | None = None, epochs: int | None = None,
+            on_step=None) -> None:
+        """Step until ``seconds`` of training time or ``epochs`` epochs pass, a stop is
+        requested, or the guard stops the run. Sleeps while paused."""
+        while not self.stop_requested and self.stopped_reason is None:
+            if seconds is not None and self.seconds >= seconds:
+                break
+            if epochs is not None and self.epoch >= epochs:
+                break
+            if self.paused:
+                time.sleep(0.02)
+                continue
+            self.step()
+            if on_step is not None:
+                on_step(self)
+
+    # ---------------------------------------------------------------- views
+    def samples_per_second(self) -> float:
+        t0, s0, sec0 = self._rate
+        now = time.perf_counter()
+        if now - t0 >= 1.0 or self.samples_seen < s0:
+            self._rate = (now, self.samples_seen, self.seconds)
+        dt = self.seconds - sec0
+        return (self.samples_seen - s0) / dt if dt > 0 else 0.0
+
+    def progress(self) -> Progress:
+        return Progress(step=self.step_count, epoch=self.epoch,
+                        epoch_progress=self._cursor / max(1, len(self._order)),
+                        samples_seen=self.samples_seen, seconds=self.seconds,
+                        samples_per_second=self.samples_per_second(), paused=self.paused,
+                        stopped_reason=self.stopped_reason,
+                        train=self.train_history.arrays(), heldout=self.heldout_history.arrays())
+
+    @torch.no_grad()
+    def refresh_latents(self, max_seconds: float | None = None, chunk: int = 1024) -> float:
+        """Re-encode datapoints (grey, not binarised) into the latent cache, cycling
+        through the dataset; stop after ``max_seconds`` (None: all of them). Returns the
+        fraction of the dataset refreshed."""
+        n = len(self.dataset)
+        t0 = time.perf_counter()
+        done = 0
+        self.model.eval()
+        while done < n:
+            start = self._latent_cursor
+            stop = min(n, start + chunk)
+            x = self._pixels[start:stop].float() * self._scale
+            mu, logvar = self.model.encode(x)
+            self._latent_mu[start:stop] = mu.cpu().numpy()
+            self._latent_sigma[start:stop] = torch.exp(0.5 * logvar).cpu().numpy()
+            done += stop - start
+            self._latent_cursor = 0 if stop == n else stop
+            if self._latent_cursor == 0:
+                self._latents_valid = True
+            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                break
+        self.model.train()
+        return done / n
+
+    def snapshot(self, latent_seconds: float | None = None) -> Snapshot:
+        """Numpy copies of everything a viewer draws. ``latent_seconds`` bounds the time
+        spent re-encoding (None re-encodes every datapoint); the first snapshot always
+        encodes them all."""
+        self.refresh_latents(None if not self._latents_valid else latent_seconds)
+        self.version += 1
+        return Snapshot(version=self.version, progress=self.progress(),
+                        mu=self._latent_mu.copy(), sigma=self._latent_sigma.copy(),
+                        model=FrozenVAE(self.model, self.dataset.image_shape),
+                        config=self.config)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor | None = None) -> dict[str, float]:
+        """Mean ELBO, reconstruction and KL (beta = 1) over x, by default the whole
+        held-out set. Seeded noise: successive evaluations differ only because the
+        model changed."""
+        if x is None:
+            x = self.heldout_inputs()
+        self.model.eval()
+        g = torch.Generator(self.device).manual_seed(self.config.seed + 3)
+        sums = torch.zeros(3, device=self.device)
+        for start in range(0, len(x), 1024):
+            t = elbo_terms(self.model, x[start:start + 1024], g)
+            sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
+        self.model.train()
+        elbo, recon, kl = (sums / len(x)).tolist()
+        return {"elbo": elbo, "recon": recon, "kl": kl}
