@@ -1,0 +1,1 @@
+"""The desktop app of Latent Explorer: PySide6 + pyqtgraph views over trainer."""
