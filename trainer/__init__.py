@@ -5,9 +5,34 @@ The names below are the public API that the desktop app (``explorer``) uses.
 """
 
 from .config import ConfigError, TrainConfig
-from .data import DataError, ImageDataset, Split, load_source, split_indices
+from .data import (
+    FASHION_NAMES,
+    DataError,
+    ImageDataset,
+    LoadCancelled,
+    Split,
+    load_idx,
+    load_known,
+    load_npy,
+    load_npz,
+    load_source,
+    read_idx,
+    split_indices,
+)
+from .download import KNOWN_DATASETS, DatasetSpec, DownloadCancelled, DownloadError, fetch_dataset
 from .elbo import ElboTerms, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
 from .frozen import FrozenVAE
+from .images import (
+    IMAGE_SUFFIXES,
+    MNIST_FILL,
+    ImageError,
+    fit_fraction,
+    image_size,
+    load_folder,
+    load_image_for,
+    preprocess_image,
+    read_image,
+)
 from .model import VAE
 from .session import Progress, Session, Snapshot, available_devices
 
@@ -15,4 +40,8 @@ __all__ = [
     "ConfigError", "DataError", "ElboTerms", "FrozenVAE", "ImageDataset", "Progress", "Session",
     "Snapshot", "Split", "TrainConfig", "VAE", "available_devices", "elbo_terms", "gaussian_kl",
     "grid_log_px", "iwae_log_px", "load_source", "split_indices",
+    "KNOWN_DATASETS", "DatasetSpec", "DownloadCancelled", "DownloadError", "fetch_dataset",
+    "FASHION_NAMES", "LoadCancelled", "load_idx", "load_known", "load_npy", "load_npz",
+    "read_idx", "IMAGE_SUFFIXES", "MNIST_FILL", "ImageError", "fit_fraction", "image_size",
+    "load_folder", "load_image_for", "preprocess_image", "read_image",
 ]

@@ -1,0 +1,403 @@
+"""Reading user images, and THE one preprocessing step that puts them in a dataset's format.
+
+The same ``preprocess_image`` serves image folders loaded for training, images dropped on the
+GUI and the ``encode`` command, so an image always reaches the model the way the data did.
+
+Conventions, decided here once:
+
+- Ink is bright on a dark background, like MNIST. An image whose ink is darker than its
+  border (a black-on-white scan) is inverted.
+- Transparency is flattened onto white when the visible content is dark and onto black
+  when it is light, so the drawing stands out from the background either way (a black
+  stroke on a transparent canvas becomes black on white, then inverted to MNIST's style).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .data import DataError, ImageDataset, LoadCancelled
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+MAX_PIXELS = 50_000_000  # larger images are refused as possible decompression bombs
+MNIST_FILL = 20 / 28  # MNIST fitted each digit into a 20 x 20 box inside 28 x 28
+FILLS_FRAME = 0.9  # from this fill on, centre the ink's box, not its centre of mass
+INK_THRESHOLD = 0.25  # a pixel is ink above this fraction of the image's brightest level
+_EXIF_ORIENTATION = 0x0112
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as Pillow's convert("L")
+
+
+class ImageError(DataError):
+    """An image file that cannot be used; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+# ---------------------------------------------------------------- reading one image
+
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    """Open (header only) with every failure turned into an ImageError."""
+    if not path.exists():
+        raise ImageError(path, "no such file")
+    if path.is_dir():
+        raise ImageError(path, "is a folder, not an image")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except ImageError:
+        raise
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image (unknown or unsupported file type)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(path, "too large (possible decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(path, f"unreadable image ({e})") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        img.close()
+        raise ImageError(path, f"too large: {w} x {h} pixels is over the {max_pixels:,}-pixel "
+                               "limit (possible decompression bomb)")
+    return img
+
+
+def image_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(H, W) from the header alone, without decoding the pixels."""
+    with _open(Path(path), max_pixels) as img:
+        w, h = img.size
+    return h, w
+
+
+def read_image(path: str | os.PathLike,
+               max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
+    """Any image file as grey float32 (H, W) in [0, 1], plus notes on what was changed."""
+    path = Path(path)
+    notes: list[str] = []
+    with _open(path, max_pixels) as img:
+        n_frames = getattr(img, "n_frames", 1)
+        try:
+            if n_frames > 1:
+                img.seek(0)
+                notes.append(f"animated: used the first frame of {n_frames}")
+            img.load()  # force a full decode so truncated or corrupt data fails here
+            upright = img
+            if img.getexif().get(_EXIF_ORIENTATION, 1) != 1:  # a phone photo held sideways
+                upright = ImageOps.exif_transpose(img)
+                notes.append("rotated upright as its EXIF orientation says")
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise ImageError(path, f"corrupt or truncated image ({e})") from None
+        grey = _to_grey(upright, notes)
+    if not np.isfinite(grey).all():
+        raise ImageError(path, "contains NaN or infinite pixel values")
+    return grey, notes
+
+
+def _to_grey(img: Image.Image, notes: list[str]) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(img).astype(np.float32)
+        top = 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
+        notes.append("16-bit greyscale: scaled to [0, 1]")
+        return np.clip(a / top, 0, 1)
+    if mode == "F":
+        a = np.asarray(img, np.float32)
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 1:
+            notes.append(f"float pixels ranged {lo:.3g}..{hi:.3g}: rescaled to [0, 1]")
+            return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        return a
+    if mode == "1":
+        return np.asarray(img, np.float32)
+    if mode == "L" and "transparency" not in img.info:
+        return np.asarray(img, np.float32) / 255
+    has_alpha = "A" in mode or "a" in mode or "transparency" in img.info
+    rgba = np.asarray(img.convert("RGBA" if has_alpha else "RGB"), np.float32) / 255
+    grey = rgba[..., :3] @ _LUMA
+    if has_alpha:
+        grey = _flatten_alpha(grey, rgba[..., 3], notes)
+    return np.clip(grey, 0, 1)
+
+
+def _flatten_alpha(grey: np.ndarray, alpha: np.ndarray, notes: list[str]) -> np.ndarray:
+    if alpha.min() >= 1:
+        return grey
+    seen = float(alpha.sum())
+    if seen == 0:
+        notes.append("fully transparent: nothing to see")
+        return np.zeros_like(grey)
+    dark_content = float((grey * alpha).sum()) / seen < 0.5
+    background = 1.0 if dark_content else 0.0
+    notes.append("transparency flattened onto "
+                 + ("white (the visible content is dark)" if dark_content
+                    else "black (the visible content is light)"))
+    return alpha * grey + (1 - alpha) * background
+
+
+# ---------------------------------------------------------------- the one preprocessing
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    w = max(1, min(grey.shape) // 20)
+    return np.concatenate([grey[:w].ravel(), grey[-w:].ravel(),
+                           grey[:, :w].ravel(), grey[:, -w:].ravel()])
+
+
+def ink_on_dark(grey: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Invert when the ink is darker than the background; returns (image, inverted).
+
+    The border's median is the background; the mean over the whole image leans towards the
+    ink, whatever its size, so comparing the two tells the ink's polarity without a threshold.
+    Only a fairly even border counts as a background: photos and noise are left alone.
+    """
+    q1, background, q3 = np.quantile(_border(grey), [0.25, 0.5, 0.75])
+    if q3 - q1 <= 0.25 and float(grey.mean()) < background:
+        return 1 - grey, True
+    return grey, False
+
+
+def _resize(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Antialiased resize of a float image: area averaging to shrink, Lanczos to enlarge."""
+    h, w = size_hw
+    if (h, w) == img.shape:
+        return img.astype(np.float32, copy=False)
+    shrink = h <= img.shape[0] and w <= img.shape[1]
+    method = Image.Resampling.BOX if shrink else Image.Resampling.LANCZOS
+    out = Image.fromarray(np.ascontiguousarray(img, np.float32), mode="F").resize((w, h), method)
+    return np.clip(np.asarray(out, np.float32), 0, 1)
+
+
+def _fit_size(hw: tuple[int, int], box: tuple[float, float]) -> tuple[int, int]:
+    """Largest size with the aspect ratio of ``hw`` that fits in ``box`` (at least 1 x 1)."""
+    s = min(box[0] / hw[0], box[1] / hw[1])
+    return (min(round(box[0]), max(1, round(hw[0] * s))),
+            min(round(box[1]), max(1, round(hw[1] * s))))
+
+
+def _paste(patch: np.ndarray, shape: tuple[int, int], centre: tuple[float, float]) -> np.ndarray:
+    """Put ``patch`` on a black canvas so that its point ``centre`` lands mid-canvas, moved
+    back inside the frame when that would cut the patch off."""
+    H, W = shape
+    h, w = patch.shape
+    top = min(max(round((H - 1) / 2 - centre[0]), 0), H - h)
+    left = min(max(round((W - 1) / 2 - centre[1]), 0), W - w)
+    canvas = np.zeros(shape, np.float32)
+    canvas[top:top + h, left:left + w] = patch
+    return canvas
+
+
+def ink_bbox(grey: np.ndarray) -> tuple[slice, slice] | None:
+    """Rows and columns holding ink (above INK_THRESHOLD of the brightest level), or None."""
+    top = float(grey.max(initial=0))
+    if top <= 0:
+        return None
+    mask = grey > INK_THRESHOLD * top
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def preprocess_image(grey: np.ndarray, shape: tuple[int, int],
+                     fill: float | None = MNIST_FILL) -> np.ndarray:
+    """Turn a grey image (float in [0, 1]) into float32 ``shape`` in a dataset's format.
+
+    Bright ink on black (inverted if needed); background lowered to 0 and the ink's peak
+    raised to 1; cropped to the ink; fitted, aspect kept, into a box of ``fill`` x ``shape``;
+    centred as the datasets were made: by centre of mass when there is room around the box
+    (MNIST), by the box itself when it nearly fills the frame (scikit-learn's 8x8 digits).
+    ``fill=None`` keeps the whole frame instead (image folders: only the polarity and, when it
+    differs, the size change). A blank image gives zeros.
+    """
+    grey = np.asarray(grey, np.float32)
+    if grey.ndim != 2 or grey.size == 0:
+        raise ValueError(f"expected a non-empty 2-D grey image, got shape {grey.shape}")
+    grey, _ = ink_on_dark(np.clip(grey, 0, 1))
+    if fill is None:
+        size = _fit_size(grey.shape, shape)
+        patch = _resize(grey, size)
+        return _paste(patch, shape, ((size[0] - 1) / 2, (size[1] - 1) / 2))
+    if not 0 < fill <= 1:
+        raise ValueError(f"fill must be in (0, 1], got {fill}")
+    background, peak = float(np.median(_border(grey))), float(grey.max())
+    if peak - background < 1e-3:
+        return np.zeros(shape, np.float32)
+    grey = np.clip((grey - background) / (peak - background), 0, 1)
+    rows, cols = ink_bbox(grey)
+    crop = grey[rows, cols]
+    patch = _resize(crop, _fit_size(crop.shape, (fill * shape[0], fill * shape[1])))
+    mass = patch.sum()
+    ys, xs = np.indices(patch.shape)
+    com = np.array([(ys * patch).sum() / mass, (xs * patch).sum() / mass])
+    if fill >= FILLS_FRAME:
+        box = (np.array(patch.shape) - 1) / 2
+        com = box + 0.01 * (com - box)  # the box's centre; the mass only breaks half-pixel ties
+    return _paste(patch, shape, (float(com[0]), float(com[1])))
+
+
+# ---------------------------------------------------------------- matching a loaded dataset
+
+def fit_fraction(dataset: ImageDataset, sample: int = 1000) -> float:
+    """Typical size of the ink's bounding box relative to the frame (its longer side), the
+    median over an evenly spaced sample: ~0.71 for MNIST, ~1.0 for the 8x8 digits."""
+    idx = np.unique(np.linspace(0, len(dataset) - 1, min(sample, len(dataset))).astype(int))
+    H, W = dataset.image_shape
+    x = dataset.as_float(idx).reshape(len(idx), H, W)
+    top = x.max(axis=(1, 2), keepdims=True)
+    mask = (x > INK_THRESHOLD * top) & (top > 0)
+    rows, cols = mask.any(2), mask.any(1)
+    inked = rows.any(1)
+    if not inked.any():
+        return 1.0
+    rows, cols = rows[inked], cols[inked]
+
+    def extent(m: np.ndarray) -> np.ndarray:  # last inked index - first inked index + 1
+        n = m.shape[1]
+        return n - np.argmax(m[:, ::-1], axis=1) - np.argmax(m, axis=1)
+
+    frac = np.maximum(extent(rows) / H, extent(cols) / W)
+    return float(np.clip(np.median(frac), 0.05, 1.0))
+
+
+def load_image_for(path: str | os.PathLike,
+                   dataset: ImageDataset) -> tuple[np.ndarray, list[str]]:
+    """Read any image and preprocess it to match ``dataset``: (H, W) float32 and notes."""
+    grey, notes = read_image(path)
+    return preprocess_image(grey, dataset.image_shape, fill=fit_fraction(dataset)), notes
+
+
+# ---------------------------------------------------------------- a folder of images
+
+def _natural_key(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _visible(p: Path) -> bool:
+    return not p.name.startswith(".")
+
+
+def _list_folder(folder: Path) -> tuple[list[tuple[Path, str | None]], list[Path]]:
+    """(file, label-or-None) for every candidate file: loose files unlabelled, each
+    subfolder (searched all the way down) one label. Also the non-image files."""
+    items: list[tuple[Path, str | None]] = []
+    others: list[Path] = []
+
+    def take(p: Path, label: str | None) -> None:
+        (items.append((p, label)) if p.suffix.lower() in IMAGE_SUFFIXES else others.append(p))
+
+    entries = sorted(filter(_visible, folder.iterdir()), key=lambda p: _natural_key(p.name))
+    for p in entries:
+        if p.is_file():
+            take(p, None)
+        elif p.is_dir():
+            for q in sorted(p.rglob("*"), key=lambda q: _natural_key(str(q.relative_to(p)))):
+                rel = q.relative_to(p).parts
+                if q.is_file() and all(not part.startswith(".") for part in rel):
+                    take(q, p.name)
+    return items, others
+
+
+def _skipped_note(skipped: list[tuple[str, str]]) -> str:
+    shown = ", ".join(f"{name} ({why})" for name, why in skipped[:5])
+    more = f", and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    s = "s" if len(skipped) != 1 else ""
+    return f"{len(skipped)} file{s} skipped: {shown}{more}"
+
+
+def load_folder(folder: str | os.PathLike,
+                progress: Callable[[int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> ImageDataset:
+    """A folder of images: subfolder names become labels, loose files are unlabelled.
+
+    Unreadable files are skipped and named in a note; images of another size are fitted
+    (aspect kept) to the most common size; light-background images are inverted. Pixels are
+    stored as uint8 (scale 1/255), the precision of nearly every image file.
+    """
+    folder = Path(folder)
+    items, others = _list_folder(folder)
+    skipped: list[tuple[str, str]] = [(str(p.relative_to(folder)), "not an image file type")
+                                      for p in others]
+    total = len(items)
+
+    def check_cancel(done: int) -> None:
+        if cancelled is not None and cancelled():
+            raise LoadCancelled(f"{folder}: loading cancelled after {done} of {total} files")
+
+    # Pass 1 reads headers only, so the common size is known before any pixels are kept.
+    sizes: list[tuple[int, int] | None] = []
+    for i, (p, _) in enumerate(items):
+        check_cancel(i)
+        try:
+            sizes.append(image_size(p))
+        except ImageError as e:
+            sizes.append(None)
+            skipped.append((str(p.relative_to(folder)), e.reason))
+    counts = Counter(s for s in sizes if s is not None)
+    if not counts:
+        why = f" ({_skipped_note(skipped)})" if skipped else ""
+        raise DataError(f"{folder}: no readable images{why}")
+    shape = counts.most_common(1)[0][0]
+
+    pixels = np.zeros((total, *shape), np.uint8)
+    kept: list[int] = []
+    n_resized = n_inverted = 0
+    for i, (p, _) in enumerate(items):
+        check_cancel(i)
+        if progress is not None:
+            progress(i, total)
+        if sizes[i] is None:
+            continue
+        try:
+            grey, _notes = read_image(p)
+        except ImageError as e:
+            skipped.append((str(p.relative_to(folder)), e.reason))
+            continue
+        grey, inverted = ink_on_dark(grey)
+        n_inverted += inverted
+        if grey.shape != shape:
+            n_resized += 1
+            grey = preprocess_image(grey, shape, fill=None)
+        pixels[len(kept)] = np.rint(grey * 255)
+        kept.append(i)
+    if progress is not None:
+        progress(total, total)
+    if not kept:
+        raise DataError(f"{folder}: no readable images ({_skipped_note(skipped)})")
+
+    notes: list[str] = []
+    if skipped:
+        notes.append(_skipped_note(skipped))
+    if n_resized:
+        notes.append(f"{n_resized} of {len(kept)} images were resized to {shape[0]} x "
+                     f"{shape[1]} (the most common size), keeping their aspect ratio")
+    if n_inverted:
+        notes.append(f"{n_inverted} of {len(kept)} images had a light background and were "
+                     "inverted (bright ink on black, like MNIST)")
+    labels = label_names = None
+    folder_labels = [items[i][1] for i in kept]
+    if any(lab is not None for lab in folder_labels):
+        loose = "(no label)"
+        label_names = sorted({lab for lab in folder_labels if lab is not None}, key=_natural_key)
+        if None in folder_labels:
+            label_names.append(loose)
+            n_loose = folder_labels.count(None)
+            notes.append(f"{n_loose} images lie directly in the folder, beside the label "
+                         f"subfolders: labelled '{loose}'")
+        index = {name: k for k, name in enumerate(label_names)}
+        labels = np.array([index[lab if lab is not None else loose] for lab in folder_labels],
+                          np.int64)
+    return ImageDataset(pixels=pixels[:len(kept)], scale=1 / 255, name=folder.name or str(folder),
+                        source=str(folder), labels=labels, label_names=label_names,
+                        names=[str(items[i][0].relative_to(folder)) for i in kept], notes=notes)
