@@ -33,7 +33,17 @@ from .images import (
     preprocess_image,
     read_image,
 )
+from .inference import (
+    DutyCycle,
+    PointInference,
+    SharedGridEstimate,
+    dataset_gaps,
+    heldout_log_px,
+    inspect_point,
+)
+from .local_opt import GaussianFit, LocalOptimum, encoder_fit, gaussian_fit, optimise_point
 from .model import VAE
+from .posterior import PosteriorGrid, aggregate_posterior_density, describe_shape, posterior_grid
 from .session import Progress, Session, Snapshot, available_devices
 
 __all__ = [
@@ -41,6 +51,10 @@ __all__ = [
     "Snapshot", "Split", "TrainConfig", "VAE", "available_devices", "elbo_terms", "gaussian_kl",
     "grid_log_px", "iwae_log_px", "load_source", "split_indices",
     "KNOWN_DATASETS", "DatasetSpec", "DownloadCancelled", "DownloadError", "fetch_dataset",
+    "DutyCycle", "GaussianFit", "LocalOptimum", "PointInference", "PosteriorGrid",
+    "SharedGridEstimate", "aggregate_posterior_density", "dataset_gaps", "describe_shape",
+    "encoder_fit", "gaussian_fit", "heldout_log_px", "inspect_point", "optimise_point",
+    "posterior_grid",
     "FASHION_NAMES", "LoadCancelled", "load_idx", "load_known", "load_npy", "load_npz",
     "read_idx", "IMAGE_SUFFIXES", "MNIST_FILL", "ImageError", "fit_fraction", "image_size",
     "load_folder", "load_image_for", "preprocess_image", "read_image",

@@ -1,0 +1,708 @@
+"""The latent plane: every datapoint's mu, its sigma ellipse, the prior, and click/drag to decode.
+
+Mouse: a left press on empty plane decodes that z (``zRequested``) and keeps decoding while the
+button is held and the mouse moves; a left press within a few pixels of a dot selects it
+(``pointSelected``). Panning: middle-drag, or left-drag with Shift or Ctrl held; right-drag and
+the wheel zoom (pyqtgraph's defaults). Escape clears the selection.
+
+Speed at 70,000 points: the dots are one item that draws a cached disc per point with a single
+``drawPixmapFragments`` call, and the sigma ellipses are one item that draws all visible outlines
+with a single ``drawLines`` call. Ellipses are drawn only for points in view, up to a budget,
+chosen in a fixed random priority order so the subset is stable from frame to frame.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyqtgraph as pg
+import shiboken6
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QToolTip
+
+from . import palette
+
+POINT_SIZE = 5  # px, diameter of a datapoint's dot
+PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
+PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+DEFAULT_ELLIPSE_BUDGET = 5000
+MAX_ELLIPSE_SEGMENTS = 60_000  # line segments per frame for all ellipses: drawLines costs per one
+PRIOR_EXTENT = 3.0  # the followed view always shows the prior's 3-sigma circle
+FOLLOW_FILL = 0.6  # refit the followed view when the data fill less than this of it
+PRIORITY_SEED = 0  # seeds the fixed order in which points get an ellipse and are drawn
+ELLIPSE_COLOUR = QColor(170, 170, 170, 110)
+PRIOR_COLOUR = QColor(150, 150, 150, 120)
+HIGHLIGHT_COLOUR = QColor(255, 255, 255)
+MARKER_COLOUR = QColor(255, 215, 0)
+CROSSHAIR_COLOUR = QColor(255, 70, 70)
+
+
+def _to_device(tr, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a QTransform (affine part) to coordinate arrays."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: NaN, culled later
+        return (tr.m11() * x + tr.m21() * y + tr.dx(), tr.m12() * x + tr.m22() * y + tr.dy())
+
+
+def ellipse_outlines(mu: np.ndarray, half_axes: np.ndarray, segments: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Closed axis-aligned ellipse outlines, each (n, segments + 1): q is diagonal."""
+    theta = np.linspace(0.0, 2.0 * np.pi, segments + 1)
+    x = mu[:, :1] + half_axes[:, :1] * np.cos(theta)
+    y = mu[:, 1:2] + half_axes[:, 1:2] * np.sin(theta)
+    return x, y
+
+
+def prior_circles(levels=(1, 2, 3), segments: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """The standard normal prior's k-sigma circles, separated by NaN for connect='finite'."""
+    theta = np.append(np.linspace(0.0, 2.0 * np.pi, segments + 1), np.nan)
+    x = np.concatenate([k * np.cos(theta) for k in levels])
+    y = np.concatenate([k * np.sin(theta) for k in levels])
+    return x, y
+
+
+def _bounds(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
+    if len(x) == 0:
+        return None
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        b = (np.nanmin(x), np.nanmax(x), np.nanmin(y), np.nanmax(y))
+    if np.all(np.isfinite(b)):
+        return tuple(float(v) for v in b)
+    ok = np.isfinite(x) & np.isfinite(y)  # the rare slow path: infinities
+    if not ok.any():
+        return None
+    return float(x[ok].min()), float(x[ok].max()), float(y[ok].min()), float(y[ok].max())
+
+
+def _rect(b: tuple[float, float, float, float] | None) -> QRectF:
+    if b is None:
+        return QRectF()
+    return QRectF(b[0], b[2], b[1] - b[0], b[3] - b[2])
+
+
+class PointCloudItem(pg.GraphicsObject):
+    """Many same-size dots, each one of a few colours, drawn from one cached atlas pixmap."""
+
+    def __init__(self):
+        super().__init__()
+        self._x = np.zeros(0)
+        self._y = np.zeros(0)
+        self._colour = np.zeros(0, np.int64)  # atlas column per point
+        self._colours: list[QColor] = [QColor(palette.UNLABELLED)]
+        self._atlas: QPixmap | None = None
+        self._atlas_dpr = 0.0
+        self._bounds: tuple[float, float, float, float] | None = None
+        self._frags = np.empty((0, 10))
+
+    def set_points(self, xy: np.ndarray, colour: np.ndarray) -> None:
+        """xy (N, 2) in draw order (last on top); colour (N,) indexes the colour list."""
+        self.prepareGeometryChange()
+        self._x, self._y = xy[:, 0], xy[:, 1]
+        self._colour = colour
+        self._bounds = _bounds(self._x, self._y)
+        self.informViewBoundsChanged()
+        self.update()
+
+    def set_colour_index(self, colour: np.ndarray) -> None:
+        self._colour = colour
+        self.update()
+
+    def set_colours(self, colours: list[QColor]) -> None:
+        self._colours = list(colours)
+        self._atlas = None
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return _rect(self._bounds)
+
+    def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):
+        if self._bounds is None:
+            return (None, None)
+        return self._bounds[2 * ax: 2 * ax + 2]
+
+    def pixelPadding(self) -> float:
+        return POINT_SIZE
+
+    def _make_atlas(self, dpr: float) -> None:
+        side = int(np.ceil(POINT_SIZE * dpr))
+        atlas = QPixmap(side * len(self._colours), side)
+        atlas.fill(Qt.GlobalColor.transparent)
+        p = QPainter(atlas)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(Qt.PenStyle.NoPen)
+        for i, c in enumerate(self._colours):
+            p.setBrush(c)
+            p.drawEllipse(QRectF(i * side + 0.25, 0.25, side - 0.5, side - 0.5))
+        p.end()
+        self._atlas, self._atlas_dpr, self._side = atlas, dpr, side
+
+    def paint(self, p: QPainter, option, widget=None) -> None:
+        if len(self._x) == 0:
+            return
+        dpr = widget.devicePixelRatioF() if widget is not None else 1.0
+        if self._atlas is None or dpr != self._atlas_dpr:
+            self._make_atlas(dpr)
+        x, y = _to_device(p.transform(), self._x, self._y)
+        w, h = p.device().width(), p.device().height()
+        pad = POINT_SIZE
+        keep = (x > -pad) & (x < w + pad) & (y > -pad) & (y < h + pad)  # NaN is dropped too
+        n = int(np.count_nonzero(keep))
+        if n == 0:
+            return
+        if len(self._frags) < n:
+            self._frags = np.empty((n, 10))
+        f = self._frags[:n]
+        if n < len(x):
+            x, y, colour = x[keep], y[keep], self._colour[keep]
+        else:
+            colour = self._colour
+        # PixmapFragment fields: x, y (centre), sourceLeft, sourceTop, width, height,
+        # scaleX, scaleY, rotation, opacity.
+        f[:, 0] = x
+        f[:, 1] = y
+        f[:, 2] = colour * self._side
+        f[:, 3] = 0.0
+        f[:, 4:6] = self._side
+        f[:, 6:8] = 1.0 / dpr
+        f[:, 8] = 0.0
+        f[:, 9] = 1.0
+        p.resetTransform()
+        fragments = shiboken6.wrapInstance(f.ctypes.data, QPainter.PixmapFragment)
+        p.drawPixmapFragments(fragments, n, self._atlas)
+
+
+class OutlineSetItem(pg.GraphicsObject):
+    """Many closed outlines (e.g. ellipses) drawn with one drawLines call in one pen."""
+
+    def __init__(self, pen: QPen):
+        super().__init__()
+        self._pen = pen
+        self._x = np.zeros((0, 2))
+        self._y = np.zeros((0, 2))
+        self._bounds: tuple[float, float, float, float] | None = None
+        self._lines = np.empty((0, 4))
+
+    def set_outlines(self, x: np.ndarray, y: np.ndarray) -> None:
+        """x, y: (n, k) vertices per outline, in data coordinates; all finite."""
+        self.prepareGeometryChange()
+        self._x, self._y = x, y
+        self._bounds = _bounds(x.ravel(), y.ravel()) if x.size else None
+        self.update()
+
+    def count(self) -> int:
+        return len(self._x)
+
+    def boundingRect(self) -> QRectF:
+        return _rect(self._bounds)
+
+    def paint(self, p: QPainter, option, widget=None) -> None:
+        n, k = self._x.shape
+        if n == 0 or k < 2:
+            return
+        x, y = _to_device(p.transform(), self._x, self._y)
+        # Keep far-off vertices finite for the raster engine when zoomed in a long way.
+        np.clip(x, -1e6, 1e6, out=x)
+        np.clip(y, -1e6, 1e6, out=y)
+        m = n * (k - 1)
+        if len(self._lines) < m:
+            self._lines = np.empty((m, 4))
+        lines = self._lines[:m].reshape(n, k - 1, 4)
+        lines[:, :, 0] = x[:, :-1]
+        lines[:, :, 1] = y[:, :-1]
+        lines[:, :, 2] = x[:, 1:]
+        lines[:, :, 3] = y[:, 1:]
+        p.resetTransform()
+        p.setPen(self._pen)
+        p.drawLines(shiboken6.wrapInstance(self._lines.ctypes.data, QLineF), m)
+
+
+class LatentView(pg.PlotWidget):
+    """The latent plane of a 2-D VAE. See the module docstring for the mouse bindings."""
+
+    zRequested = Signal(float, float)
+    pointSelected = Signal(int)  # -1: the selection was cleared
+    markerSelected = Signal(int)
+    filesDropped = Signal(list)
+    viewRegionChanged = Signal(float, float, float, float)  # xmin, xmax, ymin, ymax
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        pi = self.plotItem
+        self._vb = pi.vb
+        pi.setLabel("bottom", "z1")
+        pi.setLabel("left", "z2")
+        self._vb.setAspectLocked(True, 1.0)  # ellipses are geometric
+
+        self._prior = pg.PlotCurveItem(
+            *prior_circles(), connect="finite",
+            pen=pg.mkPen(PRIOR_COLOUR, width=1, style=Qt.PenStyle.DashLine))
+        self._ellipses = OutlineSetItem(pg.mkPen(ELLIPSE_COLOUR, width=0))
+        self._points = PointCloudItem()
+        self._selected_ellipse = OutlineSetItem(pg.mkPen(HIGHLIGHT_COLOUR, width=2))
+        self._ring = pg.ScatterPlotItem(symbol="o", size=14, brush=None,
+                                        pen=pg.mkPen(HIGHLIGHT_COLOUR, width=2))
+        self._marker_ellipses = OutlineSetItem(pg.mkPen(MARKER_COLOUR, width=1.5))
+        self._markers = pg.ScatterPlotItem(symbol="star", size=18)
+        self._crosshair = pg.ScatterPlotItem(symbol="+", size=22, brush=CROSSHAIR_COLOUR,
+                                             pen=pg.mkPen(CROSSHAIR_COLOUR, width=2))
+        self.addItem(self._prior)
+        self.addItem(self._points)
+        self.addItem(self._markers)
+        for item in (self._ellipses, self._selected_ellipse, self._ring,
+                     self._marker_ellipses, self._crosshair):
+            self.addItem(item, ignoreBounds=True)
+        for z, item in enumerate((self._prior, self._points, self._ellipses,
+                                  self._selected_ellipse, self._ring, self._marker_ellipses,
+                                  self._markers, self._crosshair)):
+            item.setZValue(z)
+        self._marker_names: list[pg.TextItem] = []
+
+        # Overlays in the view box's pixel coordinates, so they stay put while panning.
+        self._status = pg.TextItem(color=(200, 200, 200), anchor=(0, 0))
+        self._status.setParentItem(self._vb)
+        self._status.setPos(4, 2)
+        self.legend = pg.LegendItem(offset=(-10, 10))
+        self.legend.setParentItem(self._vb)
+        self.legend.hide()
+        self._colorbar: pg.ColorBarItem | None = None
+
+        self._mu: np.ndarray | None = None
+        self._sigma: np.ndarray | None = None
+        self._order = np.zeros(0, np.int64)  # draw order and ellipse priority
+        self._labels: np.ndarray | None = None
+        self._label_names: list[str] | None = None
+        self._values: np.ndarray | None = None
+        self._values_label = ""
+        self._colour_index = np.zeros(0, np.int64)
+        self._level = 1
+        self._budget = DEFAULT_ELLIPSE_BUDGET
+        self._counts = (0, 0)
+        self._ellipses_dirty = False
+        self._selected: int | None = None
+        self._marker_mu = np.zeros((0, 2))
+        self._marker_info: list[str] = []
+        self._decoding = False
+        self.hovered: int | None = None  # the datapoint under the cursor, for the tooltip
+
+        # Our own auto-range with hysteresis: pyqtgraph's refits on every snapshot, so the
+        # axes and the ellipse subset would be redone and the view would jitter all training.
+        self._follow = True
+        self._vb.disableAutoRange()
+        pi.autoBtn.clicked.disconnect(pi.autoBtnClicked)
+        pi.autoBtn.clicked.connect(self._on_auto_button)
+        self._vb.sigRangeChangedManually.connect(self._on_manual_range)
+        self._vb.sigRangeChanged.connect(self._on_range_changed)
+        # Connected after the view box's own handler, so auto-range has settled first.
+        self.scene().sigPrepareForPaint.connect(self._refresh_ellipses_if_dirty)
+        self._set_status_text()
+
+    # ---- data -------------------------------------------------------------------------------
+
+    def set_dataset(self, labels: np.ndarray | None, label_names: list[str] | None) -> None:
+        """Colour points by label (with a legend), or in one colour when ``labels`` is None."""
+        self._labels = None if labels is None else np.asarray(labels, np.int64).ravel()
+        self._label_names = None if label_names is None else [str(s) for s in label_names]
+        self._rebuild_legend()
+        self._recolour()
+
+    def set_point_values(self, values: np.ndarray | None, label: str = "") -> None:
+        """Colour points by a per-point scalar with a colour bar; None returns to label colours."""
+        if values is None:
+            self._values = None
+            if self._colorbar is not None:
+                self.plotItem.layout.removeItem(self._colorbar)
+                self._colorbar.hide()
+        else:
+            self._values = np.asarray(values, np.float64).ravel()
+            self._values_label = label
+            lo, hi = self._value_range()
+            if self._colorbar is None:
+                self._colorbar = pg.ColorBarItem(values=(lo, hi),
+                                                 colorMap=palette.value_colourmap(),
+                                                 label=label, interactive=False, width=15)
+            else:
+                self._colorbar.setLevels((lo, hi))
+                self._colorbar.setLabel("right", label)
+            if self._colorbar.parentItem() is None or not self._colorbar.isVisible():
+                self.plotItem.layout.addItem(self._colorbar, 2, 5)
+                self._colorbar.show()
+        self._rebuild_legend()
+        self._recolour()
+
+    def set_latents(self, mu: np.ndarray, sigma: np.ndarray) -> None:
+        """Every datapoint's posterior mean and standard deviation, each (N, 2)."""
+        mu = np.asarray(mu)
+        sigma = np.asarray(sigma)
+        if mu.ndim != 2 or mu.shape[1] != 2 or sigma.shape != mu.shape:
+            raise ValueError(f"set_latents: need mu and sigma of shape (N, 2), got {mu.shape} "
+                             f"and {sigma.shape}")
+        resized = self._mu is None or len(self._mu) != len(mu)
+        self._mu, self._sigma = mu, sigma
+        if resized:
+            self._order = np.random.default_rng(PRIORITY_SEED).permutation(len(mu))
+            if self._selected is not None and self._selected >= len(mu):
+                self._selected = None
+            self._recolour()  # label or value arrays may only now match N
+        self._points.set_points(mu[self._order], self._colour_index[self._order])
+        if self._follow:
+            self._fit_data(force=False)
+        self._update_selection_items()
+        self._mark_ellipses_dirty()
+
+    def set_sigma_level(self, k: int) -> None:
+        if k not in (1, 2):
+            raise ValueError(f"sigma level must be 1 or 2, got {k!r}")
+        self._level = k
+        self._update_selection_items()
+        self._mark_ellipses_dirty()
+
+    def set_ellipse_budget(self, n: int) -> None:
+        if n < 0:
+            raise ValueError(f"ellipse budget must be non-negative, got {n!r}")
+        self._budget = int(n)
+        self._mark_ellipses_dirty()
+
+    def ellipse_status(self) -> tuple[int, int]:
+        """(ellipses drawn, ellipses in view): drawn < in view means they are thinned."""
+        self._refresh_ellipses_if_dirty()
+        return self._counts
+
+    # ---- overlays ---------------------------------------------------------------------------
+
+    def set_crosshair(self, z: tuple[float, float] | None) -> None:
+        """Mark the decoded z; the view also moves it itself on press and drag."""
+        self._crosshair.setData([] if z is None else [{"pos": (float(z[0]), float(z[1]))}])
+
+    def set_selected(self, index: int | None) -> None:
+        """Highlight one datapoint with a ring and its sigma ellipse (no signal)."""
+        if index is not None and (index < 0 or self._mu is None or index >= len(self._mu)):
+            index = None
+        self._selected = index
+        self._update_selection_items()
+
+    def selected(self) -> int | None:
+        return self._selected
+
+    def set_markers(self, mu: np.ndarray, sigma: np.ndarray, names: list[str],
+                    highlighted: int | None = None) -> None:
+        """Encoded user images: a star, its sigma ellipse and its name each."""
+        mu = np.asarray(mu, np.float64).reshape(-1, 2)
+        sigma = np.asarray(sigma, np.float64).reshape(-1, 2)
+        if len(sigma) != len(mu) or len(names) != len(mu):
+            raise ValueError(f"set_markers: {len(mu)} mu, {len(sigma)} sigma, "
+                             f"{len(names)} names")
+        self._marker_mu = mu
+        self._marker_info = [f"{name}\nmu = ({m[0]:.3f}, {m[1]:.3f})\n"
+                             f"sigma = ({s[0]:.3f}, {s[1]:.3f})"
+                             for name, m, s in zip(names, mu, sigma, strict=True)]
+        spots = [{"pos": tuple(m), "size": 24 if i == highlighted else 18,
+                  "brush": pg.mkBrush(MARKER_COLOUR),
+                  "pen": pg.mkPen(HIGHLIGHT_COLOUR if i == highlighted else "k",
+                                  width=2 if i == highlighted else 1)}
+                 for i, m in enumerate(mu)]
+        self._markers.setData(spots)
+        self._marker_ellipses.set_outlines(*ellipse_outlines(mu, self._level * sigma, 48))
+        for item in self._marker_names:
+            self.removeItem(item)
+        self._marker_names = []
+        for m, name in zip(mu, names, strict=True):
+            text = pg.TextItem(name, color=MARKER_COLOUR, anchor=(-0.1, 1.1),
+                               fill=pg.mkBrush(0, 0, 0, 160))
+            text.setPos(float(m[0]), float(m[1]))
+            text.setZValue(self._crosshair.zValue() + 1)
+            self.addItem(text, ignoreBounds=True)
+            self._marker_names.append(text)
+
+    def view_region(self) -> tuple[float, float, float, float]:
+        (x0, x1), (y0, y1) = self._vb.viewRange()
+        return x0, x1, y0, y1
+
+    def point_info(self, index: int) -> str:
+        """The tooltip text of one datapoint: index, label, mu and sigma."""
+        mu, sigma = self._mu[index], self._sigma[index]
+        lines = [f"#{index}"]
+        if self._labels is not None and len(self._labels) == len(self._mu):
+            lines[0] += f"  label {self._label_name(int(self._labels[index]))}"
+        lines.append(f"mu = ({mu[0]:.3f}, {mu[1]:.3f})")
+        lines.append(f"sigma = ({sigma[0]:.3f}, {sigma[1]:.3f})")
+        if self._values is not None and len(self._values) == len(self._mu):
+            lines.append(f"{self._values_label} = {self._values[index]:.4g}")
+        return "\n".join(lines)
+
+    def follow_data(self, on: bool = True) -> None:
+        """Keep the data and the prior in view as they move (on until the user pans or zooms)."""
+        self._follow = on
+        if on:
+            self._fit_data(force=True)
+
+    def _on_auto_button(self) -> None:
+        self.follow_data(True)
+
+    def _on_manual_range(self, *_) -> None:
+        self._follow = False
+
+    def _fit_data(self, force: bool) -> None:
+        b = self._points._bounds
+        e = PRIOR_EXTENT
+        x0, x1, y0, y1 = (-e, e, -e, e) if b is None else (
+            min(b[0], -e), max(b[1], e), min(b[2], -e), max(b[3], e))
+        vx0, vx1, vy0, vy1 = self.view_region()
+        inside = x0 >= vx0 and x1 <= vx1 and y0 >= vy0 and y1 <= vy1
+        # With the aspect locked one axis is loose; the data must fill the other.
+        filled = (x1 - x0 >= FOLLOW_FILL * (vx1 - vx0)) or (y1 - y0 >= FOLLOW_FILL * (vy1 - vy0))
+        if force or not (inside and filled):
+            self._vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.05)
+
+    # ---- colours and legend -----------------------------------------------------------------
+
+    def _label_name(self, label: int) -> str:
+        names = self._label_names
+        return names[label] if names is not None and 0 <= label < len(names) else str(label)
+
+    def _n_label_colours(self) -> int:
+        n = len(self._label_names or [])
+        if self._labels is not None and len(self._labels):
+            n = max(n, int(self._labels.max()) + 1)
+        return n
+
+    def _value_range(self) -> tuple[float, float]:
+        v = self._values[np.isfinite(self._values)]
+        if len(v) == 0:
+            return 0.0, 1.0
+        # 1st to 99th percentile: one outlier should not wash out every other colour.
+        lo, hi = (float(q) for q in np.percentile(v, [1, 99]))
+        return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+
+    def _compute_colour_index(self) -> np.ndarray:
+        n = 0 if self._mu is None else len(self._mu)
+        if self._values is not None and len(self._values) == n:
+            lo, hi = self._value_range()
+            steps = palette.VALUE_LEVELS
+            t = np.clip((self._values - lo) / (hi - lo), 0.0, 1.0) * (steps - 1)
+            return np.where(np.isfinite(t), np.rint(np.nan_to_num(t)), steps).astype(np.int64)
+        if self._labels is not None and len(self._labels) == n:
+            k = self._n_label_colours()
+            return np.where((self._labels >= 0) & (self._labels < k), self._labels, k)
+        return np.zeros(n, np.int64)
+
+    def _recolour(self) -> None:
+        n = 0 if self._mu is None else len(self._mu)
+        if self._values is not None and len(self._values) == n:
+            colours = palette.value_colours() + [QColor(palette.MISSING)]
+        elif self._labels is not None and len(self._labels) == n:
+            colours = palette.label_colours(self._n_label_colours()) + [QColor(palette.MISSING)]
+        else:
+            colours = [QColor(palette.UNLABELLED)]
+        self._points.set_colours(colours)
+        self._colour_index = self._compute_colour_index()
+        self._points.set_colour_index(self._colour_index[self._order])
+
+    def _rebuild_legend(self) -> None:
+        self.legend.clear()
+        if self._values is not None or self._labels is None:
+            self.legend.hide()
+            return
+        for i in range(self._n_label_colours()):
+            sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
+                                        brush=pg.mkBrush(palette.label_colour(i)))
+            self.legend.addItem(sample, self._label_name(i))
+        self.legend.show()
+
+    def legend_names(self) -> list[str]:
+        return [label.text for _, label in self.legend.items]
+
+    # ---- ellipses: level of detail ----------------------------------------------------------
+
+    def _on_range_changed(self, *_):
+        x0, x1, y0, y1 = self.view_region()
+        self._mark_ellipses_dirty()
+        self.viewRegionChanged.emit(x0, x1, y0, y1)
+
+    def _mark_ellipses_dirty(self) -> None:
+        # Rebuilt once, just before the next paint, however many changes come in between.
+        self._ellipses_dirty = True
+        self._vb.update()
+
+    def _refresh_ellipses_if_dirty(self) -> None:
+        if self._ellipses_dirty:
+            self._ellipses_dirty = False
+            self._refresh_ellipses()
+
+    def _refresh_ellipses(self) -> None:
+        if self._mu is None or len(self._mu) == 0:
+            self._ellipses.set_outlines(np.zeros((0, 2)), np.zeros((0, 2)))
+            self._counts = (0, 0)
+            self._set_status_text()
+            return
+        x0, x1, y0, y1 = self.view_region()
+        mx, my = self._mu[:, 0], self._mu[:, 1]
+        ex, ey = self._level * self._sigma[:, 0], self._level * self._sigma[:, 1]
+        # An ellipse is in view when its bounding box meets the view (NaN compares False).
+        in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
+        total = int(np.count_nonzero(in_view))
+        if total > self._budget:
+            chosen = self._order[in_view[self._order]][: self._budget]
+        else:
+            chosen = np.flatnonzero(in_view)
+        mu = self._mu[chosen].astype(np.float64)
+        half = self._level * self._sigma[chosen].astype(np.float64)
+        # Segments per outline follow the ellipses' size on screen: drawLines costs per segment.
+        segments = 8
+        if len(chosen):
+            pw, ph = self._vb.viewPixelSize()
+            radius_px = np.nanpercentile(np.maximum(half[:, 0] / pw, half[:, 1] / ph), 90)
+            segments = int(np.clip(np.nan_to_num(1.5 * radius_px), 8, 64))
+            segments = max(8, min(segments, MAX_ELLIPSE_SEGMENTS // len(chosen)))
+        self._ellipses.set_outlines(*ellipse_outlines(mu, half, segments))
+        self._counts = (len(chosen), total)
+        self._set_status_text()
+
+    def _set_status_text(self) -> None:
+        drawn, total = self._counts
+        sigma = f"{self._level}\u03c3"
+        if drawn < total:
+            text = f"{sigma} ellipses: {drawn:,} of {total:,} in view (thinned)"
+        else:
+            text = f"{sigma} ellipses: {total:,} in view"
+        self._status.setText(text)
+
+    def _update_selection_items(self) -> None:
+        i = self._selected
+        if i is None or self._mu is None or not np.all(np.isfinite(self._mu[i])):
+            if self._selected_ellipse.count():  # already clear: skip the per-frame cost
+                self._ring.setData([])
+                self._selected_ellipse.set_outlines(np.zeros((0, 2)), np.zeros((0, 2)))
+            return
+        mu = self._mu[i: i + 1].astype(np.float64)
+        self._ring.setData(pos=mu)
+        half = self._level * self._sigma[i: i + 1].astype(np.float64)
+        self._selected_ellipse.set_outlines(*ellipse_outlines(mu, half, 64))
+
+    # ---- picking ----------------------------------------------------------------------------
+
+    def _data_pos(self, viewport_pos: QPointF) -> tuple[float, float] | None:
+        """Data coordinates of a viewport position inside the plot area, else None."""
+        scene = self.mapToScene(viewport_pos.toPoint())
+        if not self._vb.sceneBoundingRect().contains(scene):
+            return None
+        for overlay in (self.legend, self._colorbar):
+            if (overlay is not None and overlay.isVisible()
+                    and overlay.sceneBoundingRect().contains(scene)):
+                return None
+        p = self._vb.mapSceneToView(scene)
+        return p.x(), p.y()
+
+    def _nearest(self, points: np.ndarray, z: tuple[float, float], radius: float) -> int | None:
+        """Index of the point nearest z on screen, if within ``radius`` pixels."""
+        if points is None or len(points) == 0:
+            return None
+        pw, ph = self._vb.viewPixelSize()
+        dx = (points[:, 0] - z[0]) / pw
+        dy = (points[:, 1] - z[1]) / ph
+        d2 = dx * dx + dy * dy
+        d2[~np.isfinite(d2)] = np.inf
+        i = int(np.argmin(d2))
+        return i if d2[i] <= radius * radius else None
+
+    # ---- mouse, keys, drops -----------------------------------------------------------------
+
+    def mousePressEvent(self, ev) -> None:
+        if (ev.button() == Qt.MouseButton.LeftButton
+                and not (ev.modifiers() & PAN_MODIFIERS)):
+            z = self._data_pos(ev.position())
+            if z is not None:
+                ev.accept()
+                self._press(z)
+                return
+        super().mousePressEvent(ev)
+
+    def _press(self, z: tuple[float, float]) -> None:
+        marker = self._nearest(self._marker_mu, z, 2 * PICK_RADIUS)
+        if marker is not None:
+            self.markerSelected.emit(marker)
+            return
+        index = self._nearest(self._mu, z, PICK_RADIUS)
+        if index is not None:
+            self.set_selected(index)
+            self.pointSelected.emit(index)
+            return
+        if self._selected is not None:
+            self.set_selected(None)
+            self.pointSelected.emit(-1)
+        self._decoding = True
+        self.set_crosshair(z)
+        self.zRequested.emit(z[0], z[1])
+
+    def mouseMoveEvent(self, ev) -> None:
+        if self._decoding and ev.buttons() & Qt.MouseButton.LeftButton:
+            ev.accept()
+            p = self._vb.mapSceneToView(self.mapToScene(ev.position().toPoint()))
+            self.set_crosshair((p.x(), p.y()))
+            self.zRequested.emit(p.x(), p.y())
+            return
+        super().mouseMoveEvent(ev)
+        if ev.buttons() == Qt.MouseButton.NoButton:
+            self._hover(ev)
+
+    def mouseReleaseEvent(self, ev) -> None:
+        if self._decoding and ev.button() == Qt.MouseButton.LeftButton:
+            self._decoding = False
+            ev.accept()
+            return
+        super().mouseReleaseEvent(ev)
+
+    def _hover(self, ev) -> None:
+        z = self._data_pos(ev.position())
+        text = None
+        self.hovered = None
+        if z is not None:
+            marker = self._nearest(self._marker_mu, z, 2 * PICK_RADIUS)
+            if marker is not None:
+                text = self._marker_info[marker]
+            else:
+                self.hovered = self._nearest(self._mu, z, PICK_RADIUS)
+                if self.hovered is not None:
+                    text = self.point_info(self.hovered)
+        if text is None:
+            QToolTip.hideText()
+        else:
+            QToolTip.showText(ev.globalPosition().toPoint(), text, self)
+
+    def keyPressEvent(self, ev) -> None:
+        if ev.key() == Qt.Key.Key_Escape and self._selected is not None:
+            self.set_selected(None)
+            self.pointSelected.emit(-1)
+            ev.accept()
+            return
+        super().keyPressEvent(ev)
+
+    @staticmethod
+    def _local_paths(ev) -> list[str]:
+        mime = ev.mimeData()
+        if not mime.hasUrls():
+            return []
+        return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+
+    # The scene would otherwise reject the drag (see FIELD_NOTES): handle all three here.
+    def dragEnterEvent(self, ev) -> None:
+        if self._local_paths(ev):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dragMoveEvent(self, ev) -> None:
+        if self._local_paths(ev):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dropEvent(self, ev) -> None:
+        paths = self._local_paths(ev)
+        if not paths:
+            ev.ignore()
+            return
+        ev.acceptProposedAction()
+        self.filesDropped.emit(paths)

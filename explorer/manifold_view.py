@@ -1,0 +1,177 @@
+"""The manifold view: decoded images tiled over a grid of z, shown as one image.
+
+"prior" mode is Kingma & Welling's figure: an n x n grid on the unit square (cell centres,
+(i + 0.5) / n) pushed through the inverse standard-normal CDF. "view" mode tiles the region in
+view on the latent plane, corner to corner. z2 increases upward, as on the plane.
+Redraws are coalesced by a single-shot timer to at most ``MAX_REDRAWS_PER_SECOND``, and skipped
+while the widget is hidden, so live updates never slow training.
+"""
+
+from __future__ import annotations
+
+import time
+from statistics import NormalDist
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+MODES = ("prior", "view")
+MODE_TITLES = {"prior": "Prior grid (inverse normal CDF)", "view": "Region in view"}
+MAX_REDRAWS_PER_SECOND = 2.0
+DEFAULT_GRID = 15
+MAX_GRID = 40
+
+
+def prior_axis(n: int) -> np.ndarray:
+    """n cell centres of the unit interval through the inverse standard-normal CDF, ascending."""
+    inv = NormalDist().inv_cdf
+    return np.array([inv((i + 0.5) / n) for i in range(n)])
+
+
+def grid_z(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(n_rows, n_cols, 2) z values in display order: top row has the largest z2."""
+    zx, zy = np.meshgrid(xs, ys[::-1])
+    return np.stack([zx, zy], axis=-1)
+
+
+def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """(rows*cols, H, W) images in row-major order -> one (rows*H, cols*W) mosaic."""
+    _, h, w = images.shape
+    return images.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+
+
+class ManifoldView(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._frozen = None
+        self._mode = "prior"
+        self._n = DEFAULT_GRID
+        self._region = (-3.0, 3.0, -3.0, 3.0)
+        self._mosaic: np.ndarray | None = None
+        self._z: np.ndarray | None = None
+        self._pending = False
+        self._last_draw = -1e9  # monotonic seconds of the last redraw
+        self.redraws = 0  # how many mosaics were decoded (for tests and benchmarks)
+
+        self.mode_box = QComboBox()
+        for mode in MODES:
+            self.mode_box.addItem(MODE_TITLES[mode], mode)
+        self.grid_box = QSpinBox()
+        self.grid_box.setRange(2, MAX_GRID)
+        self.grid_box.setValue(self._n)
+        self.grid_box.setPrefix("grid ")
+        self.grid_box.setToolTip("Tiles per side")
+        self.caption = QLabel()
+        controls = QHBoxLayout()
+        controls.addWidget(self.mode_box, 1)
+        controls.addWidget(self.grid_box)
+
+        self.plot = pg.PlotWidget()
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setMenuEnabled(False)
+        vb = self.plot.plotItem.vb
+        vb.setAspectLocked(True)
+        vb.invertY(True)  # mosaic row 0 (largest z2) at the top
+        vb.setMouseEnabled(False, False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(controls)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.caption)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._on_timer)
+        self.mode_box.currentIndexChanged.connect(
+            lambda i: self.set_mode(self.mode_box.itemData(i)))
+        self.grid_box.valueChanged.connect(self.set_grid_size)
+
+    # ---- inputs -----------------------------------------------------------------------------
+
+    def set_model(self, frozen) -> None:
+        """A decoder with ``decode_mean(z) -> (n, H, W)`` (trainer.FrozenVAE)."""
+        self._frozen = frozen
+        self._request()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"manifold mode must be one of {MODES}, got {mode!r}")
+        self._mode = mode
+        self.mode_box.blockSignals(True)
+        self.mode_box.setCurrentIndex(MODES.index(mode))
+        self.mode_box.blockSignals(False)
+        self._request()
+
+    def set_view_region(self, xmin: float, xmax: float, ymin: float, ymax: float) -> None:
+        self._region = (float(xmin), float(xmax), float(ymin), float(ymax))
+        if self._mode == "view":
+            self._request()
+
+    def set_grid_size(self, n: int) -> None:
+        if not 2 <= n <= MAX_GRID:
+            raise ValueError(f"grid size must be between 2 and {MAX_GRID}, got {n!r}")
+        self._n = int(n)
+        self.grid_box.blockSignals(True)
+        self.grid_box.setValue(self._n)
+        self.grid_box.blockSignals(False)
+        self._request()
+
+    def mode(self) -> str:
+        return self._mode
+
+    # ---- outputs ----------------------------------------------------------------------------
+
+    def grid_z(self) -> np.ndarray:
+        """The z of every tile, (n, n, 2), in display order (top row = largest z2)."""
+        if self._mode == "prior":
+            axis = prior_axis(self._n)
+            return grid_z(axis, axis)
+        x0, x1, y0, y1 = self._region
+        return grid_z(np.linspace(x0, x1, self._n), np.linspace(y0, y1, self._n))
+
+    def mosaic(self) -> np.ndarray | None:
+        """The tiled image, (n*H, n*W), top row first; draws now if a redraw is pending."""
+        if self._pending:
+            self._redraw()
+        return self._mosaic
+
+    # ---- throttled drawing ------------------------------------------------------------------
+
+    def _request(self) -> None:
+        self._pending = True
+        if not self._timer.isActive():
+            wait = self._last_draw + 1.0 / MAX_REDRAWS_PER_SECOND - time.monotonic()
+            self._timer.start(max(0, int(wait * 1000)))
+
+    def _on_timer(self) -> None:
+        # Hidden: keep the request pending; showEvent picks it up.
+        if self._pending and self.isVisible():
+            self._redraw()
+
+    def showEvent(self, ev) -> None:
+        super().showEvent(ev)
+        if self._pending:
+            self._request()
+
+    def _redraw(self) -> None:
+        self._pending = False
+        if self._frozen is None:
+            return
+        self._last_draw = time.monotonic()
+        z = self.grid_z()
+        rows, cols = z.shape[:2]
+        images = np.asarray(self._frozen.decode_mean(z.reshape(-1, 2).astype(np.float32)))
+        self._z = z
+        self._mosaic = tile(images, rows, cols)
+        # Fixed levels: pixel means live in [0, 1], and autoscaling would flicker.
+        self.image.setImage(self._mosaic, levels=(0.0, 1.0), autoLevels=False)
+        self.redraws += 1
+        self.caption.setText(
+            f"z1 {z[0, 0, 0]:.2f} \u2026 {z[0, -1, 0]:.2f},  "
+            f"z2 {z[-1, 0, 1]:.2f} \u2026 {z[0, 0, 1]:.2f}  (decoder mean)")

@@ -1,0 +1,117 @@
+"""Benchmark the exact per-datapoint inference (issue 5). Prints ONE JSON line.
+
+For a model trained briefly on the built-in digits (8x8) and for an MNIST-sized one
+(the same digits upsampled to 28x28, 784 pixels):
+  grid_ms      exact posterior + log p(x) for one point on a 128 x 128 grid (target <= 50)
+  optimise_s   "optimise this point": diagonal q* then full-covariance (target <= 1)
+  heldout      training samples/s without and with the held-out log p(x) curve on 256
+               points, on a DutyCycle(0.1) schedule, alternating windows in one run;
+               cost = 1 - with/without (target <= 0.10)
+
+    python tests/benchmarks/bench_inference.py [--threads 1] [--train 5] [--window 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from trainer import (  # noqa: E402
+    DutyCycle,
+    ImageDataset,
+    Session,
+    TrainConfig,
+    heldout_log_px,
+    load_source,
+    optimise_point,
+    posterior_grid,
+)
+
+
+def upsampled_digits(size: int = 28) -> ImageDataset:
+    """The digits at MNIST's size: a real 784-pixel dataset without a download."""
+    d = load_source("digits")
+    px = torch.from_numpy(d.pixels.astype(np.float32) * d.scale)[:, None]
+    big = F.interpolate(px, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    return ImageDataset(pixels=(big.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
+                        scale=1 / 255, name="digits 28x28", source="digits-28",
+                        labels=d.labels)
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def throughput(session: Session, seconds: float, evaluate=None, cycle=None) -> float:
+    """Training samples per wall-clock second over ``seconds``, evaluating on schedule
+    (the cycle's clock is the session's training time, kept across windows)."""
+    start_samples, t0 = session.samples_seen, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        session.step()
+        if evaluate is not None and cycle.due(session.seconds):
+            cycle.ran(session.seconds, timed(evaluate))
+    return (session.samples_seen - start_samples) / (time.perf_counter() - t0)
+
+
+def bench(dataset: ImageDataset, hidden: tuple[int, ...], train_s: float, window_s: float
+          ) -> dict:
+    session = Session(dataset, TrainConfig(hidden=hidden, seed=0))
+    session.run(seconds=train_s)
+    model = session.model.eval()
+    x = session.heldout_inputs(16)
+    posterior_grid(model, x[0])  # warm-up
+    grid_ms = [1e3 * timed(lambda i=i: posterior_grid(model, x[i], n=128)) for i in range(1, 6)]
+    optimise_point(model, x[0], steps=5)  # warm-up (first Adam step imports extras)
+    opt_s = [timed(lambda i=i: optimise_point(model, x[i])) for i in range(1, 4)]
+    gen = torch.Generator().manual_seed(0)
+    pts = torch.from_numpy(dataset.as_float(np.arange(256)))
+    pts = torch.bernoulli(pts, generator=gen)  # 256 fixed binarised points
+    est = heldout_log_px(model, pts)
+    model.train()
+    rates = {"without": [], "with": []}
+    cycle = DutyCycle(fraction=0.1)
+    for _ in range(2):  # alternate so drift on a shared machine hits both alike
+        rates["without"].append(throughput(session, window_s))
+        rates["with"].append(throughput(session, window_s,
+                                        lambda: heldout_log_px(session.model, pts), cycle))
+    without, with_ = (statistics.mean(rates[k]) for k in ("without", "with"))
+    return {
+        "pixels": dataset.n_pixels, "hidden": list(hidden), "train_steps": session.step_count,
+        "grid_ms_median": round(statistics.median(grid_ms), 1),
+        "optimise_s_median": round(statistics.median(opt_s), 3),
+        "heldout_eval_ms": round(1e3 * est.seconds, 1), "heldout_grid_n": est.n,
+        "heldout_resolved": round(float(est.resolved.mean()), 3),
+        "heldout_mean_log_px": round(est.mean_log_px, 3),
+        "heldout_mean_elbo": round(est.mean_elbo, 3),
+        "samples_per_s_without": round(without), "samples_per_s_with": round(with_),
+        "heldout_cost": round(1 - with_ / without, 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the GUI uses 1)")
+    ap.add_argument("--train", type=float, default=5.0, help="seconds of training first")
+    ap.add_argument("--window", type=float, default=4.0, help="seconds per throughput window")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    result = {"bench": "inference", "threads": args.threads, "torch": torch.__version__,
+              "digits": bench(load_source("digits"), (512, 512), args.train, args.window),
+              "mnist_sized": bench(upsampled_digits(), (512, 512), args.train, args.window)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
