@@ -1,0 +1,7 @@
+"""``python -m explorer``: the same as the ``latent-explorer`` command."""
+
+from __future__ import annotations
+
+from .app import main
+
+raise SystemExit(main())

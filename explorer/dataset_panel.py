@@ -1,0 +1,56 @@
+"""Dataset info: what is being modelled, and how pixels become the data the likelihood sees."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
+
+from trainer import ImageDataset, TrainConfig, split_indices
+
+BINARIZATION_TEXT = {
+    "dynamic": "dynamic: x ~ Bernoulli(grey level), redrawn each step "
+               "(held-out: drawn once)",
+    "threshold": "threshold: x = 1 where grey level > 0.5, else 0",
+    "none": "none: grey levels in [0, 1] used as they are",
+}
+LIKELIHOOD_TEXT = {
+    "bernoulli": "Bernoulli per pixel",
+    "gaussian": "Gaussian per pixel (mean, variance)",
+}
+
+
+class DatasetPanel(QWidget):
+    def __init__(self, dataset: ImageDataset, config: TrainConfig, parent=None):
+        super().__init__(parent)
+        self.fields: dict[str, QLabel] = {}
+        form = QFormLayout(self)
+        for key in ("name", "source", "N", "image size", "labels", "split", "likelihood",
+                    "binarization"):
+            label = QLabel()
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.fields[key] = label
+            form.addRow(key, label)
+        # The session fixes its split when it is created; a reset keeps it.
+        split = split_indices(len(dataset), config.heldout_fraction, config.seed)
+        h, w = dataset.image_shape
+        n_labels = len(dataset.label_names) if dataset.label_names else 0
+        values = {
+            "name": dataset.name,
+            "source": dataset.source,
+            "N": f"{len(dataset):,} images",
+            "image size": f"{h} x {w} pixels, grey",
+            "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
+            "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "
+                     f"({config.heldout_fraction:.0%}, seed {config.seed})",
+        }
+        for key, text in values.items():
+            self.fields[key].setText(text)
+        self.set_config(config)
+
+    def set_config(self, config: TrainConfig) -> None:
+        """Likelihood and binarization change on reset."""
+        self.fields["likelihood"].setText(LIKELIHOOD_TEXT.get(config.likelihood,
+                                                              config.likelihood))
+        self.fields["binarization"].setText(BINARIZATION_TEXT.get(config.binarization,
+                                                                  config.binarization))

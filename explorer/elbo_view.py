@@ -1,0 +1,170 @@
+"""ELBO curves: train (raw and smoothed) and held-out, with optional recon and KL terms."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QVBoxLayout, QWidget
+
+X_AXES = {"samples": "samples seen", "seconds": "training time (s)"}
+SMOOTH_ROWS = 10
+CSV_COLUMNS = ("split", "step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
+
+
+def smooth(values: np.ndarray, rows: int = SMOOTH_ROWS) -> np.ndarray:
+    """Trailing moving average (shorter at the start), so the line never looks ahead."""
+    if len(values) == 0:
+        return values
+    c = np.cumsum(np.insert(values, 0, 0.0))
+    i = np.arange(1, len(values) + 1)
+    lo = np.maximum(0, i - rows)
+    return (c[i] - c[lo]) / (i - lo)
+
+
+def write_history_csv(path: str, train: dict[str, np.ndarray],
+                      heldout: dict[str, np.ndarray]) -> None:
+    """Both curves in one long table (column ``split``), written atomically."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(CSV_COLUMNS)
+            for split, table in (("train", train), ("heldout", heldout)):
+                cols = [table.get(c, np.zeros(0)) for c in CSV_COLUMNS[1:]]
+                for row in zip(*cols, strict=True):
+                    w.writerow([split, *(f"{v:.10g}" for v in row)])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def follow_range(ys: list[np.ndarray]) -> tuple[float, float] | None:
+    """A y range that follows the run: the first 10 % of each curve (the steep start,
+    hundreds of nats below the rest) is left out so later progress stays visible."""
+    kept = [y[len(y) // 10:] for y in ys if len(y)]
+    kept = [y[np.isfinite(y)] for y in kept]
+    kept = [y for y in kept if len(y)]
+    if not kept:
+        return None
+    lo = min(float(y.min()) for y in kept)
+    hi = max(float(y.max()) for y in kept)
+    pad = max(0.5, 0.05 * (hi - lo))
+    return lo - pad, hi + pad
+
+
+class ElboView(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = pg.PlotWidget()  # colours follow pyqtgraph's (themed) configuration
+        item = self.plot.getPlotItem()
+        # No grid: pyqtgraph's translucent grid lines cost ~10 ms per repaint (measured).
+        item.setLabel("left", "ELBO (nats, higher is better)")
+        # Mid-lightness colours that read on dark and light backgrounds alike.
+        self.raw = item.plot(pen=pg.mkPen((110, 150, 220, 150), width=1))
+        self.smoothed = item.plot(pen=pg.mkPen((40, 120, 255), width=2.5))
+        self.heldout = item.plot(pen=pg.mkPen((255, 130, 30), width=2), symbol="o",
+                                 symbolSize=5, symbolBrush=(255, 130, 30), symbolPen=None)
+        self.recon = item.plot(pen=pg.mkPen((60, 180, 90), width=1.5))
+        self.kl = item.plot(pen=pg.mkPen((190, 100, 210), width=1.5))
+        self.legend = pg.LegendItem(offset=(-10, -40), labelTextSize="8pt",
+                                    brush=pg.mkBrush(128, 128, 128, 60))
+        self.legend.setParentItem(item.getViewBox())
+        self._names = {self.raw: "train ELBO", self.smoothed: "train ELBO, smoothed",
+                       self.heldout: "held-out ELBO",
+                       self.recon: "train reconstruction E_q[log p(x|z)] (nats)",
+                       self.kl: "train KL(q || p) (nats, >= 0)"}
+        for curve in self._names:
+            # Draw about one point per pixel column, only what is in view: paints stay cheap
+            # however long the history grows.
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+        self._legend_for: tuple[bool, bool] | None = None
+        self.recon_box = QCheckBox("reconstruction term")
+        self.kl_box = QCheckBox("KL term")
+        self.follow_box = QCheckBox("follow the run")
+        self.follow_box.setChecked(True)
+        self.x_combo = QComboBox()
+        for key, text in X_AXES.items():
+            self.x_combo.addItem(f"x: {text}", key)
+        self._train: dict[str, np.ndarray] = {}
+        self._heldout: dict[str, np.ndarray] = {}
+        self._shown_rows = (-1, -1)
+
+        for box in (self.recon_box, self.kl_box):
+            box.toggled.connect(self._redraw)
+        self.x_combo.currentIndexChanged.connect(self._redraw)
+        self.follow_box.toggled.connect(self._redraw)
+        # Panning or zooming by hand stops the following; the checkbox brings it back.
+        item.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
+
+        row = QHBoxLayout()
+        for w in (self.x_combo, self.recon_box, self.kl_box, self.follow_box):
+            row.addWidget(w)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(row)
+        self._redraw()
+
+    @property
+    def x_key(self) -> str:
+        return self.x_combo.currentData()
+
+    def set_history(self, train: dict[str, np.ndarray], heldout: dict[str, np.ndarray]) -> None:
+        rows = (len(train.get("step", ())), len(heldout.get("step", ())))
+        last = (train["step"][-1] if rows[0] else None, heldout["step"][-1] if rows[1] else None)
+        if (rows, last) == self._shown_rows:
+            return  # nothing new: skip the redraw
+        self._shown_rows = (rows, last)
+        self._train, self._heldout = train, heldout
+        self._redraw()
+
+    def _on_manual_range(self, *args) -> None:
+        self.follow_box.setChecked(False)
+
+    def _redraw(self) -> None:
+        x = self.x_key
+        tr, ho = self._train, self._heldout
+        empty = np.zeros(0)
+        tx = tr.get(x, empty)
+        hx = ho.get(x, empty)
+        elbo = tr.get("elbo", empty)
+        self.raw.setData(tx, elbo)
+        smoothed = smooth(elbo)
+        self.smoothed.setData(tx, smoothed)
+        hy = ho.get("elbo", empty)
+        finite = np.isfinite(hy)  # a diverged evaluation is shown by its absence, not a NaN
+        self.heldout.setData(hx[finite], hy[finite])
+        show_recon, show_kl = self.recon_box.isChecked(), self.kl_box.isChecked()
+        self.recon.setData(tx, tr.get("recon", empty)) if show_recon else self.recon.setData([], [])
+        self.kl.setData(tx, tr.get("kl", empty)) if show_kl else self.kl.setData([], [])
+        self.recon.setVisible(show_recon)
+        self.kl.setVisible(show_kl)
+        if self._legend_for != (show_recon, show_kl):  # rebuilding the legend is slow
+            self._legend_for = (show_recon, show_kl)
+            self.legend.clear()
+            for curve, name in self._names.items():
+                if curve.isVisible():
+                    self.legend.addItem(curve, name)
+        self.plot.getPlotItem().setLabel("bottom", X_AXES[x])
+        if self.follow_box.isChecked():
+            ys = [smoothed, hy[finite]]
+            if show_recon:
+                ys.append(tr.get("recon", empty))
+            if show_kl:
+                ys.append(tr.get("kl", empty))
+            vb = self.plot.getPlotItem().getViewBox()
+            yr = follow_range(ys)
+            if yr is not None and len(tx):
+                xs = np.concatenate([tx, hx])
+                vb.setRange(xRange=(float(xs.min()), float(xs.max())), yRange=yr, padding=0.02)

@@ -1,0 +1,116 @@
+"""The decoded-image panel: the image of a clicked z, and a selected datapoint beside its
+reconstruction."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QGridLayout,
+    QLabel,
+    QRadioButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+MEAN_TEXT = "decoder mean E[x|z]"
+SAMPLE_TEXT = "one sample x ~ p(x|z)"
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """(H, W) floats in [0, 1] (clipped) -> an 8-bit grey QImage that owns its bytes."""
+    grey = (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    grey = np.ascontiguousarray(grey)
+    h, w = grey.shape
+    return QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+class ImageTile(QWidget):
+    """One image drawn square and pixel-sharp at any size (nearest-neighbour scaling)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.array: np.ndarray | None = None  # what is shown, (H, W) floats
+        self._image: QImage | None = None
+        self.setMinimumSize(64, 64)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(140, 140)
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        self.array = None if image is None else np.asarray(image, np.float32)
+        self._image = None if image is None else to_qimage(self.array)
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().window())
+        side = min(self.width(), self.height())
+        target = QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
+        if self._image is None:
+            p.setPen(self.palette().mid().color())
+            p.drawRect(target.adjusted(0, 0, -1, -1))
+        else:
+            p.drawImage(target, self._image)  # no smooth transform: pixels stay square
+        p.end()
+
+
+class ImagePanel(QWidget):
+    """Left: the decoded z. Right: the selected datapoint and its reconstruction."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.z: tuple[float, float] | None = None
+        self.decoded = ImageTile()
+        self.original = ImageTile()
+        self.reconstruction = ImageTile()
+        self.z_label = QLabel("click the plane to decode a z")
+        self.point_label = QLabel("click a point to select it")
+        self.recon_label = QLabel("")
+        for label in (self.z_label, self.point_label, self.recon_label):
+            label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.mean_button = QRadioButton(MEAN_TEXT)
+        self.sample_button = QRadioButton(SAMPLE_TEXT)
+        self.mean_button.setChecked(True)
+        self.mode_group = QButtonGroup(self)
+        self.mode_group.addButton(self.mean_button)
+        self.mode_group.addButton(self.sample_button)
+
+        grid = QGridLayout()
+        grid.addWidget(self.decoded, 0, 0)
+        grid.addWidget(self.original, 0, 1)
+        grid.addWidget(self.reconstruction, 0, 2)
+        grid.addWidget(self.z_label, 1, 0)
+        grid.addWidget(self.point_label, 1, 1)
+        grid.addWidget(self.recon_label, 1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid, 1)
+        layout.addWidget(self.mean_button)
+        layout.addWidget(self.sample_button)
+
+    @property
+    def shows_sample(self) -> bool:
+        return self.sample_button.isChecked()
+
+    def show_decoded(self, z: tuple[float, float], image: np.ndarray) -> None:
+        self.z = (float(z[0]), float(z[1]))
+        self.decoded.set_image(image)
+        what = "one sample x~p(x|z)" if self.shows_sample else "mean E[x|z]"
+        self.z_label.setText(f"z = ({self.z[0]:.2f}, {self.z[1]:.2f})\n{what}")
+
+    def show_datapoint(self, title: str, image: np.ndarray, reconstruction: np.ndarray) -> None:
+        self.original.set_image(image)
+        self.reconstruction.set_image(reconstruction)
+        self.point_label.setText(title)
+        self.recon_label.setText("reconstruction\nE[x|z = mu]")
+
+    def clear_datapoint(self) -> None:
+        self.original.set_image(None)
+        self.reconstruction.set_image(None)
+        self.point_label.setText("click a point to select it")
+        self.recon_label.setText("")

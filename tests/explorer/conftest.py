@@ -1,0 +1,67 @@
+"""Fixtures for the window tests: isolated settings, a window factory, a worker-leak guard."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from trainer import TrainConfig, load_source
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path):
+    """QSettings write under tmp_path, never into the real user's settings."""
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "settings"))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def no_running_workers():
+    """Fail a test that leaves a training worker's loop running (close-time bugs)."""
+    yield
+    from explorer.worker import running_workers
+
+    left = running_workers()
+    for worker in left:
+        worker.stop(5000)
+    assert not left, f"training workers left running: {left}"
+
+
+def fast_config(**changes) -> TrainConfig:
+    """A fast model: one small hidden layer, one thread, frequent held-out evaluation."""
+    base = TrainConfig(hidden=(64,), threads=1, eval_every_seconds=0.2, batch_size=64)
+    return base.replace(**changes)
+
+
+@pytest.fixture
+def small_config():
+    return fast_config
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_source("digits")
+
+
+@pytest.fixture
+def make_window(qtbot, digits):
+    """Build MainWindows (shown, default small config); close each one at teardown and
+    check that its worker thread ended (napari's make_napari_viewer pattern)."""
+    from explorer.main_window import MainWindow
+
+    windows = []
+
+    def factory(config: TrainConfig | None = None, dataset=None, show: bool = True, **kwargs):
+        window = MainWindow(dataset or digits, config or fast_config(), **kwargs)
+        windows.append(window)
+        if show:
+            window.show()
+            qtbot.waitExposed(window)
+        return window
+
+    yield factory
+    for window in windows:
+        window.close()
+        assert not window.worker.isRunning(), "worker thread still running after close"
+        window.deleteLater()
