@@ -78,6 +78,9 @@ class ManifoldView(QWidget):
         vb.setMouseEnabled(False, False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
+        # Thin lines between tiles: without them, neighbouring digits run together.
+        self.separators = pg.PlotCurveItem(connect="pairs", pen=pg.mkPen((90, 90, 90), width=1))
+        self.plot.addItem(self.separators)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -171,6 +174,12 @@ class ManifoldView(QWidget):
         self._mosaic = tile(images, rows, cols)
         # Fixed levels: pixel means live in [0, 1], and autoscaling would flicker.
         self.image.setImage(self._mosaic, levels=(0.0, 1.0), autoLevels=False)
+        h, w = images.shape[1:]
+        xs = np.arange(1, cols) * w
+        ys = np.arange(1, rows) * h
+        self.separators.setData(
+            np.concatenate([np.repeat(xs, 2), np.tile([0, cols * w], len(ys))]),
+            np.concatenate([np.tile([0, rows * h], len(xs)), np.repeat(ys, 2)]))
         self.redraws += 1
         self.caption.setText(
             f"z1 {z[0, 0, 0]:.2f} \u2026 {z[0, -1, 0]:.2f},  "

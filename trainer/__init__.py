@@ -28,6 +28,7 @@ from .images import (
     ImageError,
     fit_fraction,
     image_size,
+    ink_on_dark,
     load_folder,
     load_image_for,
     preprocess_image,
@@ -58,4 +59,5 @@ __all__ = [
     "FASHION_NAMES", "LoadCancelled", "load_idx", "load_known", "load_npy", "load_npz",
     "read_idx", "IMAGE_SUFFIXES", "MNIST_FILL", "ImageError", "fit_fraction", "image_size",
     "load_folder", "load_image_for", "preprocess_image", "read_image",
+    "ink_on_dark",
 ]
