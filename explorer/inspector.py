@@ -1,0 +1,395 @@
+"""The inference inspector: which quantities are the variational parameters, for one datapoint.
+
+For a selected datapoint (or an encoded image) it shows lambda_i = (mu_i, sigma_i) = f_phi(x_i),
+ELBO_i split into reconstruction and KL, the exact log p_theta(x_i) from a grid with the IWAE
+estimate beside it, and the inference gap log p(x_i) - ELBO_i = KL(q || p(z|x_i)). "Optimise
+this point" freezes theta and fits q directly, splitting the gap into the amortisation gap
+ELBO* - ELBO_i and the approximation gap log p(x_i) - ELBO* (Cremer, Li & Duvenaud, 2018).
+Dragging the q ellipse on the plane moves lambda_i by hand; the ELBO readout follows live.
+
+Every computation runs off the GUI thread (``LatestJob`` lanes); only the newest request's
+answer is shown. Bernoulli models score x binarised at 0.5: the Bernoulli likelihood is a
+log-probability only for binary x, and log p(x) is meant exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from trainer import gaussian_fit, inspect_point, optimise_point
+
+from .image_panel import ImageTile
+from .latest_job import LatestJob
+from .posterior_overlay import PosteriorOverlay
+
+BINARISE_AT = 0.5
+BINARISED_NOTE = ("x binarised at 0.5: the Bernoulli likelihood is a probability only for "
+                  "binary x, so log p(x) is exact for this binary image")
+GRID_N = 128
+IWAE_K = 1000
+DRAG_THROTTLE_MS = 20  # the newest drag position is scored at most this often
+SAMPLE_SEED = 0  # one fixed eps per inspection: the decoded sample moves smoothly with q
+
+# (key, caption): every number in nats per datapoint, with its sign convention.
+ROWS = (
+    ("lambda", "\u03bb_i = (\u03bc_i, \u03c3_i) = f_\u03c6(x_i), the encoder's output"),
+    ("elbo", "ELBO_i of the encoder's q (nats, higher is better)"),
+    ("recon", "    reconstruction E_q[log p(x|z)] (nats, higher is better)"),
+    ("kl", "    KL(q \u2016 p(z)), subtracted (nats, \u2265 0)"),
+    ("log_px", "log p_\u03b8(x_i), exact on the grid (nats, higher is better)"),
+    ("iwae", f"IWAE estimate, k = {IWAE_K}, a check (nats, \u2264 log p(x))"),
+    ("inference_gap", "inference gap log p(x_i) \u2212 ELBO_i = KL(q \u2016 p(z|x_i)) "
+                      "(nats, \u2265 0)"),
+    ("elbo_star", "ELBO* of the best diagonal q* (nats, higher is better)"),
+    ("amortisation_gap", "amortisation gap ELBO* \u2212 ELBO_i (nats, \u2265 0)"),
+    ("approximation_gap", "approximation gap log p(x_i) \u2212 ELBO* (nats, \u2265 0)"),
+    ("elbo_full", "ELBO of the best full-covariance Gaussian (nats, higher is better)"),
+    ("dragged", "ELBO of the dragged q (nats, higher is better)"),
+    ("grid", "grid"),
+)
+
+
+def evidence_input(likelihood: str, x) -> np.ndarray:
+    """Datapoints (any shape) as the likelihood scores them: binary for Bernoulli, as given
+    otherwise."""
+    x = np.asarray(x, np.float32)
+    return (x > BINARISE_AT).astype(np.float32) if likelihood == "bernoulli" else x
+
+
+@dataclass
+class Inspection:
+    point: object  # trainer.PointInference
+    recon: np.ndarray  # decode_mean(mu_i), (H, W)
+    sample: np.ndarray  # decode_mean(z), z ~ q with the fixed eps, (H, W)
+
+
+@dataclass
+class DragReadout:
+    fit: object  # trainer.GaussianFit of the dragged q
+    sample: np.ndarray
+
+
+def sample_eps() -> np.ndarray:
+    return np.random.default_rng(SAMPLE_SEED).standard_normal(2)
+
+
+def run_inspection(model, x: np.ndarray) -> Inspection:
+    point = inspect_point(model, x, n=GRID_N, iwae_k=IWAE_K)
+    mu, sigma = point.encoder.mean, point.encoder.sigma
+    images = model.decode_mean(np.stack((mu, mu + sigma * sample_eps())))
+    return Inspection(point=point, recon=images[0], sample=images[1])
+
+
+def run_drag(model, x: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> DragReadout:
+    fit = gaussian_fit(model, x, mean, sigma=sigma)
+    return DragReadout(fit=fit, sample=model.decode_mean((mean + sigma * sample_eps())[None])[0])
+
+
+def fmt(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return "\u2014"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+class Inspector(QWidget):
+    """The per-point dock. The window calls ``inspect`` and ``clear``; see the module doc."""
+
+    inspected = Signal(object)  # trainer.PointInference, once its numbers are shown
+    optimised = Signal(object)  # trainer.LocalOptimum, once drawn and shown
+    dragScored = Signal(object)  # trainer.GaussianFit of the dragged q, once shown
+    failed = Signal(str)
+
+    def __init__(self, plot_item, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.overlay = PosteriorOverlay(plot_item, self)
+        self.model = None
+        self.x: np.ndarray | None = None  # the datapoint as scored
+        self.title = ""
+        self.point = None  # trainer.PointInference of the shown datapoint
+        self.dragged = None  # trainer.GaussianFit of the dragged q
+        self._drag_q: tuple[np.ndarray, np.ndarray] | None = None
+
+        self._inspect_job = LatestJob(self)
+        self._drag_job = LatestJob(self)
+        self._optimise_job = LatestJob(self)
+        self._inspect_job.done.connect(self._on_inspected)
+        self._drag_job.done.connect(self._on_drag_scored)
+        self._optimise_job.done.connect(self._on_optimised)
+        for job in (self._inspect_job, self._drag_job, self._optimise_job):
+            job.failed.connect(self._on_failed)
+        self._drag_timer = QTimer(self, singleShot=True, interval=DRAG_THROTTLE_MS)
+        self._drag_timer.timeout.connect(self._score_drag)
+        self.overlay.qDragged.connect(self._on_q_dragged)
+
+        self._build()
+        self.clear()
+
+    # ---- layout -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        self.title_label = QLabel()
+        self.title_label.setStyleSheet("font-weight: bold;")
+        self.note_label = QLabel()
+        self.note_label.setWordWrap(True)
+        self.shape_label = QLabel()  # the shape of the exact posterior, in words, prominent
+        self.shape_label.setWordWrap(True)
+        font = QFont(self.shape_label.font())
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.shape_label.setFont(font)
+        layout.addWidget(self.title_label)
+        layout.addWidget(self.shape_label)
+
+        tiles = QGridLayout()
+        self.tiles: dict[str, ImageTile] = {}
+        for col, (key, caption) in enumerate((
+                ("image", "image"), ("scored", "x_i as scored"),
+                ("recon", "reconstruction\nE[x | z = \u03bc_i]"),
+                ("sample", "decoded sample\nz ~ q (follows a drag)"))):
+            tile = ImageTile()
+            tile.setMinimumSize(56, 56)
+            self.tiles[key] = tile
+            tiles.addWidget(tile, 0, col)
+            cap = QLabel(caption)
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            tiles.addWidget(cap, 1, col)
+        layout.addLayout(tiles)
+        layout.addWidget(self.note_label)
+
+        grid = QGridLayout()
+        self.value_labels: dict[str, QLabel] = {}
+        for row, (key, caption) in enumerate(ROWS):
+            name = QLabel(caption)
+            value = QLabel()
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            grid.addWidget(name, row, 0)
+            grid.addWidget(value, row, 1)
+            self.value_labels[key] = value
+        layout.addLayout(grid)
+
+        buttons = QHBoxLayout()
+        self.optimise_button = QPushButton("Optimise this point")
+        self.optimise_button.setToolTip("Freeze \u03b8 and fit (\u03bc, log \u03c3) to this x "
+                                        "directly, from the encoder's output")
+        self.optimise_button.clicked.connect(self.toggle_optimise)
+        self.reset_button = QPushButton("Reset q")
+        self.reset_button.setToolTip("Put the dragged ellipse back on the encoder's q")
+        self.reset_button.clicked.connect(self.reset_q)
+        self.copy_button = QPushButton("Copy numbers")
+        self.copy_button.clicked.connect(self.copy_numbers)
+        for b in (self.optimise_button, self.reset_button, self.copy_button):
+            buttons.addWidget(b)
+        layout.addLayout(buttons)
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+        layout.addStretch(1)
+
+    # ---- the window's calls -----------------------------------------------------------------
+
+    def inspect(self, model, x_flat, image, title: str, mu=None, sigma=None) -> None:
+        """Inspect one datapoint: ``model`` a trainer.FrozenVAE, ``x_flat`` (D,) in model-input
+        form, ``image`` (H, W) to show, ``mu``/``sigma`` the dot's lambda on the plane."""
+        self._cancel_all()
+        self.clear(keep_status=True)
+        self.model = model
+        self.x = evidence_input(model.likelihood, x_flat).reshape(-1)
+        self.title = title
+        self.title_label.setText(title)
+        self.tiles["image"].set_image(np.asarray(image, np.float32))
+        binary = model.likelihood == "bernoulli"
+        self.tiles["scored"].set_image(self.x.reshape(np.shape(image)) if binary else None)
+        self.tiles["scored"].setVisible(binary)
+        note = BINARISED_NOTE if binary else "x scored as given (Gaussian likelihood)"
+        if mu is not None and sigma is not None:
+            note += (f". The dot on the plane encodes the image as shown: \u03bc = "
+                     f"({mu[0]:.3f}, {mu[1]:.3f}), \u03c3 = ({sigma[0]:.3f}, {sigma[1]:.3f})")
+        self.note_label.setText(note)
+        self.shape_label.setText("computing the exact posterior\u2026")
+        self._inspect_job.submit(run_inspection, model, self.x)
+
+    def clear(self, keep_status: bool = False) -> None:
+        self._cancel_all()
+        self.point = self.dragged = None
+        self._drag_q = None
+        self.overlay.clear()
+        self.title_label.setText("Select a point or drop an image to inspect it")
+        self.note_label.setText("")
+        self.shape_label.setText("")
+        for tile in self.tiles.values():
+            tile.set_image(None)
+        for label in self.value_labels.values():
+            label.setText("\u2014")
+        self.optimise_button.setEnabled(False)
+        self.optimise_button.setText("Optimise this point")
+        self.reset_button.setEnabled(False)
+        self.copy_button.setEnabled(False)
+        if not keep_status:
+            self.status_label.setText("")
+
+    def shutdown(self, msecs: int = 30_000) -> bool:
+        """Stop every job and wait for their threads (the window's closeEvent calls this)."""
+        self._drag_timer.stop()
+        return all([job.shutdown(msecs) for job in
+                    (self._inspect_job, self._drag_job, self._optimise_job)])
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    # ---- numbers ----------------------------------------------------------------------------
+
+    def values(self) -> dict[str, float | None]:
+        """Every shown number in nats (None until known)."""
+        p, d = self.point, self.dragged
+        v: dict[str, float | None] = dict.fromkeys(
+            ("mu1", "mu2", "sigma1", "sigma2", "elbo", "recon", "kl", "log_px", "iwae",
+             "inference_gap", "elbo_star", "amortisation_gap", "approximation_gap",
+             "elbo_full", "dragged_mu1", "dragged_mu2", "dragged_sigma1", "dragged_sigma2",
+             "dragged_elbo", "dragged_minus_elbo"))
+        if p is None:
+            return v
+        e = p.encoder
+        v.update(mu1=float(e.mean[0]), mu2=float(e.mean[1]), sigma1=float(e.sigma[0]),
+                 sigma2=float(e.sigma[1]), elbo=e.elbo, recon=e.recon, kl=e.kl,
+                 log_px=p.log_px, iwae=p.iwae, inference_gap=p.inference_gap)
+        if p.optimum is not None:
+            v.update(elbo_star=p.optimum.diagonal.elbo, amortisation_gap=p.amortisation_gap,
+                     approximation_gap=p.approximation_gap, elbo_full=p.optimum.full.elbo)
+        if d is not None:
+            v.update(dragged_mu1=float(d.mean[0]), dragged_mu2=float(d.mean[1]),
+                     dragged_sigma1=float(d.sigma[0]), dragged_sigma2=float(d.sigma[1]),
+                     dragged_elbo=d.elbo, dragged_minus_elbo=d.elbo - e.elbo)
+        return v
+
+    def _show_values(self) -> None:
+        v = self.values()
+        p = self.point
+        t = self.value_labels
+        t["lambda"].setText(f"\u03bc = ({fmt(v['mu1'])}, {fmt(v['mu2'])}), "
+                            f"\u03c3 = ({fmt(v['sigma1'])}, {fmt(v['sigma2'])})")
+        for key in ("elbo", "recon", "kl", "log_px", "iwae", "inference_gap", "elbo_star",
+                    "amortisation_gap", "approximation_gap", "elbo_full"):
+            t[key].setText(fmt(v[key]))
+        if v["dragged_elbo"] is None:
+            t["dragged"].setText("drag the ellipse's centre or axis handles")
+        else:
+            t["dragged"].setText(
+                f"{fmt(v['dragged_elbo'])} ({fmt(v['dragged_minus_elbo'], True)} vs ELBO_i) at "
+                f"\u03bc = ({v['dragged_mu1']:.2f}, {v['dragged_mu2']:.2f}), "
+                f"\u03c3 = ({v['dragged_sigma1']:.2f}, {v['dragged_sigma2']:.2f})")
+        g = p.grid
+        x0, x1, y0, y1 = g.extent
+        t["grid"].setText(f"{len(g.xs)}\u00d7{len(g.ys)} cells over z1 \u2208 [{x0:.2f}, {x1:.2f}],"
+                          f" z2 \u2208 [{y0:.2f}, {y1:.2f}]; mass at its edge {g.edge_mass:.1e}")
+
+    def summary(self) -> dict:
+        return {"title": self.title,
+                "input": self.note_label.text(),
+                "units": "nats per datapoint; ELBO and log p(x): higher is better; "
+                         "KL and the gaps: >= 0",
+                "shape": self.point.shape if self.point is not None else [],
+                "values": self.values()}
+
+    def copy_numbers(self) -> None:
+        """The numbers as JSON on the clipboard."""
+        QGuiApplication.clipboard().setText(json.dumps(self.summary(), indent=1))
+        self.status_label.setText("numbers copied to the clipboard as JSON")
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def _cancel_all(self) -> None:
+        self._drag_timer.stop()
+        for job in (self._inspect_job, self._drag_job, self._optimise_job):
+            job.cancel()
+
+    def _on_inspected(self, result: Inspection) -> None:
+        self.point = result.point
+        e = self.point.encoder
+        self.tiles["recon"].set_image(result.recon)
+        self.tiles["sample"].set_image(result.sample)
+        words = self.point.shape
+        self.shape_label.setText("; ".join(words).capitalize() + "." if words else
+                                 "The exact posterior is close to a single Gaussian.")
+        self.overlay.set_posterior(self.point.grid)
+        self.overlay.set_q(e.mean, e.sigma)
+        self.optimise_button.setEnabled(True)
+        self.reset_button.setEnabled(True)
+        self.copy_button.setEnabled(True)
+        self.status_label.setText("")
+        self._show_values()
+        self.inspected.emit(self.point)
+
+    def toggle_optimise(self) -> None:
+        """Start "optimise this point", or cancel it while it runs."""
+        if self._optimise_job.busy():
+            self._optimise_job.cancel()
+            self.optimise_button.setText("Optimise this point")
+            self.status_label.setText("optimisation cancelled")
+            return
+        if self.point is None:
+            return
+        self._optimise_job.submit(optimise_point, self.model, self.x)
+        self.optimise_button.setText("Cancel optimisation")
+        self.status_label.setText("optimising (\u03bc, log \u03c3) with \u03b8 frozen\u2026")
+
+    def is_optimising(self) -> bool:
+        return self._optimise_job.busy()
+
+    def _on_optimised(self, optimum) -> None:
+        if self.point is None:
+            return
+        self.point.optimum = optimum
+        self.overlay.set_optimum(optimum.diagonal, optimum.full)
+        self.optimise_button.setText("Optimise this point")
+        self.status_label.setText("q* (dashed) and the full-covariance optimum (dotted) drawn")
+        self._show_values()
+        self.optimised.emit(optimum)
+
+    def reset_q(self) -> None:
+        if self.point is None:
+            return
+        self._drag_timer.stop()
+        self._drag_job.cancel()
+        self.dragged, self._drag_q = None, None
+        self.overlay.set_q(self.point.encoder.mean, self.point.encoder.sigma)
+        self._show_values()
+
+    def _on_q_dragged(self, mean, sigma) -> None:
+        if self.point is None:
+            return
+        self._drag_q = (mean, sigma)
+        if not self._drag_timer.isActive():
+            self._drag_timer.start()
+
+    def _score_drag(self) -> None:
+        if self._drag_q is not None and self.model is not None:
+            self._drag_job.submit(run_drag, self.model, self.x, *self._drag_q)
+
+    def _on_drag_scored(self, readout: DragReadout) -> None:
+        if self.point is None:
+            return
+        self.dragged = readout.fit
+        self.tiles["sample"].set_image(readout.sample)
+        self._show_values()
+        self.dragScored.emit(readout.fit)
+
+    def _on_failed(self, message: str) -> None:
+        self.optimise_button.setText("Optimise this point")
+        self.status_label.setText(f"inspection failed: {message}")
+        self.failed.emit(message)
