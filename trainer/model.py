@@ -46,7 +46,9 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, D) in [0, 1] -> (mu, logvar), each (B, latent_dim)."""
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        # .float(): under bf16 autocast only the Linear layers run in bf16; the latent
+        # and everything downstream of it stay fp32 (a no-op in plain fp32).
+        mu, logvar = self.encoder(x).float().chunk(2, dim=-1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -54,7 +56,7 @@ class VAE(nn.Module):
 
         Bernoulli: logits (B, D). Gaussian: (B, 2, D), mean then log-variance.
         """
-        out = self.decoder(z)
+        out = self.decoder(z).float()
         if self.likelihood == "gaussian":
             mean, logvar = out.unflatten(-1, (2, self.n_pixels)).unbind(-2)
             logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)

@@ -68,6 +68,34 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively (not emulated) on this device."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # True on CPUs with AVX-512 BF16 or AMX, where oneDNN runs bf16 natively
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training matmuls, or None for plain fp32."""
+    if name == "bf16" or (name == "auto" and bf16_is_fast(device)):
+        return torch.bfloat16
+    return None
+
+
+def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one: one pass over all parameters
+    instead of a dozen elementwise ops per tensor (measured ~15-30 % of a CPU step)."""
+    params = list(params)
+    if device.type in ("cpu", "cuda"):
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    return torch.optim.Adam(params, lr=lr)
+
+
 def available_devices() -> list[str]:
     found = ["cpu"]
     if torch.cuda.is_available():
@@ -104,7 +132,8 @@ class Session:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         self.model = VAE.from_config(self.dataset.n_pixels, cfg).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.optimizer = make_adam(self.model.parameters(), cfg.lr, self.device)
+        self._autocast_dtype = resolve_precision(cfg.precision, self.device)
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
         self.step_count = 0
@@ -126,15 +155,77 @@ class Session:
         self.version = 0
         self.stopped_reason = None
 
+    # ------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_checkpoint(cls, checkpoint, dataset: ImageDataset, *, device: str | None = None,
+                        threads: int | None = None, strict: bool = True) -> Session:
+        """A session that continues ``checkpoint`` (see trainer.checkpoint) on ``dataset``.
+
+        With the recorded dataset (same fingerprint) training resumes exactly: same weights,
+        Adam state, history, counters, sampling RNG and epoch order. A different dataset of
+        the same image size raises CheckpointError when ``strict``; otherwise the weights,
+        optimiser and history carry over and a fresh epoch order starts.
+        """
+        from .checkpoint import CheckpointError  # checkpoint.py imports this module
+
+        config = checkpoint.config
+        changes = {k: v for k, v in (("device", device), ("threads", threads)) if v is not None}
+        if changes:
+            config = config.replace(**changes)
+        shape = tuple(checkpoint.dataset_ref["image_shape"])
+        if tuple(dataset.image_shape) != shape:
+            raise CheckpointError(f"{checkpoint.path}: trained on {shape[0]}x{shape[1]} images, "
+                                  f"but {dataset.source} has {dataset.image_shape[0]}x"
+                                  f"{dataset.image_shape[1]}")
+        same_data = dataset.fingerprint() == checkpoint.dataset_ref["fingerprint"]
+        if strict and not same_data:
+            raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
+                                  "checkpoint was trained on (fingerprints differ)")
+        session = cls(dataset, config)
+        session._restore(checkpoint, same_data)
+        return session
+
+    def _restore(self, checkpoint, same_data: bool) -> None:
+        self.model.load_state_dict(checkpoint.model_state)
+        self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        c = checkpoint.counters
+        self.step_count, self.epoch = int(c["step"]), int(c["epoch"])
+        self.samples_seen, self.seconds = int(c["samples"]), float(c["seconds"])
+        self._last_eval = self.seconds
+        self._window_start = self.seconds
+        self._rate = (time.perf_counter(), self.samples_seen, self.seconds)
+        self.train_history = History.from_dict(checkpoint.history["train"])
+        self.heldout_history = History.from_dict(checkpoint.history["heldout"])
+        order = checkpoint.engine_state.get("order")
+        if same_data and order is not None and len(order) == len(self._train_idx):
+            self._gen.set_state(checkpoint.engine_state["rng_state"])
+            self._order = order.to(self.device)
+            self._cursor = int(c["cursor"])
+        self.version += 1
+
+    def engine_state(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """What besides weights and Adam state an exact resume needs: tensors (sampling RNG
+        state, this epoch's order) and counters."""
+        tensors = {"rng_state": self._gen.get_state().cpu(), "order": self._order.cpu()}
+        counters = {"step": self.step_count, "epoch": self.epoch, "samples": self.samples_seen,
+                    "seconds": self.seconds, "cursor": self._cursor}
+        return tensors, counters
+
     def heldout_inputs(self, max_points: int | None = None) -> torch.Tensor:
         """Held-out images as the model sees them, binarised once with a fixed seed so
         every evaluation scores the same binary data. ``max_points`` takes a fixed
         random subset."""
-        idx = self.split.heldout
+        return self._fixed_inputs(self.split.heldout, max_points, self.config.seed + 1)
+
+    def train_inputs(self, max_points: int | None = None) -> torch.Tensor:
+        """Training images prepared like ``heldout_inputs``: to compare train and held-out
+        ELBO on equal terms (same precision, one fixed binarisation)."""
+        return self._fixed_inputs(self.split.train, max_points, self.config.seed + 4)
+
+    def _fixed_inputs(self, idx: np.ndarray, max_points: int | None, seed: int) -> torch.Tensor:
         if max_points is not None and len(idx) > max_points:
-            idx = np.sort(np.random.default_rng(self.config.seed + 1)
-                          .choice(idx, max_points, replace=False))
-        gen = torch.Generator(self.device).manual_seed(self.config.seed + 2)
+            idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
+        gen = torch.Generator(self.device).manual_seed(seed + 1)
         return self._to_model_input(self._pixels[torch.from_numpy(idx).to(self.device)], gen)
 
     def _to_model_input(self, px: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -162,9 +253,14 @@ class Session:
         bs = self.config.batch_size
         idx = self._order[self._cursor:self._cursor + bs]
         x = self._to_model_input(self._pixels[idx], self._gen)
-        terms = elbo_terms(self.model, x, self._gen)
+        with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32,
+                            enabled=self._autocast_dtype is not None):
+            terms = elbo_terms(self.model, x, self._gen)
         loss = training_loss(terms, self.config.beta)
-        loss_value = loss.item()
+        # One device sync per step for all four numbers (each .item() is a sync on GPU).
+        loss_value, elbo, recon, kl = torch.stack(
+            (loss.detach(), terms.elbo.detach().sum(), terms.recon.detach().sum(),
+             terms.kl.detach().sum())).tolist()
         if not math.isfinite(loss_value):
             self._diverged(loss_value)
             return None
@@ -173,8 +269,6 @@ class Session:
         self.optimizer.step()
 
         n = len(idx)
-        elbo, recon, kl = (terms.elbo.sum().item(), terms.recon.sum().item(),
-                           terms.kl.sum().item())
         self.step_count += 1
         self.samples_seen += n
         self._cursor += n

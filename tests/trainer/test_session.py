@@ -1,0 +1,120 @@
+"""The training engine: precision, the fused optimiser, fixed evaluation inputs, the
+divergence guard and the controls the GUI drives."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainer import ConfigError, Session, TrainConfig, load_source
+from trainer.elbo import elbo_terms
+from trainer.session import resolve_precision
+
+SMALL = TrainConfig(hidden=(32, 32), eval_every_seconds=1e9)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_source("digits")
+
+
+def test_precision_option_is_validated_and_resolved():
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp8")
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) is None
+    assert resolve_precision("bf16", cpu) is torch.bfloat16
+    assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_step_trains_at_either_precision_with_fp32_weights(digits, precision):
+    session = Session(digits, SMALL.replace(precision=precision))
+    before = session.evaluate()["elbo"]
+    stats = [session.step() for _ in range(40)]
+    assert all(math.isfinite(s["elbo"]) and s["kl"] >= 0 for s in stats)
+    assert all(p.dtype == torch.float32 for p in session.model.parameters())
+    assert session.evaluate()["elbo"] > before + 5  # it learns (from ~-44 nats)
+    assert session.step_count == 40 and session.epoch == 3  # 13 steps per epoch
+
+
+def test_adam_is_fused_on_cpu(digits):
+    session = Session(digits, SMALL)
+    assert session.optimizer.defaults["fused"] is True
+
+
+def test_reported_elbo_is_fp32_whatever_the_training_precision(digits):
+    session = Session(digits, SMALL.replace(precision="bf16"))
+    for _ in range(10):
+        session.step()
+    x = session.heldout_inputs()
+    got = session.evaluate(x)
+    g = torch.Generator().manual_seed(session.config.seed + 3)
+    with torch.no_grad():
+        t = elbo_terms(session.model.eval(), x, g)  # plain fp32, outside any autocast
+    assert got["elbo"] == pytest.approx(t.elbo.mean().item(), abs=1e-4)
+    assert got["elbo"] == pytest.approx(got["recon"] - got["kl"], abs=1e-4)
+
+
+def test_evaluation_inputs_are_fixed_binary_and_split_apart(digits):
+    session = Session(digits, SMALL)
+    a, b = session.heldout_inputs(), session.heldout_inputs()
+    assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+    assert len(a) == len(session.split.heldout)
+    t = session.train_inputs(500)
+    assert len(t) == 500 and torch.equal(t, session.train_inputs(500))
+    assert not np.intersect1d(session.split.train, session.split.heldout).size
+
+
+def test_same_seed_same_run(digits):
+    runs = []
+    for _ in range(2):
+        session = Session(digits, SMALL.replace(seed=11))
+        runs.append([session.step() for _ in range(15)])
+    assert runs[0] == runs[1]
+
+
+def test_divergence_guard_restores_finite_weights_and_stops(digits):
+    session = Session(digits, SMALL.replace(lr=1e6, precision="fp32"))
+    for _ in range(200):
+        if session.step() is None:
+            break
+    assert session.stopped_reason is not None and "diverged" in session.stopped_reason
+    assert "Lower the learning rate" in session.stopped_reason
+    assert all(torch.isfinite(p).all() for p in session.model.parameters())
+    assert session.paused and session.step() is None
+    session.set_lr(1e-4)
+    session.clear_divergence()
+    assert session.step() is not None
+
+
+def test_controls_between_steps(digits):
+    session = Session(digits, SMALL)
+    session.step()
+    session.set_lr(5e-4)
+    session.set_beta(0.5)
+    session.set_batch_size(32)
+    stats = session.step()
+    assert session.optimizer.param_groups[0]["lr"] == 5e-4
+    assert session.config.beta == 0.5 and session.samples_seen == 128 + 32
+    assert math.isfinite(stats["elbo"])
+    session.reset(SMALL.replace(hidden=(16,)))
+    assert session.step_count == 0 and session.model.encoder[0].out_features == 16
+
+
+def test_run_stops_on_epochs_and_request(digits):
+    session = Session(digits, SMALL)
+    session.run(epochs=2)
+    assert session.epoch == 2
+    calls = []
+
+    def stop_after_three(s):
+        calls.append(s.step_count)
+        if len(calls) == 3:
+            s.request_stop()
+
+    session.run(epochs=100, on_step=stop_after_three)
+    assert len(calls) == 3 and session.epoch < 100
