@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a VAE and write a checkpoint",
                        description="Train a VAE on SOURCE and write a checkpoint to --out.")
     t.add_argument("source", metavar="SOURCE",
-                   help="'digits' (built in), a folder of images, .npz/.npy or an IDX file")
+                   help="'digits' (built in), 'mnist' or 'fashion-mnist' (downloaded once), "
+                        "a folder of images, .npz/.npy or an IDX file")
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=_positive(int), metavar="N",

@@ -2,8 +2,10 @@
 
 With two latent dimensions the evidence log p(x) = log of the integral of p(x|z) p(z) dz
 is a midpoint sum over grid cells: exact up to the grid, with no sampling. The grid is
-placed in two passes: a coarse square over the prior and q(z|x) finds where the mass is,
-then an n x n pass over the box holding (nearly) all of it resolves its shape.
+placed by cheap coarse passes (24 x 24 over the prior and q(z|x), zooming in on where the
+mass is), then one n x n pass over the box holding (nearly) all of it resolves its shape.
+The n x n pass is the cost: n^2 decoder passes, ~0.6 MFLOP each for a 2-512-512-64
+decoder and ~1.3 MFLOP for 2-512-512-784.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ EDGE_MASS_LIMIT = 1e-4
 # The largest share of mass one fine cell may hold before the grid is refined: 0.02 is a
 # Gaussian sd of ~2.8 cells, where the midpoint sum is exact to ~1e-60.
 PEAK_CELL_LIMIT = 0.02
+# Coarse passes zoom in while the mass box is under this share of the pass's width. For
+# a Gaussian of sd s the last box is then at most ~18 s wide (12.6 s + 3 coarse cells), so
+# 128 fine cells have h <= 0.15 s: peak cell ~0.4 %, no refining n x n pass needed.
+ZOOM_RATIO = 0.4
+MAX_COARSE_PASSES = 8
 
 
 def as_module(model):
@@ -124,27 +131,63 @@ def widen(box: tuple, factor: float) -> tuple[float, float, float, float]:
     return (cx - rx, cx + rx, cy - ry, cy + ry)
 
 
-@torch.no_grad()
-def log_joint(model, x: torch.Tensor, z: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def log_joint(model, x: torch.Tensor, z: torch.Tensor, chunk: int = 1024,
+              precision: str = "fp32") -> torch.Tensor:
     """log p(x, z_g) for one x (1, D) at every z (G, 2). Pixel by pixel rather than by
     the expanded matrix form, which loses precision to cancellation when the Gaussian
-    decoder is sharp; for one x it costs no more."""
+    decoder is sharp; for one x it costs no more. Chunks of ~1k cells keep the hidden
+    activations in cache (measured fastest). ``precision="bf16"`` runs the decoder's
+    Linear layers in bf16 (about 1.7-2x faster on CPUs with native bf16; measured log p(x)
+    error up to 0.003 nats on 64 pixels and 0.03 on 784 pixels)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     out = []
-    for s in range(0, z.shape[0], chunk):
-        zc = z[s:s + chunk]
-        out.append(model.log_likelihood(x, model.decode(zc)) + log_normal(zc, 0 * zc, 0 * zc))
+    with torch.inference_mode(), torch.autocast(z.device.type, dtype=torch.bfloat16,
+                                                enabled=precision == "bf16"):
+        for s in range(0, z.shape[0], chunk):
+            zc = z[s:s + chunk]
+            out.append(model.log_likelihood(x, model.decode(zc))
+                       + log_normal(zc, 0 * zc, 0 * zc))
     return torch.cat(out)
 
 
+def coverage(lj: torch.Tensor) -> float:
+    """Edge-ring share of the mass of a log-joint grid."""
+    return edge_fraction(lj - torch.logsumexp(lj.flatten(), 0))
+
+
+def locate_mass(model, x: torch.Tensor, box: tuple, coarse: int, precision: str
+                ) -> tuple[tuple[float, float, float, float], int]:
+    """Coarse passes that find the box holding the posterior mass: widen while mass sits
+    at the edge (a far mode is not missed), then zoom into the mass box while it is much
+    smaller than the pass's box, so the fine grid starts tight. Returns (box, passes)."""
+    passes, widened = 0, 0
+    while True:
+        xs, ys, z, _ = cell_grid(box, coarse)
+        lj = log_joint(model, x, z, precision=precision).reshape(coarse, coarse)
+        passes += 1
+        if coverage(lj) >= EDGE_MASS_LIMIT and widened < 4:
+            box, widened = widen(box, 2.0), widened + 1
+            continue
+        tight = mass_box(lj, xs, ys)
+        shrink = max((tight[1] - tight[0]) / (box[1] - box[0]),
+                     (tight[3] - tight[2]) / (box[3] - box[2]))
+        if shrink > ZOOM_RATIO or passes >= MAX_COARSE_PASSES:
+            return tight, passes
+        box = tight
+
+
 @torch.no_grad()
-def posterior_grid(model, x, n: int = 128, coarse: int = 48) -> PosteriorGrid:
+def posterior_grid(model, x, n: int = 128, coarse: int = 24, precision: str = "fp32"
+                   ) -> PosteriorGrid:
     """The exact posterior of one datapoint x (D,) on an adaptively placed n x n grid.
 
-    Pass 1 (coarse x coarse) covers the prior to 6 sd and q(z|x) to 6 sd, widening while
-    mass sits at its edge, so a far mode is not missed. Pass 2 (n x n) covers the cells
-    holding all but ~e^-20 of the peak density plus one coarse cell, joined with q's 3-sd
-    box so the q ellipse has the posterior drawn beneath it. Further passes refine while
-    one cell holds over 2 % of the mass, or widen while the edge ring holds mass.
+    Coarse passes (coarse x coarse) first cover the prior to 6 sd and q(z|x) to 6 sd,
+    widening while mass sits at their edge, then zoom into the cells holding all but
+    ~e^-20 of the peak density (plus 1.5 coarse cells) until that box stops shrinking.
+    The n x n pass covers that box joined with q's 3-sd box, so the q ellipse has the
+    posterior drawn beneath it. Further n x n passes refine while one cell holds over
+    2 % of the mass, or widen while the edge ring holds mass; usually there are none.
     The decoder runs once per cell, batched; no Python loop over cells.
     """
     model = as_module(model)
@@ -156,19 +199,12 @@ def posterior_grid(model, x, n: int = 128, coarse: int = 48) -> PosteriorGrid:
     q_box = (float(mu[0] - 3 * sd[0]), float(mu[0] + 3 * sd[0]),
              float(mu[1] - 3 * sd[1]), float(mu[1] + 3 * sd[1]))
     half = max(6.0, float((mu.abs() + 6 * sd).max()))
-    box = (-half, half, -half, half)
-    passes = 0
-    for _ in range(4):  # coarse: widen until the mass is inside
-        xs, ys, z, log_area = cell_grid(box, coarse)
-        lj = log_joint(model, x, z).reshape(coarse, coarse)
-        passes += 1
-        if edge_fraction(lj - torch.logsumexp(lj.flatten(), 0)) < EDGE_MASS_LIMIT:
-            break
-        box = widen(box, 2.0)
-    box = union(mass_box(lj, xs, ys), q_box)
+    box, passes = locate_mass(model, x, (-half, half, -half, half), coarse, precision)
+    box = union(box, q_box)
     for _ in range(4):  # fine: refine or widen, at most a few times
         xs, ys, z, log_area = cell_grid(box, n)
-        lj = log_joint(model, x, z).reshape(n, n)
+        # float64 from here: normalising a sharp float32 log-joint loses ~1e-6 of mass.
+        lj = log_joint(model, x, z, precision=precision).reshape(n, n).double()
         passes += 1
         log_px = torch.logsumexp(lj.flatten(), 0) + log_area
         log_mass = lj + log_area - log_px
@@ -184,7 +220,7 @@ def posterior_grid(model, x, n: int = 128, coarse: int = 48) -> PosteriorGrid:
         else:
             break
     return PosteriorGrid(xs=xs.numpy(), ys=ys.numpy(),
-                         log_density=(lj - log_px).double().numpy(), log_px=float(log_px),
+                         log_density=(lj - log_px).numpy(), log_px=float(log_px),
                          log_cell_area=log_area, edge_mass=edge, peak_cell_mass=peak,
                          passes=passes)
 

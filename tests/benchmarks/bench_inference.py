@@ -6,7 +6,10 @@ For a model trained briefly on the built-in digits (8x8) and for an MNIST-sized 
   optimise_s   "optimise this point": diagonal q* then full-covariance (target <= 1)
   heldout      training samples/s without and with the held-out log p(x) curve on 256
                points, on a DutyCycle(0.1) schedule, alternating windows in one run;
-               cost = 1 - with/without (target <= 0.10)
+               cost = 1 - with/without (target <= 0.10); duty = evaluation seconds / wall
+               seconds in the "with" windows (the same share, without throughput noise)
+Baselines in the same run: grid_bf16_ms (opt-in bf16 decoder), optimise_mc_s (Monte-Carlo
+Adam, the previous default), heldout_shared_only_* (no local-grid fallback).
 
     python tests/benchmarks/bench_inference.py [--threads 1] [--train 5] [--window 4]
 """
@@ -54,15 +57,25 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def throughput(session: Session, seconds: float, evaluate=None, cycle=None) -> float:
-    """Training samples per wall-clock second over ``seconds``, evaluating on schedule
-    (the cycle's clock is the session's training time, kept across windows)."""
-    start_samples, t0 = session.samples_seen, time.perf_counter()
+def throughput(session: Session, seconds: float, evaluate=None, cycle=None
+               ) -> tuple[float, float]:
+    """Training samples per wall-clock second over ``seconds``, evaluating on schedule,
+    and the share of the window spent evaluating. The cycle's clock is the training time
+    of the evaluating windows only (``cycle.clock``, kept across them): counting the other
+    windows' training would make an evaluation due at the start of every window."""
+    start_samples, t0, spent = session.samples_seen, time.perf_counter(), 0.0
+    start_seconds = session.seconds
     while time.perf_counter() - t0 < seconds:
         session.step()
-        if evaluate is not None and cycle.due(session.seconds):
-            cycle.ran(session.seconds, timed(evaluate))
-    return (session.samples_seen - start_samples) / (time.perf_counter() - t0)
+        clock = getattr(cycle, "clock", 0.0) + session.seconds - start_seconds
+        if evaluate is not None and cycle.due(clock):
+            cost = timed(evaluate)
+            spent += cost
+            cycle.ran(clock, cost)
+    if cycle is not None:
+        cycle.clock = getattr(cycle, "clock", 0.0) + session.seconds - start_seconds
+    wall = time.perf_counter() - t0
+    return (session.samples_seen - start_samples) / wall, spent / wall
 
 
 def bench(dataset: ImageDataset, hidden: tuple[int, ...], train_s: float, window_s: float
@@ -73,30 +86,44 @@ def bench(dataset: ImageDataset, hidden: tuple[int, ...], train_s: float, window
     x = session.heldout_inputs(16)
     posterior_grid(model, x[0])  # warm-up
     grid_ms = [1e3 * timed(lambda i=i: posterior_grid(model, x[i], n=128)) for i in range(1, 6)]
-    optimise_point(model, x[0], steps=5)  # warm-up (first Adam step imports extras)
+    posterior_grid(model, x[0], precision="bf16")  # warm-up
+    bf16_ms = [1e3 * timed(lambda i=i: posterior_grid(model, x[i], n=128, precision="bf16"))
+               for i in range(1, 6)]
+    optimise_point(model, x[0], steps=5)  # warm-up
     opt_s = [timed(lambda i=i: optimise_point(model, x[i])) for i in range(1, 4)]
+    optimise_point(model, x[0], steps=5, method="mc")  # warm-up (Adam imports extras)
+    mc_s = [timed(lambda i=i: optimise_point(model, x[i], method="mc")) for i in range(1, 4)]
     gen = torch.Generator().manual_seed(0)
     pts = torch.from_numpy(dataset.as_float(np.arange(256)))
     pts = torch.bernoulli(pts, generator=gen)  # 256 fixed binarised points
+    shared = heldout_log_px(model, pts, local=False)
     est = heldout_log_px(model, pts)
     model.train()
     rates = {"without": [], "with": []}
+    duty = []
     cycle = DutyCycle(fraction=0.1)
     for _ in range(2):  # alternate so drift on a shared machine hits both alike
-        rates["without"].append(throughput(session, window_s))
-        rates["with"].append(throughput(session, window_s,
-                                        lambda: heldout_log_px(session.model, pts), cycle))
+        rates["without"].append(throughput(session, window_s)[0])
+        rate, share = throughput(session, window_s,
+                                 lambda: heldout_log_px(session.model, pts), cycle)
+        rates["with"].append(rate)
+        duty.append(share)
     without, with_ = (statistics.mean(rates[k]) for k in ("without", "with"))
     return {
         "pixels": dataset.n_pixels, "hidden": list(hidden), "train_steps": session.step_count,
         "grid_ms_median": round(statistics.median(grid_ms), 1),
+        "grid_bf16_ms_median": round(statistics.median(bf16_ms), 1),
         "optimise_s_median": round(statistics.median(opt_s), 3),
+        "optimise_mc_s_median": round(statistics.median(mc_s), 3),
         "heldout_eval_ms": round(1e3 * est.seconds, 1), "heldout_grid_n": est.n,
         "heldout_resolved": round(float(est.resolved.mean()), 3),
+        "heldout_shared_only_ms": round(1e3 * shared.seconds, 1),
+        "heldout_shared_only_resolved": round(float(shared.resolved.mean()), 3),
         "heldout_mean_log_px": round(est.mean_log_px, 3),
         "heldout_mean_elbo": round(est.mean_elbo, 3),
         "samples_per_s_without": round(without), "samples_per_s_with": round(with_),
         "heldout_cost": round(1 - with_ / without, 3),
+        "heldout_duty": round(statistics.mean(duty), 3),
     }
 
 
