@@ -1,18 +1,15 @@
-"""ELBO curves: train (raw and smoothed) and held-out, with optional recon and KL terms."""
+"""ELBO curves: train (raw and smoothed) and held-out, the exact held-out log p(x) above
+them, and optional recon and KL terms."""
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
-
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QVBoxLayout, QWidget
 
 X_AXES = {"samples": "samples seen", "seconds": "training time (s)"}
 SMOOTH_ROWS = 10
-CSV_COLUMNS = ("split", "step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
 
 
 def smooth(values: np.ndarray, rows: int = SMOOTH_ROWS) -> np.ndarray:
@@ -23,28 +20,6 @@ def smooth(values: np.ndarray, rows: int = SMOOTH_ROWS) -> np.ndarray:
     i = np.arange(1, len(values) + 1)
     lo = np.maximum(0, i - rows)
     return (c[i] - c[lo]) / (i - lo)
-
-
-def write_history_csv(path: str, train: dict[str, np.ndarray],
-                      heldout: dict[str, np.ndarray]) -> None:
-    """Both curves in one long table (column ``split``), written atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(CSV_COLUMNS)
-            for split, table in (("train", train), ("heldout", heldout)):
-                cols = [table.get(c, np.zeros(0)) for c in CSV_COLUMNS[1:]]
-                for row in zip(*cols, strict=True):
-                    w.writerow([split, *(f"{v:.10g}" for v in row)])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def follow_range(ys: list[np.ndarray]) -> tuple[float, float] | None:
@@ -73,6 +48,10 @@ class ElboView(QWidget):
         self.smoothed = item.plot(pen=pg.mkPen((40, 120, 255), width=2.5))
         self.heldout = item.plot(pen=pg.mkPen((255, 130, 30), width=2), symbol="o",
                                  symbolSize=5, symbolBrush=(255, 130, 30), symbolPen=None)
+        self.logpx = item.plot(pen=pg.mkPen((220, 50, 80), width=2), symbol="d",
+                               symbolSize=6, symbolBrush=(220, 50, 80), symbolPen=None)
+        self.logpx_elbo = item.plot(pen=pg.mkPen((220, 50, 80), width=1.5,
+                                                 style=Qt.PenStyle.DotLine))
         self.recon = item.plot(pen=pg.mkPen((60, 180, 90), width=1.5))
         self.kl = item.plot(pen=pg.mkPen((190, 100, 210), width=1.5))
         self.legend = pg.LegendItem(offset=(-10, -40), labelTextSize="8pt",
@@ -80,6 +59,8 @@ class ElboView(QWidget):
         self.legend.setParentItem(item.getViewBox())
         self._names = {self.raw: "train ELBO", self.smoothed: "train ELBO, smoothed",
                        self.heldout: "held-out ELBO",
+                       self.logpx: "held-out exact log p(x) (grid)",
+                       self.logpx_elbo: "ELBO of the same points (gap = KL(q || p(z|x)))",
                        self.recon: "train reconstruction E_q[log p(x|z)] (nats)",
                        self.kl: "train KL(q || p) (nats, >= 0)"}
         for curve in self._names:
@@ -97,6 +78,7 @@ class ElboView(QWidget):
             self.x_combo.addItem(f"x: {text}", key)
         self._train: dict[str, np.ndarray] = {}
         self._heldout: dict[str, np.ndarray] = {}
+        self._logpx: dict[str, np.ndarray] = {}
         self._shown_rows = (-1, -1)
 
         for box in (self.recon_box, self.kl_box):
@@ -120,13 +102,16 @@ class ElboView(QWidget):
     def x_key(self) -> str:
         return self.x_combo.currentData()
 
-    def set_history(self, train: dict[str, np.ndarray], heldout: dict[str, np.ndarray]) -> None:
-        rows = (len(train.get("step", ())), len(heldout.get("step", ())))
-        last = (train["step"][-1] if rows[0] else None, heldout["step"][-1] if rows[1] else None)
+    def set_history(self, train: dict[str, np.ndarray], heldout: dict[str, np.ndarray],
+                    logpx: dict[str, np.ndarray] | None = None) -> None:
+        logpx = logpx or {}
+        tables = (train, heldout, logpx)
+        rows = tuple(len(t.get("step", ())) for t in tables)
+        last = tuple(t["step"][-1] if n else None for t, n in zip(tables, rows, strict=True))
         if (rows, last) == self._shown_rows:
             return  # nothing new: skip the redraw
         self._shown_rows = (rows, last)
-        self._train, self._heldout = train, heldout
+        self._train, self._heldout, self._logpx = train, heldout, logpx
         self._redraw()
 
     def _on_manual_range(self, *args) -> None:
@@ -145,20 +130,26 @@ class ElboView(QWidget):
         hy = ho.get("elbo", empty)
         finite = np.isfinite(hy)  # a diverged evaluation is shown by its absence, not a NaN
         self.heldout.setData(hx[finite], hy[finite])
+        lx, ly = self._logpx.get(x, empty), self._logpx.get("log_px", empty)
+        self.logpx.setData(lx, ly)
+        self.logpx_elbo.setData(lx, self._logpx.get("elbo", empty))
+        has_logpx = len(ly) > 0
+        self.logpx.setVisible(has_logpx)
+        self.logpx_elbo.setVisible(has_logpx)
         show_recon, show_kl = self.recon_box.isChecked(), self.kl_box.isChecked()
         self.recon.setData(tx, tr.get("recon", empty)) if show_recon else self.recon.setData([], [])
         self.kl.setData(tx, tr.get("kl", empty)) if show_kl else self.kl.setData([], [])
         self.recon.setVisible(show_recon)
         self.kl.setVisible(show_kl)
-        if self._legend_for != (show_recon, show_kl):  # rebuilding the legend is slow
-            self._legend_for = (show_recon, show_kl)
+        if self._legend_for != (show_recon, show_kl, has_logpx):  # rebuilding it is slow
+            self._legend_for = (show_recon, show_kl, has_logpx)
             self.legend.clear()
             for curve, name in self._names.items():
                 if curve.isVisible():
                     self.legend.addItem(curve, name)
         self.plot.getPlotItem().setLabel("bottom", X_AXES[x])
         if self.follow_box.isChecked():
-            ys = [smoothed, hy[finite]]
+            ys = [smoothed, hy[finite], ly]
             if show_recon:
                 ys.append(tr.get("recon", empty))
             if show_kl:

@@ -24,7 +24,8 @@ from trainer import ConfigError, FrozenVAE, ImageDataset, Progress, Snapshot, Tr
 
 from .controls import Controls
 from .dataset_panel import DatasetPanel
-from .elbo_view import ElboView, write_history_csv
+from .elbo_view import ElboView
+from .export import export_history_csv
 from .image_panel import ImagePanel
 from .latent_view import LatentView
 from .manifold_view import ManifoldView
@@ -265,7 +266,7 @@ class MainWindow(QMainWindow):
 
     def apply_progress(self, p: Progress) -> None:
         self.progress = p
-        self.elbo_view.set_history(p.train, p.heldout)
+        self.elbo_view.set_history(p.train, p.heldout, p.logpx)
         self.rate_label.setText(f"{p.samples_per_second:,.0f} samples/s")
         self.epoch_label.setText(f"{p.epoch} epochs done")
         train, heldout = p.train.get("elbo", ()), p.heldout.get("elbo", ())
@@ -351,7 +352,7 @@ class MainWindow(QMainWindow):
         p = self.progress
         if p is None:
             raise ValueError(f"{path}: no history to export yet")
-        write_history_csv(path, p.train, p.heldout)
+        export_history_csv(path, p.train, p.heldout, p.logpx)
 
     def _export_history_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export history CSV", "history.csv",

@@ -150,7 +150,8 @@ def _serialise(session) -> tuple[dict, dict, dict]:
         "units": "per-datapoint nats; ELBO and log p(x) are higher-is-better, KL >= 0",
         "counters": counters,
         "history": {"train": session.train_history.to_dict(),
-                    "heldout": session.heldout_history.to_dict()},
+                    "heldout": session.heldout_history.to_dict(),
+                    "logpx": session.logpx_history.to_dict()},
         "dataset": {"source": str(dataset.source), "name": dataset.name, "n": len(dataset),
                     "image_shape": list(dataset.image_shape),
                     "fingerprint": dataset.fingerprint(),
@@ -276,7 +277,9 @@ def _read_run(path: Path) -> dict:
     shape = run["dataset"]["image_shape"]
     if len(shape) != 2 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise CheckpointError(f"{path}: dataset.image_shape must be two positive integers")
-    for table in ("train", "heldout"):
+    for table in ("train", "heldout", "logpx"):
+        if table == "logpx" and table not in run["history"]:
+            continue  # optional: runs with a latent other than 2-D have no such curve
         require(run["history"], table, dict, "history.")
         t = run["history"][table]
         if not (isinstance(t.get("columns"), list) and isinstance(t.get("rows"), list)

@@ -45,6 +45,10 @@ class TrainConfig:
     min_logvar: float = -6.0
     eval_every_seconds: float = 2.0
     eval_max_points: int = 2048
+    # The live exact log p(x) curve (2-D latents only): this many fixed held-out points
+    # (0 turns it off), costing at most this share of the training time.
+    logpx_points: int = 256
+    logpx_share: float = 0.1
     history_limit: int = 2000
 
     def __post_init__(self) -> None:
@@ -76,6 +80,8 @@ class TrainConfig:
         require(self.threads is None or self.threads >= 1, "threads", "must be at least 1")
         require(self.eval_every_seconds > 0, "eval_every_seconds", "must be positive")
         require(self.eval_max_points >= 1, "eval_max_points", "must be at least 1")
+        require(self.logpx_points >= 0, "logpx_points", "must be non-negative")
+        require(0 < self.logpx_share <= 1, "logpx_share", "must be in (0, 1]")
         require(self.history_limit >= 10, "history_limit", "must be at least 10")
 
     def to_dict(self) -> dict:

@@ -20,10 +20,14 @@ from .data import ImageDataset, Split, split_indices
 from .elbo import elbo_terms, training_loss
 from .frozen import FrozenVAE
 from .history import History
+from .inference import DutyCycle, heldout_log_px
 from .model import VAE
 
 TRAIN_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
 HELDOUT_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
+# The exact held-out log p(x) (2-D latents) beside the ELBO of the same points: the gap
+# between the two curves is the mean inference gap, KL(q || p(z|x)).
+LOGPX_COLUMNS = ("step", "samples", "seconds", "epoch", "log_px", "elbo", "resolved")
 # How often the last finite weights are copied aside for the divergence guard.
 GUARD_EVERY_SECONDS = 1.0
 # Train curve rows are means over this much training time.
@@ -44,6 +48,7 @@ class Progress:
     stopped_reason: str | None
     train: dict[str, np.ndarray]
     heldout: dict[str, np.ndarray]
+    logpx: dict[str, np.ndarray]  # exact held-out log p(x) beside the ELBO (2-D latents)
 
 
 @dataclass
@@ -152,6 +157,9 @@ class Session:
         self._rate = (time.perf_counter(), 0, 0.0)  # for samples/s
         self.train_history = History(TRAIN_COLUMNS, cfg.history_limit)
         self.heldout_history = History(HELDOUT_COLUMNS, cfg.history_limit)
+        self.logpx_history = History(LOGPX_COLUMNS, cfg.history_limit)
+        self._logpx_x = None  # the fixed subset, prepared on first use
+        self._logpx_cycle = DutyCycle(cfg.logpx_share) if self._logpx_enabled() else None
         self.version = 0
         self.stopped_reason = None
 
@@ -196,6 +204,10 @@ class Session:
         self._rate = (time.perf_counter(), self.samples_seen, self.seconds)
         self.train_history = History.from_dict(checkpoint.history["train"])
         self.heldout_history = History.from_dict(checkpoint.history["heldout"])
+        if "logpx" in checkpoint.history:
+            self.logpx_history = History.from_dict(checkpoint.history["logpx"])
+        if self._logpx_cycle is not None:
+            self._logpx_cycle.next_at = self.seconds
         order = checkpoint.engine_state.get("order")
         if same_data and order is not None and len(order) == len(self._train_idx):
             self._gen.set_state(checkpoint.engine_state["rng_state"])
@@ -280,6 +292,8 @@ class Session:
         self._record(elbo, recon, kl, n)
         if self.seconds - self._last_eval >= self.config.eval_every_seconds:
             self.evaluate_heldout()
+        if self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
+            self.evaluate_logpx()
         return {"elbo": elbo / n, "recon": recon / n, "kl": kl / n}
 
     def _record(self, elbo: float, recon: float, kl: float, n: int) -> None:
@@ -307,6 +321,29 @@ class Session:
         self.heldout_history.append(**self._counters(), **terms)
         self.version += 1
         return terms
+
+    def _logpx_enabled(self) -> bool:
+        return self.config.latent_dim == 2 and self.config.logpx_points > 0
+
+    def evaluate_logpx(self) -> dict[str, float]:
+        """Mean exact log p(x) (grid, see trainer.inference.heldout_log_px) and the ELBO of
+        the same fixed held-out subset, appended to ``logpx_history``. Scheduled by a duty
+        cycle so it takes at most ``config.logpx_share`` of the training time."""
+        if not self._logpx_enabled():
+            raise ValueError("the exact log p(x) needs a 2-D latent")
+        if self._logpx_x is None:
+            self._logpx_x = self.heldout_inputs(self.config.logpx_points)
+        t0 = time.perf_counter()
+        self.model.eval()
+        est = heldout_log_px(self.model, self._logpx_x)
+        self.model.train()
+        row = {"log_px": est.mean_log_px, "elbo": est.mean_elbo,
+               "resolved": float(est.resolved.mean())}
+        self.logpx_history.append(**self._counters(), **row)
+        if self._logpx_cycle is not None:
+            self._logpx_cycle.ran(self.seconds, time.perf_counter() - t0)
+        self.version += 1
+        return row
 
     # ------------------------------------------------------- divergence guard
     def _save_good_state(self) -> None:
@@ -394,7 +431,8 @@ class Session:
                         samples_seen=self.samples_seen, seconds=self.seconds,
                         samples_per_second=self.samples_per_second(), paused=self.paused,
                         stopped_reason=self.stopped_reason,
-                        train=self.train_history.arrays(), heldout=self.heldout_history.arrays())
+                        train=self.train_history.arrays(), heldout=self.heldout_history.arrays(),
+                        logpx=self.logpx_history.arrays())
 
     @torch.no_grad()
     def refresh_latents(self, max_seconds: float | None = None, chunk: int = 1024) -> float:

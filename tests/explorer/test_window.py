@@ -209,9 +209,10 @@ def test_export_history_csv(qtbot, make_window, tmp_path):
     w.export_history(str(path))
     rows = list(csv.DictReader(path.open()))
     splits = {r["split"] for r in rows}
-    assert splits == {"train", "heldout"}
+    assert {"train", "heldout"} <= splits <= {"train", "heldout", "heldout_logpx"}
     assert all(float(r["elbo"]) < 0 for r in rows)
-    assert len(rows) == len(w.progress.train["elbo"]) + len(w.progress.heldout["elbo"])
+    p = w.progress
+    assert len(rows) == len(p.train["elbo"]) + len(p.heldout["elbo"]) + len(p.logpx["log_px"])
 
 
 def test_window_state_and_sigma_level_are_remembered(qtbot, make_window):

@@ -118,3 +118,23 @@ def test_run_stops_on_epochs_and_request(digits):
 
     session.run(epochs=100, on_step=stop_after_three)
     assert len(calls) == 3 and session.epoch < 100
+
+
+def test_exact_logpx_curve_sits_above_the_elbo_of_the_same_points():
+    session = Session(load_source("digits"), TrainConfig(hidden=(32,), threads=1, seed=3,
+                                                         logpx_points=64))
+    for _ in range(200):
+        session.step()
+    row = session.evaluate_logpx()
+    curve = session.progress().logpx
+    assert len(curve["log_px"]) >= 1 and curve["log_px"][-1] == row["log_px"]
+    # log p(x) >= ELBO for every point, so for the mean too (up to grid error).
+    assert row["log_px"] >= row["elbo"] - 0.01
+    assert 0.0 <= row["resolved"] <= 1.0
+
+
+def test_logpx_curve_is_off_for_other_latent_sizes():
+    session = Session(load_source("digits"), TrainConfig(hidden=(16,), latent_dim=3, threads=1))
+    for _ in range(5):
+        session.step()
+    assert len(session.progress().logpx["log_px"]) == 0

@@ -1,0 +1,210 @@
+"""Results out of the app in standard formats: CSV, PNG and SVG, each written atomically.
+
+- ``export_latents_csv``: one row per datapoint: index, label, name, mu1, mu2, sigma1, sigma2,
+  elbo_nats. ``elbo_nats`` is the per-datapoint ELBO in nats (higher is better) of the same
+  input that gave mu and sigma: the grey image scaled to [0, 1], as the plane encodes it. For a
+  Bernoulli decoder that is a cross-entropy bound on grey targets, not a log-probability of
+  binary data; the held-out curve's numbers use one fixed binarisation instead.
+- ``export_plane_png`` / ``export_plane_svg``: the latent plane through pyqtgraph's exporters.
+- ``export_mosaic_png``: the manifold grid, every tile pixel-exact, optionally upscaled.
+- ``export_history_csv``: the ELBO and log p(x) curves.
+
+Qt and pyqtgraph are imported inside the functions that draw, so ``atomic_write`` and the CSV
+export stay usable without a GUI (``session_file`` builds on ``atomic_write``).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+LATENT_COLUMNS = ("index", "label", "name", "mu1", "mu2", "sigma1", "sigma2", "elbo_nats")
+ELBO_SAMPLES = 4  # reparameterised draws averaged per datapoint for the CSV's ELBO
+ELBO_BATCH = 1024
+MAX_MOSAIC_SCALE = 64
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open folders; the rename is atomic there anyway
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write_fn: Callable[[str], object]) -> Path:
+    """Have ``write_fn(tmp_path)`` write a temporary file beside ``path``, fsync it, then
+    rename it over ``path``. A failure leaves any previous file untouched: an exception
+    (from ``write_fn``, a full disk) also removes the temporary file; a hard crash may leave
+    it behind as a hidden ``.NAME-*`` file, never a half-written file under ``path``. The
+    temporary name keeps the suffix, so writers that choose the format by extension (Qt's
+    image writers) still work.
+    """
+    path = Path(path)
+    folder = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=folder)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        # mkstemp makes the file private (0600); a document keeps the mode of the one it
+        # replaces, or gets the usual 0644.
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777 if path.exists() else 0o644)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(str(folder))
+    return path
+
+
+# ------------------------------------------------------------------------------ latents
+
+def latent_rows(dataset, snapshot, elbo_samples: int = ELBO_SAMPLES,
+                batch: int = ELBO_BATCH) -> list[list]:
+    """The CSV's rows (see LATENT_COLUMNS), ELBO computed in batches with the snapshot's
+    frozen model on the grey inputs."""
+    n = len(dataset)
+    if len(snapshot.mu) != n:
+        raise ValueError(f"the snapshot has {len(snapshot.mu)} latents but the dataset "
+                         f"{dataset.name} has {n} images")
+    elbo = np.empty(n, np.float64)
+    for start in range(0, n, batch):
+        x = dataset.as_float(slice(start, start + batch))
+        elbo[start:start + len(x)] = snapshot.model.elbo(x, samples=elbo_samples)["elbo"]
+    labels = dataset.labels
+    names = dataset.names
+    mu, sigma = snapshot.mu, snapshot.sigma
+    return [[i, "" if labels is None else int(labels[i]), "" if names is None else names[i],
+             *(f"{float(v):.9g}" for v in (mu[i, 0], mu[i, 1], sigma[i, 0], sigma[i, 1])),
+             f"{elbo[i]:.9g}"] for i in range(n)]
+
+
+def export_latents_csv(path: str | os.PathLike, dataset, snapshot,
+                       elbo_samples: int = ELBO_SAMPLES) -> Path:
+    rows = latent_rows(dataset, snapshot, elbo_samples)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(LATENT_COLUMNS)
+            w.writerows(rows)
+
+    return atomic_write(path, write)
+
+
+# ------------------------------------------------------------------------------ history
+
+HISTORY_COLUMNS = ("split", "step", "samples", "seconds", "epoch", "elbo", "recon", "kl",
+                   "log_px")
+
+
+def export_history_csv(path: str | os.PathLike, train: dict[str, np.ndarray],
+                       heldout: dict[str, np.ndarray],
+                       logpx: dict[str, np.ndarray] | None = None) -> Path:
+    """A Progress's curves as one long table (column ``split``; cells a table lacks stay
+    empty). Split ``heldout_logpx`` holds the exact log p(x) of a fixed held-out subset
+    and, in ``elbo``, the ELBO of the same points. All values in nats per datapoint."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(HISTORY_COLUMNS)
+            for split, table in (("train", train), ("heldout", heldout),
+                                 ("heldout_logpx", logpx or {})):
+                n = len(table.get("step", ()))
+                cols = [table.get(c, [None] * n) for c in HISTORY_COLUMNS[1:]]
+                for row in zip(*cols, strict=True):
+                    w.writerow([split, *("" if v is None else f"{v:.10g}" for v in row)])
+
+    return atomic_write(path, write)
+
+
+# ------------------------------------------------------------------------------ images
+
+def export_plane_png(path: str | os.PathLike, latent_view, width: int | None = None) -> Path:
+    """The latent plane (``latent_view.plotItem`` with axes) as PNG, ``width`` px wide
+    (default: its size on screen)."""
+    from pyqtgraph.exporters import ImageExporter
+
+    exporter = ImageExporter(latent_view.plotItem)
+    if width is not None:
+        if int(width) < 16:
+            raise ValueError(f"{path}: width must be at least 16 px, got {width}")
+        exporter.parameters()["width"] = int(width)
+
+    def write(tmp: str) -> None:
+        if not exporter.export(tmp):
+            raise OSError(f"{path}: could not encode the plane as PNG")
+
+    return atomic_write(path, write)
+
+
+def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
+    """The latent plane as SVG, drawn through Qt's SVG paint device: axes, prior circles and
+    ellipses become vector paths. (pyqtgraph 0.14's SVGExporter fails on the closed paths
+    Qt 6.11 writes, "... Z": pyqtgraph issue #3485.)"""
+    from PySide6.QtCore import QRectF
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    item = latent_view.plotItem
+    source = item.sceneBoundingRect()
+    size = source.size().toSize()
+
+    def write(tmp: str) -> None:
+        generator = QSvgGenerator()
+        generator.setFileName(tmp)
+        generator.setSize(size)
+        # pyqtgraph's axes replay QPictures, which Qt rescales by the ratio of the target's
+        # DPI to the screen's: the same DPI keeps tick labels where the widget drew them.
+        generator.setResolution(latent_view.logicalDpiX())
+        generator.setViewBox(QRectF(0, 0, size.width(), size.height()))
+        generator.setTitle("Latent Explorer: latent plane")
+        generator.setDescription("Posterior means and sigma ellipses of a 2-D VAE")
+        painter = QPainter()
+        if not painter.begin(generator):
+            raise OSError(f"{path}: could not start writing SVG")
+        try:
+            painter.fillRect(QRectF(0, 0, size.width(), size.height()),
+                             latent_view.backgroundBrush())
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            item.scene().render(painter, QRectF(0, 0, size.width(), size.height()), source)
+        finally:
+            painter.end()
+
+    return atomic_write(path, write)
+
+
+def mosaic_image(mosaic: np.ndarray, scale: int = 1) -> np.ndarray:
+    """A decoded-mean mosaic in [0, 1] as uint8 grey, each pixel repeated ``scale`` times
+    each way (no smoothing, so every tile stays the decoded image)."""
+    a = np.asarray(mosaic)
+    if a.ndim != 2 or a.size == 0:
+        raise ValueError(f"mosaic must be a non-empty 2-D image, got shape {a.shape}")
+    if not 1 <= int(scale) <= MAX_MOSAIC_SCALE:
+        raise ValueError(f"scale must be between 1 and {MAX_MOSAIC_SCALE}, got {scale}")
+    grey = np.rint(np.clip(np.nan_to_num(a.astype(np.float64)), 0.0, 1.0) * 255).astype(np.uint8)
+    s = int(scale)
+    return np.repeat(np.repeat(grey, s, axis=0), s, axis=1) if s > 1 else grey
+
+
+def export_mosaic_png(path: str | os.PathLike, mosaic: np.ndarray | None, scale: int = 1) -> Path:
+    """The manifold grid (``ManifoldView.mosaic()``) as an 8-bit grey PNG."""
+    if mosaic is None:
+        raise ValueError(f"{path}: no manifold to export yet (the model has not decoded one)")
+    image = Image.fromarray(mosaic_image(mosaic, scale))  # uint8 2-D: grey "L"
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

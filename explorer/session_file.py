@@ -1,0 +1,443 @@
+"""Session files: one ``NAME.lexp`` (a zip archive) that brings a whole session back.
+
+    model.safetensors, optimizer.safetensors, run.json   the checkpoint (trainer.save_checkpoint)
+    session.json    format + version, the encoded images' names/sources/notes, the selection
+                    and the view state (view region, sigma level, manifold mode and grid, ...)
+    encoded.npz     the encoded images' arrays: ``inputs`` float32 (M, H, W), what the model is
+                    given, and ``grey_<i>`` uint8 (h, w), each original in grey
+
+Saving is atomic (``export.atomic_write``): a crash mid-write leaves the previous file as it
+was. Opening never runs code from the file: no pickle anywhere (tensors via safetensors,
+arrays via ``np.load(allow_pickle=False)``, the rest JSON), members are read by their known
+names into memory (never ``extractall``), with unsafe names, duplicates and oversized members
+refused first. Every problem is a SessionFileError whose one-line message names the file.
+
+No Qt here: the window supplies a SessionState and gets a LoadedSession back.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from trainer import (
+    KNOWN_DATASETS,
+    Checkpoint,
+    CheckpointError,
+    DataError,
+    ImageDataset,
+    LoadCancelled,
+    Session,
+    load_checkpoint,
+    load_source,
+    save_checkpoint,
+)
+
+from .export import atomic_write
+
+FORMAT = "latent-explorer-session"
+FORMAT_VERSION = 1
+SUFFIX = ".lexp"
+SESSION_JSON = "session.json"
+ENCODED_NPZ = "encoded.npz"
+CHECKPOINT_MEMBERS = ("model.safetensors", "optimizer.safetensors", "run.json")
+MEMBERS = (*CHECKPOINT_MEMBERS, SESSION_JSON, ENCODED_NPZ)
+# Zip-bomb guard: what the archive says it unpacks to, checked before anything is read.
+MAX_TOTAL_BYTES = 2 * 1024**3
+MAX_GREY_SIDE = 4096
+
+
+class SessionFileError(ValueError):
+    """A session file cannot be written or read. The one-line message names the file."""
+
+
+@dataclass
+class EncodedRecord:
+    """One encoded image as stored; the same fields as explorer.image_jobs.PreparedImage, so
+    ``PreparedImage(r.name, r.source, r.grey, r.input, r.notes)`` rebuilds it."""
+
+    name: str
+    source: str | None
+    grey: np.ndarray  # uint8 (h, w)
+    input: np.ndarray  # float32 (H, W) in [0, 1]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SessionState:
+    """What the window supplies to save a session.
+
+    ``checkpoint``: a trainer.Session, written now with trainer.save_checkpoint (call this
+    from the thread that steps it, or while it is paused), or the path of a checkpoint
+    directory already written (e.g. by the worker, between steps).
+    ``encoded``: objects with name, source, grey, input and notes (PreparedImage or
+    EncodedRecord). ``view``: small JSON-able state, e.g. {"view_region": [x0, x1, y0, y1],
+    "sigma_level": 1, "manifold_mode": "prior", "manifold_grid": 15, "colour_by": "label"}.
+    """
+
+    checkpoint: Session | str | os.PathLike
+    encoded: Sequence = ()
+    selected_encoded: int | None = None
+    selected_point: int | None = None
+    view: dict = field(default_factory=dict)
+
+
+@dataclass
+class LoadedSession:
+    path: Path
+    checkpoint: Checkpoint  # tensors in memory; its ``path`` is the session file
+    encoded: list[EncodedRecord]
+    selected_encoded: int | None
+    selected_point: int | None
+    view: dict
+    meta: dict  # session.json as read
+
+    @property
+    def dataset_ref(self) -> dict:
+        """source, name, n, image_shape and fingerprint of the dataset it was trained on."""
+        return self.checkpoint.dataset_ref
+
+    def make_session(self, dataset: ImageDataset, device: str | None = None,
+                     threads: int | None = None) -> Session:
+        """A training engine that resumes exactly where the saved one stopped."""
+        try:
+            return Session.from_checkpoint(self.checkpoint, dataset, device=device,
+                                           threads=threads)
+        except CheckpointError as e:
+            raise SessionFileError(str(e)) from None
+
+
+# ------------------------------------------------------------------------------ save
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _app_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("latent-explorer")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _optional_index(value, count: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{what} must be an integer or None, got {value!r}")
+    if value < 0 or (count is not None and value >= count):
+        raise ValueError(f"{what} {value} is out of range (0..{count})")
+    return int(value)
+
+
+def _session_json(state: SessionState, records: list[EncodedRecord], n_points: int) -> bytes:
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "app": {"name": "Latent Explorer", "version": _app_version()},
+        "encoded": [{"name": r.name, "source": r.source, "notes": list(r.notes)}
+                    for r in records],
+        "selection": {"encoded": _optional_index(state.selected_encoded, len(records),
+                                                 "selected_encoded"),
+                      "point": _optional_index(state.selected_point, n_points, "selected_point")},
+        "view": dict(state.view),
+    }
+    return (json.dumps(meta, indent=1, default=_json_default, allow_nan=False) + "\n").encode()
+
+
+def _encoded_npz(records: list[EncodedRecord], shape: tuple[int, int]) -> bytes:
+    arrays = {"inputs": np.stack([r.input for r in records]) if records
+              else np.zeros((0, *shape), np.float32)}
+    for i, r in enumerate(records):
+        arrays[f"grey_{i}"] = r.grey
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _records(encoded: Sequence, shape: tuple[int, int]) -> list[EncodedRecord]:
+    records = []
+    for i, e in enumerate(encoded):
+        r = EncodedRecord(name=str(e.name), source=None if e.source is None else str(e.source),
+                          grey=np.asarray(e.grey), input=np.asarray(e.input, np.float32),
+                          notes=[str(n) for n in e.notes])
+        if r.grey.dtype != np.uint8 or r.grey.ndim != 2:
+            raise ValueError(f"encoded image {i} ({r.name}): grey must be 2-D uint8")
+        if r.input.shape != shape:
+            raise ValueError(f"encoded image {i} ({r.name}): input is {r.input.shape}, the "
+                             f"model's images are {shape}")
+        records.append(r)
+    return records
+
+
+def save_session(path: str | os.PathLike, state: SessionState) -> Path:
+    """Write ``state`` to ``path`` (conventionally ``NAME.lexp``), replacing it atomically."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="lexp-save-") as tmp:
+        if isinstance(state.checkpoint, (str, os.PathLike)):
+            folder = Path(state.checkpoint)
+        else:
+            folder = Path(tmp) / "checkpoint"
+            try:
+                save_checkpoint(state.checkpoint, folder)
+            except (CheckpointError, OSError) as e:
+                raise SessionFileError(f"{path}: cannot save the checkpoint ({e})") from None
+        try:
+            checkpoint = load_checkpoint(folder)  # never write a session that cannot open
+            payload = {name: (folder / name).read_bytes() for name in CHECKPOINT_MEMBERS}
+            records = _records(state.encoded, checkpoint.image_shape)
+            payload[SESSION_JSON] = _session_json(state, records,
+                                                  checkpoint.dataset_ref["n"])
+            payload[ENCODED_NPZ] = _encoded_npz(records, checkpoint.image_shape)
+        except (CheckpointError, OSError, TypeError, ValueError) as e:
+            raise SessionFileError(f"{path}: cannot save the session ({e})") from None
+
+    def write(tmp_path: str) -> None:
+        with zipfile.ZipFile(tmp_path, "w") as zf:
+            for name in MEMBERS:
+                # Float weights barely compress; storing them keeps autosave on quit quick.
+                kind = (zipfile.ZIP_STORED if name.endswith(".safetensors")
+                        else zipfile.ZIP_DEFLATED)
+                zf.writestr(name, payload[name], compress_type=kind)
+
+    try:
+        return atomic_write(path, write)
+    except OSError as e:
+        raise SessionFileError(f"{path}: cannot write it ({e.strerror or e})") from None
+
+
+# ------------------------------------------------------------------------------ load
+
+def _unsafe(name: str) -> bool:
+    p = PurePosixPath(name.replace("\\", "/"))
+    return (p.is_absolute() or ".." in p.parts or name.startswith(("/", "\\"))
+            or (len(name) > 1 and name[1] == ":"))
+
+
+def _members(path: Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    infos = zf.infolist()
+    for info in infos:
+        if _unsafe(info.filename):
+            raise SessionFileError(f"{path}: unsafe member name {info.filename!r}")
+    dupes = sorted(n for n, c in Counter(i.filename for i in infos).items() if c > 1)
+    if dupes:
+        raise SessionFileError(f"{path}: duplicate member {dupes[0]!r}")
+    total = sum(i.file_size for i in infos)
+    if total > MAX_TOTAL_BYTES:
+        raise SessionFileError(f"{path}: unpacks to {total / 1e9:.1f} GB, more than the "
+                               f"{MAX_TOTAL_BYTES / 1e9:.1f} GB a session may hold")
+    found = {i.filename: i for i in infos}
+    missing = [name for name in MEMBERS if name not in found]
+    if missing:
+        raise SessionFileError(f"{path}: missing {missing[0]}; not a complete Latent Explorer "
+                               "session")
+    for name in MEMBERS:
+        if found[name].flag_bits & 0x1:
+            raise SessionFileError(f"{path}: {name} is encrypted")
+    return found
+
+
+def _read(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        with zf.open(info) as f:
+            data = f.read(info.file_size + 1)  # zipfile stops at file_size and checks the CRC
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+            RuntimeError, ValueError, OverflowError) as e:
+        raise SessionFileError(f"{path}: {info.filename} is corrupt ({e})") from None
+    if len(data) != info.file_size:
+        raise SessionFileError(f"{path}: {info.filename} is truncated")
+    return data
+
+
+def _check_meta(path: Path, data: bytes) -> dict:
+    try:
+        meta = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SessionFileError(f"{path}: {SESSION_JSON} is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise SessionFileError(f"{path}: not a Latent Explorer session (format {found!r})")
+    version = meta.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise SessionFileError(f"{path}: unknown session format version {version!r}; this "
+                               f"version reads format {FORMAT_VERSION}")
+    if version > FORMAT_VERSION:
+        raise SessionFileError(f"{path}: was saved by a newer Latent Explorer (format "
+                               f"{version}); this version reads format {FORMAT_VERSION}")
+    if version < FORMAT_VERSION:
+        raise SessionFileError(f"{path}: was saved by an older Latent Explorer (format "
+                               f"{version}) that this version cannot read; it reads format "
+                               f"{FORMAT_VERSION}")
+    encoded = meta.get("encoded")
+    if not (isinstance(encoded, list) and all(
+            isinstance(e, dict) and isinstance(e.get("name"), str)
+            and (e.get("source") is None or isinstance(e.get("source"), str))
+            and isinstance(e.get("notes"), list)
+            and all(isinstance(n, str) for n in e["notes"]) for e in encoded)):
+        raise SessionFileError(f"{path}: {SESSION_JSON}: 'encoded' is malformed")
+    if not isinstance(meta.get("selection"), dict) or not isinstance(meta.get("view"), dict):
+        raise SessionFileError(f"{path}: {SESSION_JSON}: 'selection' or 'view' is missing")
+    return meta
+
+
+def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict) -> Checkpoint:
+    with tempfile.TemporaryDirectory(prefix="lexp-open-") as tmp:
+        for name in CHECKPOINT_MEMBERS:  # known names only, written by us: nothing else lands
+            (Path(tmp) / name).write_bytes(_read(path, zf, found[name]))
+        try:
+            checkpoint = load_checkpoint(tmp)  # every tensor is copied into memory
+        except CheckpointError as e:
+            raise SessionFileError(str(e).replace(str(Path(tmp)), str(path))) from None
+    checkpoint.path = path  # later messages (e.g. from Session.from_checkpoint) name the file
+    return checkpoint
+
+
+def _load_encoded(path: Path, data: bytes, meta: dict,
+                  shape: tuple[int, int]) -> list[EncodedRecord]:
+    entries = meta["encoded"]
+    where = f"{path}: {ENCODED_NPZ}"
+    try:  # the arrays are a zip of their own: the same size guard before anything unpacks
+        inner = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except Exception as e:  # noqa: BLE001 - any failure to parse means a bad member
+        raise SessionFileError(f"{where}: not a valid .npz archive ({e})") from None
+    if inner > MAX_TOTAL_BYTES:
+        raise SessionFileError(f"{where}: unpacks to {inner / 1e9:.1f} GB, more than the "
+                               f"{MAX_TOTAL_BYTES / 1e9:.1f} GB a session may hold")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as e:  # noqa: BLE001 - any failure to parse means a bad member
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SessionFileError(f"{where}: cannot read it ({reason})") from None
+    inputs = arrays.get("inputs")
+    if (inputs is None or inputs.dtype != np.float32
+            or inputs.shape != (len(entries), *shape)):
+        got = None if inputs is None else (inputs.dtype, inputs.shape)
+        raise SessionFileError(f"{where}: 'inputs' must be float32 of shape "
+                               f"{(len(entries), *shape)}, got {got}")
+    if not np.all(np.isfinite(inputs)):
+        raise SessionFileError(f"{where}: 'inputs' holds non-finite values")
+    records = []
+    for i, e in enumerate(entries):
+        grey = arrays.get(f"grey_{i}")
+        if (grey is None or grey.dtype != np.uint8 or grey.ndim != 2
+                or not 0 < max(grey.shape) <= MAX_GREY_SIDE or min(grey.shape) == 0):
+            raise SessionFileError(f"{where}: 'grey_{i}' is missing or not a 2-D uint8 image")
+        records.append(EncodedRecord(name=e["name"], source=e["source"], grey=grey,
+                                     input=inputs[i].copy(), notes=list(e["notes"])))
+    return records
+
+
+def load_session(path: str | os.PathLike) -> LoadedSession:
+    """Read and check a session file; raises SessionFileError naming the file and reason."""
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise SessionFileError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, EOFError, ValueError, OverflowError):
+        raise SessionFileError(f"{path}: not a Latent Explorer session (not a zip archive, "
+                               "or truncated)") from None
+    except NotImplementedError as e:  # e.g. "zip file version 14.7" from a damaged header
+        raise SessionFileError(f"{path}: cannot read this zip archive ({e})") from None
+    except OSError as e:
+        raise SessionFileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    with zf:
+        found = _members(path, zf)
+        meta = _check_meta(path, _read(path, zf, found[SESSION_JSON]))
+        checkpoint = _load_checkpoint(path, zf, found)
+        encoded = _load_encoded(path, _read(path, zf, found[ENCODED_NPZ]), meta,
+                                checkpoint.image_shape)
+    selection = meta["selection"]
+    try:
+        selected_encoded = _optional_index(selection.get("encoded"), len(encoded),
+                                           "selection.encoded")
+        selected_point = _optional_index(selection.get("point"), checkpoint.dataset_ref["n"],
+                                         "selection.point")
+    except ValueError as e:
+        raise SessionFileError(f"{path}: {SESSION_JSON}: {e}") from None
+    return LoadedSession(path=path, checkpoint=checkpoint, encoded=encoded,
+                         selected_encoded=selected_encoded, selected_point=selected_point,
+                         view=dict(meta["view"]), meta=meta)
+
+
+# ------------------------------------------------------------------------------ dataset
+
+def check_dataset(loaded: LoadedSession, dataset: ImageDataset) -> list[str]:
+    """How ``dataset`` differs from the one the session was trained on, one phrase each;
+    empty when the contents are identical (same fingerprint), whatever its name or path."""
+    ref = loaded.dataset_ref
+    if dataset.fingerprint() == ref["fingerprint"]:
+        return []
+    diffs = []
+    if len(dataset) != ref["n"]:
+        diffs.append(f"{ref['n']:,} images when saved, {len(dataset):,} now")
+    h, w = ref["image_shape"]
+    if tuple(dataset.image_shape) != (h, w):
+        diffs.append(f"images {h}x{w} when saved, {dataset.image_shape[0]}x"
+                     f"{dataset.image_shape[1]} now")
+    if dataset.name != ref["name"]:
+        diffs.append(f"named {ref['name']!r} when saved, {dataset.name!r} now")
+    if str(dataset.source) != ref["source"]:
+        diffs.append(f"loaded from {ref['source']} when saved, {dataset.source} now")
+    diffs.append(f"contents differ (fingerprint {ref['fingerprint'][:12]} when saved, "
+                 f"{dataset.fingerprint()[:12]} now)")
+    return diffs
+
+
+def _candidates(loaded: LoadedSession, source: str) -> list[str]:
+    if source == "digits" or source in KNOWN_DATASETS:
+        return [source]
+    found = [source]
+    p = Path(source)
+    if not p.is_absolute():  # a relative path on the command line: try beside the session too
+        found.append(str(loaded.path.parent / p))
+    return found
+
+
+def find_dataset(loaded: LoadedSession, allow_download: bool = False
+                 ) -> tuple[ImageDataset | None, str | None]:
+    """Load the session's dataset from where it was recorded: the built-in digits, a path,
+    or MNIST / Fashion-MNIST from the download cache (downloaded only with
+    ``allow_download``). Returns (dataset, None), or (None, a one-line reason) when it is
+    missing or no longer the same data (then ask the user to locate it)."""
+    ref = loaded.dataset_ref
+    source = ref["source"]
+    reason = f"{source}: no such file or folder (the session's dataset, {ref['name']})"
+    for candidate in _candidates(loaded, source):
+        if candidate not in KNOWN_DATASETS and candidate != "digits" \
+                and not Path(candidate).exists():
+            continue
+        # Cache only: a download polls cancelled() before it connects, and stops there.
+        known = candidate in KNOWN_DATASETS and not allow_download
+        try:
+            dataset = load_source(candidate, cancelled=(lambda: True) if known else None)
+        except LoadCancelled:
+            title = KNOWN_DATASETS[candidate].title if candidate in KNOWN_DATASETS else candidate
+            return None, f"{title} is not in the download cache; download it to continue"
+        except (DataError, OSError) as e:
+            return None, str(e)
+        diffs = check_dataset(loaded, dataset)
+        if not diffs:
+            return dataset, None
+        reason = f"{candidate} is not the dataset this session was trained on: " + \
+            "; ".join(diffs)
+    return None, reason

@@ -1,0 +1,87 @@
+"""The wheel built from the repo installs into a fresh virtual environment, and its
+``latent-explorer`` launches from elsewhere with every resource found in the installed copy.
+
+The venv reuses the system's torch and PySide6 (``--system-site-packages``), so nothing is
+downloaded; the system may hold an editable install of this project, so the test checks that
+the venv's own copy is the one imported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+# What the wheel is built from; copied so the build's build/ and *.egg-info stay out of the repo.
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "explorer", "trainer", "resources")
+TIMEOUT = 120
+
+
+def run(args: list, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, (f"{args[:4]} exited {result.returncode}:\n"
+                                    f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return result
+
+
+def resource_files(root: Path) -> set[str]:
+    """Data files of the resources package (relative paths), without Python or caches."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".py", ".pyc")}
+
+
+def test_wheel_installs_into_a_fresh_venv_and_launches(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in SOURCES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif path.exists():
+            shutil.copy2(path, src / name)
+    dist = tmp_path / "dist"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "-q", "-w", dist, src], cwd=tmp_path)
+    (wheel,) = dist.glob("latent_explorer-*.whl")
+
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
+        cwd=tmp_path)
+    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    python = bin_dir / ("python.exe" if os.name == "nt" else "python")
+    # The system's pip installs into the venv (``--python``): no ensurepip, no network.
+    run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
+         "--disable-pip-version-check", "-q", wheel], cwd=tmp_path)
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))
+    probe = ("import explorer, trainer, resources\n"
+             "from importlib import resources as r\n"
+             "from trainer import load_source\n"
+             "print(explorer.__file__); print(trainer.__file__); print(resources.__file__)\n"
+             "print(r.files('resources'))\n"
+             "print(len(load_source('digits')))\n")
+    lines = run([python, "-c", probe], cwd=outside, env=env).stdout.splitlines()
+    site = (venv / "lib").resolve() if os.name != "nt" else (venv / "Lib").resolve()
+    for line in lines[:4]:
+        assert Path(line).resolve().is_relative_to(site), f"{line} is not the venv's copy"
+    assert lines[4] == "1797"  # digits.npz read from the installed package
+    installed = Path(lines[3])
+    assert resource_files(installed) == resource_files(REPO / "resources")
+    assert {"digits.npz", "help.html"} <= resource_files(installed)
+
+    out = outside / "window.png"
+    script = bin_dir / ("latent-explorer.exe" if os.name == "nt" else "latent-explorer")
+    result = run([script, "--screenshot", out, "--steps", "20"], cwd=outside, env=env)
+    assert "wrote" in result.stdout
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width >= 640 and im.height >= 400
