@@ -160,6 +160,9 @@ class Session:
         self.logpx_history = History(LOGPX_COLUMNS, cfg.history_limit)
         self._logpx_x = None  # the fixed subset, prepared on first use
         self._logpx_cycle = DutyCycle(cfg.logpx_share) if self._logpx_enabled() else None
+        if self._logpx_cycle is not None:
+            # Not at step 1: an untrained model's posteriors are broad and slow to grid.
+            self._logpx_cycle.next_at = self._logpx_cycle.min_interval
         self.version = 0
         self.stopped_reason = None
 
