@@ -6,7 +6,7 @@
     encoded.npz     the encoded images' arrays: ``inputs`` float32 (M, H, W), what the model is
                     given, and ``grey_<i>`` uint8 (h, w), each original in grey
 
-Saving is atomic (``export.atomic_write``): a crash mid-write leaves the previous file as it
+Saving is atomic (``trainer.atomic_write``): a crash mid-write leaves the previous file as it
 was. Opening never runs code from the file: no pickle anywhere (tensors via safetensors,
 arrays via ``np.load(allow_pickle=False)``, the rest JSON), members are read by their known
 names into memory (never ``extractall``), with unsafe names, duplicates and oversized members
@@ -39,12 +39,11 @@ from trainer import (
     ImageDataset,
     LoadCancelled,
     Session,
+    atomic_write,
     load_checkpoint,
     load_source,
     save_checkpoint,
 )
-
-from .export import atomic_write
 
 FORMAT = "latent-explorer-session"
 FORMAT_VERSION = 1

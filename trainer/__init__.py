@@ -4,6 +4,7 @@ Pure torch + numpy; never imports Qt, so it runs in scripts, notebooks and on GP
 The names below are the public API that the desktop app (``explorer``) uses.
 """
 
+from .atomic import atomic_write
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .data import (
@@ -61,5 +62,5 @@ __all__ = [
     "read_idx", "IMAGE_SUFFIXES", "MNIST_FILL", "ImageError", "fit_fraction", "image_size",
     "load_folder", "load_image_for", "preprocess_image", "read_image",
     "ink_on_dark",
-    "Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint",
+    "Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "atomic_write",
 ]

@@ -30,6 +30,7 @@ import safetensors
 import safetensors.torch
 import torch
 
+from .atomic import fsync_dir
 from .config import ConfigError, TrainConfig
 from .model import VAE
 
@@ -105,7 +106,7 @@ def save_checkpoint(session, directory: str | os.PathLike) -> Path:
         _write(tmp / OPTIMIZER_FILE, safetensors.torch.save(optimizer_tensors,
                                                             {"format": FORMAT}))
         _write(tmp / RUN_FILE, (json.dumps(run, indent=1) + "\n").encode())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if directory.exists():
             old = parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(directory, old)
@@ -113,7 +114,7 @@ def save_checkpoint(session, directory: str | os.PathLike) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, directory)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -170,19 +171,6 @@ def _write(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------------------ load

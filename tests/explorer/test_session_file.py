@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from explorer import session_file
-from explorer.export import atomic_write
 from explorer.image_jobs import prepare_grey
 from explorer.session_file import (
     ENCODED_NPZ,
@@ -31,7 +30,7 @@ from explorer.session_file import (
     load_session,
     save_session,
 )
-from trainer import ImageDataset, Session, TrainConfig, save_checkpoint
+from trainer import ImageDataset, Session, TrainConfig, atomic_write, save_checkpoint
 
 SMALL = TrainConfig(hidden=(32,), seed=5, threads=1, batch_size=64, eval_every_seconds=1e9)
 VIEW = {"view_region": [-3.5, 2.25, -1.0, 4.0], "sigma_level": 2, "manifold_mode": "view",
