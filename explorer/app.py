@@ -1,5 +1,9 @@
 """Command line entry point: ``latent-explorer [SOURCE]`` opens the window and trains.
 
+SOURCE is anything ``trainer.load_source`` reads: ``digits`` (built in), ``mnist`` and
+``fashion-mnist`` (downloaded once into the user's cache), a folder of images (subfolders are
+labels), a ``.npz`` / ``.npy`` file, or an IDX file. A bad SOURCE ends with one line, status 2.
+
 ``latent-explorer train|encode|evaluate ...`` forwards to the headless commands.
 """
 
@@ -22,7 +26,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Watch a VAE with a 2-D latent space learn. Headless commands: "
                     "latent-explorer train|encode|evaluate --help")
     p.add_argument("source", nargs="?", default="digits",
-                   help="dataset: 'digits' (built in, the default) or a path")
+                   help="dataset: 'digits' (built in, the default), 'mnist' or "
+                        "'fashion-mnist' (downloaded once), a folder of images (subfolders "
+                        "are labels), or a .npz, .npy or IDX file")
     p.add_argument("--checkpoint", metavar="DIR", help="continue from a saved checkpoint")
     p.add_argument("--screenshot", metavar="PNG",
                    help="train offscreen, save a picture of the window and exit")
@@ -41,6 +47,30 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--checkpoint {args.checkpoint}: opening checkpoints in the window is not "
                 "available yet")
     return args
+
+
+def load_with_progress(source: str):
+    """trainer.load_source with a progress bar on stderr (downloads, big folders)."""
+    from tqdm import tqdm
+
+    from trainer import KNOWN_DATASETS, load_source
+
+    download = source in KNOWN_DATASETS
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total or None, desc=f"loading {source}", file=sys.stderr,
+                       unit="B" if download else "img", unit_scale=download,
+                       unit_divisor=1024, leave=False, delay=0.5)
+        bar.update(done - bar.n)
+
+    try:
+        return load_source(source, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def save_png_atomically(pixmap, path: str) -> None:
@@ -99,14 +129,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv)
     args = parse_args(argv)
-    from trainer import ConfigError, DataError, TrainConfig, load_source
+    from trainer import ConfigError, DataError, TrainConfig
 
     try:
-        dataset = load_source(args.source)
         config = TrainConfig(device=args.device, threads=args.threads)
+        dataset = load_with_progress(args.source)
     except (DataError, ConfigError, OSError) as exc:
         print(f"latent-explorer: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl+C during a download: what arrived is kept to resume
+        print(f"latent-explorer: {args.source}: loading interrupted", file=sys.stderr)
+        return 130
 
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed

@@ -25,12 +25,16 @@ class DatasetPanel(QWidget):
         self.fields: dict[str, QLabel] = {}
         form = QFormLayout(self)
         for key in ("name", "source", "N", "image size", "labels", "split", "likelihood",
-                    "binarization"):
+                    "binarization", "notes"):
             label = QLabel()
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = label
             form.addRow(key, label)
+        self.set_dataset(dataset, config)
+
+    def set_dataset(self, dataset: ImageDataset, config: TrainConfig) -> None:
+        """Describe ``dataset`` (again after a dataset switch)."""
         # The session fixes its split when it is created; a reset keeps it.
         split = split_indices(len(dataset), config.heldout_fraction, config.seed)
         h, w = dataset.image_shape
@@ -43,6 +47,8 @@ class DatasetPanel(QWidget):
             "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
             "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "
                      f"({config.heldout_fraction:.0%}, seed {config.seed})",
+            # What loading changed or skipped (rescaled values, missing labels, ...).
+            "notes": "\n".join(dataset.notes) or "none",
         }
         for key, text in values.items():
             self.fields[key].setText(text)

@@ -1,12 +1,19 @@
-"""The main window: composes the views, menus and settings, and owns the worker's lifetime."""
+"""The main window: composes the views, menus and settings, and owns the worker's lifetime.
+
+Bring your own data: images dropped on the window or the plane, pasted, or picked with
+File > Encode images... go to the "Encoded images" panel; a dropped dataset, or one picked in
+the Datasets menu, is loaded in the background and, once loaded, replaces the current one
+(the training worker is stopped, waited for, and started again on the new data).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
@@ -15,17 +22,30 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QProgressDialog,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
-from trainer import ConfigError, FrozenVAE, ImageDataset, Progress, Snapshot, TrainConfig
+from trainer import (
+    IMAGE_SUFFIXES,
+    KNOWN_DATASETS,
+    ConfigError,
+    FrozenVAE,
+    ImageDataset,
+    Progress,
+    Snapshot,
+    TrainConfig,
+)
 
 from .controls import Controls
+from .dataset_loader import DatasetLoader, source_title
 from .dataset_panel import DatasetPanel
 from .elbo_view import ElboView
+from .encoded_images import EncodedImagesPanel
 from .export import export_history_csv
+from .image_jobs import classify_drop, is_dataset_candidate
 from .image_panel import ImagePanel
 from .latent_view import LatentView
 from .manifold_view import ManifoldView
@@ -35,6 +55,10 @@ ORGANISATION = "LatentExplorer"
 APPLICATION = "LatentExplorer"
 DEFAULT_SIZE = (1400, 860)
 ELLIPSE_BUDGET = 5000
+MAX_LISTED_PROBLEMS = 15  # "file: reason" lines in the message box; the panel keeps them all
+IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
+DATASET_FILTER = ("Datasets (*.npz *.npy *idx* *ubyte* *.gz);;"
+                  "NumPy (*.npz *.npy);;IDX, as MNIST ships (*idx* *ubyte*);;All files (*)")
 
 
 def app_settings() -> QSettings:
@@ -66,7 +90,15 @@ class MainWindow(QMainWindow):
         self._started = start
         self._sample_seed = 0
         self._shown_reason: str | None = None
+        self._launched = launch
+        self._closing = False
+        self._load_confirmed = False  # the drop's own question already asked about the switch
+        # Yes/No questions go through here, so tests (and scripts) can answer them.
+        self.confirm: Callable[[str, str], bool] = self._ask
+        self.message_box: QMessageBox | None = None  # non-modal: training and reading go on
+        self.load_dialog: QProgressDialog | None = None
         self.setWindowTitle(f"Latent Explorer: {dataset.name}")
+        self.setAcceptDrops(True)  # drops on any dock land here; the plane takes its own
 
         self.latent_view = LatentView()
         self.latent_view.set_dataset(dataset.labels, dataset.label_names)
@@ -88,6 +120,8 @@ class MainWindow(QMainWindow):
         self.controls = Controls(config)
         self.dataset_panel = DatasetPanel(dataset, config)
         self.manifold_view = ManifoldView()
+        self.encoded_panel = EncodedImagesPanel()
+        self.encoded_panel.set_dataset(dataset)
         self.docks = {
             "image": self._dock("Decoded image", self.image_panel,
                                 Qt.DockWidgetArea.RightDockWidgetArea),
@@ -99,7 +133,11 @@ class MainWindow(QMainWindow):
                                   Qt.DockWidgetArea.LeftDockWidgetArea),
             "elbo": self._dock("ELBO curves", self.elbo_view,
                                Qt.DockWidgetArea.BottomDockWidgetArea),
+            "encoded": self._dock("Encoded images", self.encoded_panel,
+                                  Qt.DockWidgetArea.RightDockWidgetArea),
         }
+        self.tabifyDockWidget(self.docks["manifold"], self.docks["encoded"])
+        self.docks["manifold"].raise_()
         # Side columns run the full height; the curves sit under the plane only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -107,19 +145,26 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.controls.set_running(self._running, self._started)
 
-        self.worker = TrainingWorker(dataset, config, start_paused=not start)
-        self.worker.progressed.connect(self._on_progress)
-        self.worker.snapshotted.connect(self._on_snapshot)
-        self.worker.failed.connect(self._on_failed)
+        self.worker = self._new_worker(start_paused=not start)
         self.controls.startPauseClicked.connect(self.toggle_running)
         self.controls.stepClicked.connect(self.step_once)
         self.controls.resetClicked.connect(self.reset_training)
-        self.controls.lrChanged.connect(self.worker.set_lr)
-        self.controls.betaChanged.connect(self.worker.set_beta)
-        self.controls.batchSizeChanged.connect(self.worker.set_batch_size)
+        # Through the window, so the controls reach whichever worker trains now.
+        self.controls.lrChanged.connect(self._set_lr)
+        self.controls.betaChanged.connect(self._set_beta)
+        self.controls.batchSizeChanged.connect(self._set_batch_size)
         self.latent_view.zRequested.connect(self.decode_z)
         self.latent_view.pointSelected.connect(self.select_point)
-        self.latent_view.filesDropped.connect(self._on_files_dropped)
+        self.latent_view.filesDropped.connect(self.open_paths)
+        self.latent_view.markerSelected.connect(self.encoded_panel.select)
+        self.encoded_panel.entrySelected.connect(self._show_markers)
+        self.encoded_panel.model.changed.connect(self._show_markers)
+        self.encoded_panel.messagesReady.connect(self._show_image_problems)
+        self.loader = DatasetLoader(self)
+        self.loader.progress.connect(self._on_load_progress)
+        self.loader.loaded.connect(self._on_dataset_loaded)
+        self.loader.failed.connect(self._on_load_failed)
+        self.loader.cancelled.connect(self._on_load_cancelled)
         self.latent_view.viewRegionChanged.connect(self.manifold_view.set_view_region)
         self.image_panel.mode_group.buttonToggled.connect(self._on_decode_mode)
 
@@ -160,20 +205,46 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.epoch_bar)
 
     def _build_menus(self) -> None:
-        def action(menu, text, slot, shortcut=None, checkable=False) -> QAction:
+        def action(menu, text, slot, shortcut=None, checkable=False, tip=None) -> QAction:
             a = QAction(text, self)
             if shortcut is not None:
                 a.setShortcut(QKeySequence(shortcut))
             a.setCheckable(checkable)
+            if tip:
+                a.setStatusTip(tip)
+                a.setToolTip(tip)
             a.triggered.connect(slot)
             menu.addAction(a)
             return a
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
+        action(file_menu, "Encode images...", self._encode_images_dialog,
+               tip="Encode your own images and show where they land on the plane")
+        file_menu.addSeparator()
         action(file_menu, "Export history CSV...", self._export_history_dialog, "Ctrl+E")
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit_menu = bar.addMenu("&Edit")
+        self.paste_action = action(edit_menu, "Paste image", self.paste,
+                                   QKeySequence.StandardKey.Paste,
+                                   tip="Encode the image on the clipboard")
+
+        data_menu = bar.addMenu("&Datasets")
+        self.dataset_actions: dict[str, QAction] = {}
+        for source, tip in (("digits", "the 1,797 8x8 digits shipped with the app"),
+                            *((name, f"{spec.title}: downloaded once into your cache "
+                                     "folder, verified by SHA-256")
+                              for name, spec in KNOWN_DATASETS.items())):
+            self.dataset_actions[source] = action(
+                data_menu, source_title(source),
+                lambda _checked=False, s=source: self.open_dataset(s), tip=tip)
+        data_menu.addSeparator()
+        action(data_menu, "Open folder...", self._open_folder_dialog,
+               tip="A folder of images; its subfolders are the labels")
+        action(data_menu, "Open file...", self._open_file_dialog,
+               tip="A .npz or .npy array of images, or an IDX file as MNIST ships")
 
         train_menu = bar.addMenu("&Training")
         self.start_action = action(train_menu, "Start / Pause", self.toggle_running,
@@ -201,6 +272,22 @@ class MainWindow(QMainWindow):
         action(help_menu, "About Latent Explorer", self._about)
 
     # --------------------------------------------------------------- training
+    def _new_worker(self, start_paused: bool) -> TrainingWorker:
+        worker = TrainingWorker(self.dataset, self.config, start_paused=start_paused)
+        worker.progressed.connect(self._on_progress)
+        worker.snapshotted.connect(self._on_snapshot)
+        worker.failed.connect(self._on_failed)
+        return worker
+
+    def _set_lr(self, lr: float) -> None:
+        self.worker.set_lr(lr)
+
+    def _set_beta(self, beta: float) -> None:
+        self.worker.set_beta(beta)
+
+    def _set_batch_size(self, batch_size: int) -> None:
+        self.worker.set_batch_size(batch_size)
+
     def toggle_running(self) -> None:
         if self._running:
             self.worker.pause()
@@ -259,6 +346,7 @@ class MainWindow(QMainWindow):
         self.model = snapshot.model
         self.latent_view.set_latents(snapshot.mu, snapshot.sigma)
         self.manifold_view.set_model(snapshot.model)
+        self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
         if self.image_panel.z is not None and not self.image_panel.shows_sample:
             self.decode_z(*self.image_panel.z)  # the same z under the newer decoder
         if self.selected is not None:
@@ -343,9 +431,248 @@ class MainWindow(QMainWindow):
             if a.isChecked():
                 self.latent_view.set_sigma_level(k)
 
-    def _on_files_dropped(self, paths: list) -> None:
-        self.statusBar().showMessage(
-            f"Encoding dropped images is not available yet ({len(paths)} file(s) ignored)", 6000)
+    # ------------------------------------------------------ images the user brings
+    def open_paths(self, paths: list) -> None:
+        """Dropped (or pasted) files and folders: images are encoded; a dataset, dropped by
+        itself, is offered for training."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        kind = classify_drop(paths)
+        if kind == "images":
+            self.encoded_panel.encode_files(paths)
+        elif kind == "dataset":
+            if self.confirm("Train on a new dataset",
+                            f"Train on {paths[0]}? (the current run stops)"):
+                self.open_dataset(paths[0], confirmed=True)
+        else:
+            candidates = [p for p in paths if is_dataset_candidate(p)]
+            images = [p for p in paths if p not in candidates]
+            if images:
+                self.encoded_panel.encode_files(images)
+            self.tell("Dataset not opened",
+                      "Not opened as a dataset (drop a dataset file or folder by itself to "
+                      "train on it):\n" + "\n".join(candidates))
+
+    def paste(self) -> None:
+        """Ctrl+V: encode the clipboard's image (or the files copied in a file manager)."""
+        clipboard = QGuiApplication.clipboard()
+        image = clipboard.image()
+        mime = clipboard.mimeData()
+        if image.isNull() and mime is not None and mime.hasUrls():
+            paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+            if paths:
+                self.open_paths(paths)
+                return
+        if self.encoded_panel.add_qimage(image):  # a null image: the panel says so
+            self._show_encoded_dock()
+
+    def _encode_images_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Encode images", "",
+                                                f"{IMAGE_FILTER};;All files (*)")
+        if paths:
+            self.encoded_panel.encode_files(paths)
+            self._show_encoded_dock()
+
+    def _show_encoded_dock(self) -> None:
+        dock = self.docks["encoded"]
+        dock.show()
+        dock.raise_()
+
+    def _show_markers(self, *_) -> None:
+        mu, sigma, names = self.encoded_panel.model.markers()
+        selected = self.encoded_panel.selected()
+        self.latent_view.set_markers(mu, sigma, names,
+                                     highlighted=selected if selected >= 0 else None)
+
+    def _show_image_problems(self, lines: list) -> None:
+        shown = lines[:MAX_LISTED_PROBLEMS]
+        more = len(lines) - len(shown)
+        text = "\n".join(shown) + (f"\n... and {more} more (listed in the Encoded images "
+                                   "panel)" if more > 0 else "")
+        self.tell("Encoded images", text)
+        self._show_encoded_dock()
+
+    # Drops on any part of the window but the plane (which handles its own) arrive here.
+    @staticmethod
+    def _local_paths(event) -> list[str]:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return []
+        return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+
+    def dragEnterEvent(self, event) -> None:
+        if self._local_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        paths = self._local_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
+
+    # --------------------------------------------------------------- datasets
+    def open_dataset(self, source: str, confirmed: bool = False) -> None:
+        """Load ``source`` ("digits", "mnist", "fashion-mnist", a folder or a file) in the
+        background, with a progress dialog; training goes on until it has loaded."""
+        if self.loader.is_running():
+            self.tell("Open dataset", f"{source_title(source)}: still loading "
+                      f"{source_title(self.loader.source)}; cancel that first")
+            return
+        self._load_confirmed = confirmed
+        self.loader.start(str(source))
+        title = source_title(str(source))
+        dialog = QProgressDialog(f"Loading {title}...", "Cancel", 0, 0, self)
+        dialog.setWindowTitle("Open dataset")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(300)  # quick loads never flash a dialog
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        dialog.canceled.connect(self.loader.cancel)
+        self.load_dialog = dialog
+        self.statusBar().showMessage(f"Loading {title}...")
+
+    def _open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if folder:
+            self.open_dataset(folder)
+
+    def _open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a dataset file", "", DATASET_FILTER)
+        if path:
+            self.open_dataset(path)
+
+    def _on_load_progress(self, done: int, total: int) -> None:
+        dialog = self.load_dialog
+        if dialog is None:
+            return
+        source = self.loader.source
+        if source in KNOWN_DATASETS:
+            mb = 1024 * 1024
+            what = (f"{done / mb:.1f} of {total / mb:.1f} MB" if total
+                    else f"{done / mb:.1f} MB")
+            dialog.setLabelText(f"Downloading {source_title(source)}: {what}")
+            # Bytes fit an int up to 2 GB; kilobytes keep the bar safe beyond that.
+            done, total = done // 1024, total // 1024
+        else:
+            dialog.setLabelText(f"Reading {done:,} of {total:,} images..." if total
+                                else f"Loading {source_title(source)}...")
+        if total > 0:
+            dialog.setMaximum(total)
+            dialog.setValue(min(done, total))
+
+    def _end_load(self) -> None:
+        dialog, self.load_dialog = self.load_dialog, None
+        if dialog is not None:
+            dialog.canceled.disconnect(self.loader.cancel)  # closing emits canceled
+            dialog.close()
+            dialog.deleteLater()
+        self.statusBar().clearMessage()
+
+    def _on_dataset_loaded(self, dataset: ImageDataset) -> None:
+        self._end_load()
+        if self._closing:
+            return
+        if not (self._load_confirmed or self._offer_save_before_switch()):
+            self.statusBar().showMessage(f"Still training on {self.dataset.name}", 6000)
+            return
+        self.switch_dataset(dataset)
+
+    def _on_load_failed(self, message: str) -> None:
+        self._end_load()
+        if not self._closing:
+            self.tell("Could not open the dataset",
+                      f"{message}\nStill training on {self.dataset.name}.")
+
+    def _on_load_cancelled(self, message: str) -> None:
+        self._end_load()
+        self.statusBar().showMessage(f"{message}; still training on {self.dataset.name}", 6000)
+
+    def _offer_save_before_switch(self) -> bool:
+        """Whether to go on with a dataset switch (the current run is lost)."""
+        return self.confirm("Switch dataset",
+                            "Switch dataset? The current run will be discarded.")
+
+    def switch_dataset(self, dataset: ImageDataset) -> None:
+        """Stop the current run, wait for it, and train on ``dataset`` with the current
+        settings (the live values in the controls, the same seed)."""
+        old = self.worker
+        old.stop()
+        for signal, slot in ((old.progressed, self._on_progress),
+                             (old.snapshotted, self._on_snapshot), (old.failed, self._on_failed)):
+            signal.disconnect(slot)
+        # Results the old run sent before it stopped wait in the queue: drop them, so no
+        # snapshot of the old data is drawn over the new. (Only the worker queues calls here.)
+        QCoreApplication.removePostedEvents(self, QEvent.Type.MetaCall)
+        self._draw_scheduled = False
+        self.dataset = dataset
+        self.config = self.config.replace(lr=self.controls.lr.value(),
+                                          beta=self.controls.beta.value(),
+                                          batch_size=self.controls.batch.value())
+        self._reset_views()
+        self.worker = self._new_worker(start_paused=not self._running)
+        if self._launched:
+            self.worker.start()
+        old.deleteLater()
+        self.statusBar().showMessage(f"Training on {dataset.name}", 6000)
+
+    def _reset_views(self) -> None:
+        """Everything that showed the old dataset or its model, emptied for the new one."""
+        dataset = self.dataset
+        self.setWindowTitle(f"Latent Explorer: {dataset.name}")
+        self.snapshot = self.model = self.progress = None
+        self._pending_snapshot = self._pending_progress = None
+        self.selected = None
+        self._hide_banner()
+        view = self.latent_view
+        view.set_selected(None)
+        view.set_crosshair(None)
+        empty = np.zeros((0, 2), np.float32)
+        view.set_latents(empty, empty)
+        view.set_dataset(dataset.labels, dataset.label_names)
+        view.follow_data(True)
+        panel = self.image_panel
+        panel.clear_datapoint()
+        panel.z = None
+        panel.decoded.set_image(None)
+        panel.z_label.setText("click the plane to decode a z")
+        self.elbo_view.set_history({}, {}, {})
+        self.dataset_panel.set_dataset(dataset, self.config)
+        self.encoded_panel.set_dataset(dataset)  # the images, preprocessed for the new size
+        self.rate_label.setText("- samples/s")
+        self.epoch_label.setText("0 epochs done")
+        self.train_label.setText("train ELBO - nats")
+        self.heldout_label.setText("held-out ELBO - nats")
+        self.epoch_bar.setRange(0, 0)
+        self.epoch_bar.setFormat(f"encoding {len(dataset):,} points")
+
+    # --------------------------------------------------------------- messages
+    def _ask(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(self, title, question,
+                                      QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def tell(self, title: str, text: str) -> None:
+        """Show a message without stopping anything: a non-modal box and the status bar."""
+        box = self.message_box
+        if box is None:
+            box = QMessageBox(QMessageBox.Icon.Warning, title, text,
+                              QMessageBox.StandardButton.Ok, self)
+            box.setWindowModality(Qt.WindowModality.NonModal)
+            self.message_box = box
+        box.setWindowTitle(title)
+        box.setText(text)
+        box.show()
+        self.statusBar().showMessage(text.splitlines()[0], 10000)
 
     # ------------------------------------------------------------------ files
     def export_history(self, path: str) -> None:
@@ -408,7 +735,12 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def shutdown(self) -> None:
-        """Stop the worker and wait for it: safe at any moment, and more than once."""
+        """Stop every background job and wait for it: safe at any moment, and more than
+        once (mid-training, mid-download, mid-folder-read)."""
+        self._closing = True
+        self.loader.cancel_and_wait()
+        self._end_load()
+        self.encoded_panel.cancel_and_wait()
         self.worker.stop()
 
     def closeEvent(self, event) -> None:
