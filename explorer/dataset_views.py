@@ -104,6 +104,10 @@ class PointColouring(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("Colour points by"))
         self.combo = QComboBox()
+        # The long captions must not set the dock's width.
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(14)
         for key, caption in COLOURINGS.items():
             self.combo.addItem(caption, key)
         self.combo.currentIndexChanged.connect(self._on_combo)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QProgressDialog,
+    QScrollArea,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -42,11 +43,13 @@ from trainer import (
 from .controls import Controls
 from .dataset_loader import DatasetLoader, source_title
 from .dataset_panel import DatasetPanel
+from .dataset_views import AggregateDensityLayer, PointColouring, Trails
 from .elbo_view import ElboView
 from .encoded_images import EncodedImagesPanel
 from .export import export_history_csv
 from .image_jobs import classify_drop, is_dataset_candidate
 from .image_panel import ImagePanel
+from .inspector import Inspector
 from .latent_view import LatentView
 from .manifold_view import ManifoldView
 from .worker import TrainingWorker
@@ -67,8 +70,20 @@ def app_settings() -> QSettings:
                      APPLICATION)
 
 
+def scrolled(widget: QWidget) -> QScrollArea:
+    """A tall panel that scrolls rather than widening or lengthening its dock."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
+
+
 def help_html() -> str:
-    return (resources.files("resources") / "help.html").read_text(encoding="utf-8")
+    """The explainer (theta, phi, lambda_i and the gaps), then the guide to the window."""
+    folder = resources.files("resources")
+    return "<hr>".join((folder / name).read_text(encoding="utf-8")
+                       for name in ("explainer.html", "help.html"))
 
 
 class MainWindow(QMainWindow):
@@ -122,6 +137,11 @@ class MainWindow(QMainWindow):
         self.manifold_view = ManifoldView()
         self.encoded_panel = EncodedImagesPanel()
         self.encoded_panel.set_dataset(dataset)
+        self.inspector = Inspector(self.latent_view.plotItem)
+        self.colouring = PointColouring(self.latent_view, labels=dataset.labels)
+        self.aggregate = AggregateDensityLayer(self.latent_view)
+        self.trails = Trails(self.latent_view.plotItem)
+        self._inputs: np.ndarray | None = None  # every image in model-input form, on demand
         self.docks = {
             "image": self._dock("Decoded image", self.image_panel,
                                 Qt.DockWidgetArea.RightDockWidgetArea),
@@ -135,9 +155,16 @@ class MainWindow(QMainWindow):
                                Qt.DockWidgetArea.BottomDockWidgetArea),
             "encoded": self._dock("Encoded images", self.encoded_panel,
                                   Qt.DockWidgetArea.RightDockWidgetArea),
+            "inspector": self._dock("Inspector", scrolled(self.inspector),
+                                    Qt.DockWidgetArea.RightDockWidgetArea),
+            "colouring": self._dock("Colour points", self.colouring,
+                                    Qt.DockWidgetArea.LeftDockWidgetArea),
         }
         self.tabifyDockWidget(self.docks["manifold"], self.docks["encoded"])
+        self.tabifyDockWidget(self.docks["manifold"], self.docks["inspector"])
+        self.tabifyDockWidget(self.docks["dataset"], self.docks["colouring"])
         self.docks["manifold"].raise_()
+        self.docks["dataset"].raise_()
         # Side columns run the full height; the curves sit under the plane only.
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -158,6 +185,7 @@ class MainWindow(QMainWindow):
         self.latent_view.filesDropped.connect(self.open_paths)
         self.latent_view.markerSelected.connect(self.encoded_panel.select)
         self.encoded_panel.entrySelected.connect(self._show_markers)
+        self.encoded_panel.entrySelected.connect(self._inspect_encoded)
         self.encoded_panel.model.changed.connect(self._show_markers)
         self.encoded_panel.messagesReady.connect(self._show_image_problems)
         self.loader = DatasetLoader(self)
@@ -256,6 +284,11 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
+        self.aggregate_action = action(
+            view_menu, "Aggregate posterior density", self._on_aggregate_action, "Ctrl+G",
+            checkable=True, tip="The average of all q(z|x_i) as a density layer, with the "
+                                "prior's 50/90/99 % circles: holes and overlaps show")
+        view_menu.addSeparator()
         group = QActionGroup(self)
         self.sigma_actions = {}
         for k in (1, 2):
@@ -347,6 +380,9 @@ class MainWindow(QMainWindow):
         self.latent_view.set_latents(snapshot.mu, snapshot.sigma)
         self.manifold_view.set_model(snapshot.model)
         self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
+        self.colouring.set_data(snapshot.model, self._model_inputs())
+        self.aggregate.set_latents(snapshot.mu, snapshot.sigma)
+        self.trails.add_snapshot(snapshot.mu)
         if self.image_panel.z is not None and not self.image_panel.shows_sample:
             self.decode_z(*self.image_panel.z)  # the same z under the newer decoder
         if self.selected is not None:
@@ -401,10 +437,43 @@ class MainWindow(QMainWindow):
     def select_point(self, index: int) -> None:
         self.selected = None if index < 0 else int(index)
         self.latent_view.set_selected(self.selected)
+        self.trails.set_tracked([] if self.selected is None else [self.selected])
         if self.selected is None:
             self.image_panel.clear_datapoint()
+            self.inspector.clear()
         else:
             self._show_selected()
+            self._inspect_selected()
+
+    def _model_inputs(self) -> np.ndarray:
+        """All images flattened to [0, 1] floats: what per-point colourings score."""
+        if self._inputs is None:
+            self._inputs = self.dataset.as_float()
+        return self._inputs
+
+    def _inspect_selected(self) -> None:
+        """The exact posterior, log p(x) and gaps of the selected datapoint, computed once
+        per selection with the newest model (the inspector works in the background)."""
+        i = self.selected
+        if self.snapshot is None or i is None or i >= len(self.dataset):
+            return
+        image = self.dataset.as_float([i]).reshape(self.dataset.image_shape)
+        self.inspector.inspect(self.snapshot.model, image.reshape(-1), image,
+                               f"datapoint #{i}", self.snapshot.mu[i], self.snapshot.sigma[i])
+        self.docks["inspector"].raise_()
+
+    def _inspect_encoded(self, index: int) -> None:
+        entries = self.encoded_panel.model.entries
+        if self.snapshot is None or not 0 <= index < len(entries):
+            return
+        entry = entries[index]
+        x = entry.image.input
+        self.inspector.inspect(self.snapshot.model, x.reshape(-1), x, entry.name,
+                               entry.mu, entry.sigma)
+        self.docks["inspector"].raise_()
+
+    def _on_aggregate_action(self, on: bool) -> None:
+        self.aggregate.set_visible(on)
 
     def _show_selected(self) -> None:
         i = self.selected
@@ -430,6 +499,7 @@ class MainWindow(QMainWindow):
         for k, a in self.sigma_actions.items():
             if a.isChecked():
                 self.latent_view.set_sigma_level(k)
+                self.inspector.overlay.set_sigma_level(k)
 
     # ------------------------------------------------------ images the user brings
     def open_paths(self, paths: list) -> None:
@@ -630,7 +700,12 @@ class MainWindow(QMainWindow):
         self.snapshot = self.model = self.progress = None
         self._pending_snapshot = self._pending_progress = None
         self.selected = None
+        self._inputs = None
         self._hide_banner()
+        self.inspector.clear()
+        self.trails.set_tracked([])
+        self.colouring.labels = dataset.labels
+        self.colouring.choose("label")
         view = self.latent_view
         view.set_selected(None)
         view.set_crosshair(None)
@@ -741,6 +816,8 @@ class MainWindow(QMainWindow):
         self.loader.cancel_and_wait()
         self._end_load()
         self.encoded_panel.cancel_and_wait()
+        for job in (self.inspector, self.colouring, self.aggregate):
+            job.shutdown()
         self.worker.stop()
 
     def closeEvent(self, event) -> None:

@@ -1,0 +1,42 @@
+"""The inspector and the whole-dataset views, wired into the window."""
+
+from __future__ import annotations
+
+import numpy as np
+
+WAIT_MS = 30_000
+
+
+def test_selecting_a_point_inspects_it_and_clearing_clears(qtbot, make_window):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
+    w.select_point(7)
+    qtbot.waitUntil(lambda: w.inspector.values()["log_px"] is not None, timeout=WAIT_MS)
+    v = w.inspector.values()
+    assert v["inference_gap"] >= -0.05  # log p(x) - ELBO = KL(q || p(z|x)) >= 0
+    assert w.inspector.title.startswith("datapoint #7")
+    assert list(w.trails.trails) == [7]
+    w.select_point(-1)
+    assert w.inspector.values()["log_px"] is None
+
+
+def test_aggregate_density_toggles_from_the_view_menu(qtbot, make_window):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
+    w.aggregate_action.trigger()
+    qtbot.waitUntil(lambda: w.aggregate.image.isVisible()
+                    and w.aggregate.image.image is not None, timeout=WAIT_MS)
+    density = np.asarray(w.aggregate.image.image)
+    assert np.all(np.isfinite(density)) and density.max() > 0
+    w.aggregate_action.trigger()
+    assert not w.aggregate.image.isVisible()
+
+
+def test_colour_by_elbo_puts_per_point_values_on_the_plane(qtbot, make_window):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
+    with qtbot.waitSignal(w.colouring.computed, timeout=WAIT_MS):
+        w.colouring.choose("elbo")
+    values = w.latent_view._values  # what the plane colours by
+    assert values is not None and len(values) == len(w.dataset)
+    assert np.isfinite(values).all() and (values < 0).all()  # ELBO in nats
