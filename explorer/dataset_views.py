@@ -112,6 +112,8 @@ class PointColouring(QWidget):
             self.combo.addItem(caption, key)
         self.combo.currentIndexChanged.connect(self._on_combo)
         row.addWidget(self.combo, 1)
+        layout.addLayout(row)
+        row = QHBoxLayout()  # the buttons on a line of their own keep the dock narrow
         self.recompute_button = QPushButton("Recompute")
         self.recompute_button.setToolTip("Compute the values again for the newest model")
         self.recompute_button.clicked.connect(self.recompute)
