@@ -7,8 +7,10 @@ the wheel zoom (pyqtgraph's defaults). Escape clears the selection.
 
 Speed at 70,000 points: the dots are one item that draws a cached disc per point with a single
 ``drawPixmapFragments`` call, and the sigma ellipses are one item that draws all visible outlines
-with a single ``drawLines`` call. Ellipses are drawn only for points in view, up to a budget,
-chosen in a fixed random priority order so the subset is stable from frame to frame.
+with a single ``drawLines`` call. Both keep their device-space arrays between paints, so only a
+change of data or view costs numpy work, and a snapshot costs one paint, not two (no item
+changes inside a paint). Ellipses are drawn only for points in view, up to a budget, chosen in a
+fixed random priority order so the subset is stable from frame to frame.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import warnings
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QToolTip
 
@@ -28,7 +30,7 @@ POINT_SIZE = 5  # px, diameter of a datapoint's dot
 PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
 DEFAULT_ELLIPSE_BUDGET = 5000
-MAX_ELLIPSE_SEGMENTS = 60_000  # line segments per frame for all ellipses: drawLines costs per one
+MAX_ELLIPSE_SEGMENTS = 40_000  # line segments per frame for all ellipses: drawLines costs per one
 PRIOR_EXTENT = 3.0  # the followed view always shows the prior's 3-sigma circle
 FOLLOW_FILL = 0.6  # refit the followed view when the data fill less than this of it
 PRIORITY_SEED = 0  # seeds the fixed order in which points get an ellipse and are drawn
@@ -37,21 +39,7 @@ PRIOR_COLOUR = QColor(150, 150, 150, 120)
 HIGHLIGHT_COLOUR = QColor(255, 255, 255)
 MARKER_COLOUR = QColor(255, 215, 0)
 CROSSHAIR_COLOUR = QColor(255, 70, 70)
-
-
-def _to_device(tr, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Apply a QTransform (affine part) to coordinate arrays."""
-    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: NaN, culled later
-        return (tr.m11() * x + tr.m21() * y + tr.dx(), tr.m12() * x + tr.m22() * y + tr.dy())
-
-
-def ellipse_outlines(mu: np.ndarray, half_axes: np.ndarray, segments: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Closed axis-aligned ellipse outlines, each (n, segments + 1): q is diagonal."""
-    theta = np.linspace(0.0, 2.0 * np.pi, segments + 1)
-    x = mu[:, :1] + half_axes[:, :1] * np.cos(theta)
-    y = mu[:, 1:2] + half_axes[:, 1:2] * np.sin(theta)
-    return x, y
+_REFRESH_EVENT = QEvent.Type(QEvent.registerEventType())  # rebuild the ellipses' subset
 
 
 def prior_circles(levels=(1, 2, 3), segments: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -82,32 +70,61 @@ def _rect(b: tuple[float, float, float, float] | None) -> QRectF:
     return QRectF(b[0], b[2], b[1] - b[0], b[3] - b[2])
 
 
+def _device_key(p: QPainter, widget) -> tuple:
+    """What a cached device-space array depends on: the painter's transform and device."""
+    t = p.transform()
+    dpr = widget.devicePixelRatioF() if widget is not None else 1.0
+    return (t.m11(), t.m12(), t.m21(), t.m22(), t.dx(), t.dy(), p.device().width(),
+            p.device().height(), dpr)
+
+
 class PointCloudItem(pg.GraphicsObject):
-    """Many same-size dots, each one of a few colours, drawn from one cached atlas pixmap."""
+    """Many same-size dots, each one of a few colours, drawn from one cached atlas pixmap.
+
+    The PixmapFragment array is kept between paints: the colour columns change only with
+    the colours, and the position columns only when the data or the view transform change,
+    so a repaint that changes neither (crosshair, hover, tooltips) does no numpy work.
+    """
 
     def __init__(self):
         super().__init__()
         self._x = np.zeros(0)
         self._y = np.zeros(0)
+        self._finite = True  # every x, y finite: no per-point culling test for NaN
         self._colour = np.zeros(0, np.int64)  # atlas column per point
         self._colours: list[QColor] = [QColor(palette.UNLABELLED)]
         self._atlas: QPixmap | None = None
         self._atlas_dpr = 0.0
+        self._side = 0
         self._bounds: tuple[float, float, float, float] | None = None
+        # PixmapFragment fields per point: x, y (centre), sourceLeft, sourceTop, width,
+        # height, scaleX, scaleY, rotation, opacity.
         self._frags = np.empty((0, 10))
+        self._colour_key: tuple | None = None  # (side, dpr) the colour columns were made for
+        self._device_key: tuple | None = None  # the transform the x, y columns were made for
+        self._visible = self._frags  # the fragments to draw (a culled copy when zoomed in)
 
-    def set_points(self, xy: np.ndarray, colour: np.ndarray) -> None:
-        """xy (N, 2) in draw order (last on top); colour (N,) indexes the colour list."""
+    def set_points(self, xy: np.ndarray, colour: np.ndarray | None = None) -> None:
+        """xy (N, 2) in draw order (last on top); colour (N,) indexes the colour list
+        (None keeps the current one, which must have N entries)."""
         self.prepareGeometryChange()
         self._x, self._y = xy[:, 0], xy[:, 1]
-        self._colour = colour
+        if colour is not None:
+            self._set_colour(colour)
         self._bounds = _bounds(self._x, self._y)
+        self._finite = self._bounds is not None and bool(np.isfinite(xy).all())
+        self._device_key = None
         self.informViewBoundsChanged()
         self.update()
 
     def set_colour_index(self, colour: np.ndarray) -> None:
-        self._colour = colour
+        self._set_colour(colour)
         self.update()
+
+    def _set_colour(self, colour: np.ndarray) -> None:
+        self._colour = colour
+        self._colour_key = None
+        self._device_key = None
 
     def set_colours(self, colours: list[QColor]) -> None:
         self._colours = list(colours)
@@ -137,85 +154,140 @@ class PointCloudItem(pg.GraphicsObject):
             p.drawEllipse(QRectF(i * side + 0.25, 0.25, side - 0.5, side - 0.5))
         p.end()
         self._atlas, self._atlas_dpr, self._side = atlas, dpr, side
+        self._colour_key = None
+
+    def _prepare(self, key: tuple) -> None:
+        """Fill the fragment array for this transform and device; cull what is off it."""
+        n = len(self._x)
+        if len(self._frags) != n:
+            self._frags = np.empty((n, 10))
+            self._colour_key = None
+        f = self._frags
+        dpr = key[-1]
+        if self._colour_key != (self._side, dpr):
+            f[:, 2] = self._colour * self._side
+            f[:, 3] = 0.0
+            f[:, 4:6] = self._side
+            f[:, 6:8] = 1.0 / dpr
+            f[:, 8] = 0.0
+            f[:, 9] = 1.0
+            self._colour_key = (self._side, dpr)
+        # The view box only scales and translates: two in-place ops per axis.
+        m11, _, _, m22, dx, dy, w, h, _ = key
+        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: NaN, culled below
+            np.multiply(self._x, m11, out=f[:, 0])
+            f[:, 0] += dx
+            np.multiply(self._y, m22, out=f[:, 1])
+            f[:, 1] += dy
+        pad = POINT_SIZE
+        bx0, bx1, by0, by1 = self._bounds
+        cx0, cx1 = sorted((bx0 * m11 + dx, bx1 * m11 + dx))
+        cy0, cy1 = sorted((by0 * m22 + dy, by1 * m22 + dy))
+        if self._finite and cx0 > -pad and cx1 < w + pad and cy0 > -pad and cy1 < h + pad:
+            self._visible = f  # everything on the device: nothing to cull
+            return
+        x, y = f[:, 0], f[:, 1]
+        keep = (x > -pad) & (x < w + pad) & (y > -pad) & (y < h + pad)  # NaN is dropped too
+        self._visible = f[keep]
 
     def paint(self, p: QPainter, option, widget=None) -> None:
-        if len(self._x) == 0:
+        if len(self._x) == 0 or self._bounds is None:
             return
-        dpr = widget.devicePixelRatioF() if widget is not None else 1.0
-        if self._atlas is None or dpr != self._atlas_dpr:
-            self._make_atlas(dpr)
-        x, y = _to_device(p.transform(), self._x, self._y)
-        w, h = p.device().width(), p.device().height()
-        pad = POINT_SIZE
-        keep = (x > -pad) & (x < w + pad) & (y > -pad) & (y < h + pad)  # NaN is dropped too
-        n = int(np.count_nonzero(keep))
+        key = _device_key(p, widget)
+        if self._atlas is None or key[-1] != self._atlas_dpr:
+            self._make_atlas(key[-1])
+        if key != self._device_key or self._colour_key is None:
+            self._prepare(key)
+            self._device_key = key
+        n = len(self._visible)
         if n == 0:
             return
-        if len(self._frags) < n:
-            self._frags = np.empty((n, 10))
-        f = self._frags[:n]
-        if n < len(x):
-            x, y, colour = x[keep], y[keep], self._colour[keep]
-        else:
-            colour = self._colour
-        # PixmapFragment fields: x, y (centre), sourceLeft, sourceTop, width, height,
-        # scaleX, scaleY, rotation, opacity.
-        f[:, 0] = x
-        f[:, 1] = y
-        f[:, 2] = colour * self._side
-        f[:, 3] = 0.0
-        f[:, 4:6] = self._side
-        f[:, 6:8] = 1.0 / dpr
-        f[:, 8] = 0.0
-        f[:, 9] = 1.0
         p.resetTransform()
-        fragments = shiboken6.wrapInstance(f.ctypes.data, QPainter.PixmapFragment)
+        fragments = shiboken6.wrapInstance(self._visible.ctypes.data, QPainter.PixmapFragment)
         p.drawPixmapFragments(fragments, n, self._atlas)
 
 
-class OutlineSetItem(pg.GraphicsObject):
-    """Many closed outlines (e.g. ellipses) drawn with one drawLines call in one pen."""
+def ellipse_segments(radius_px: float, n_ellipses: int) -> int:
+    """Segments per outline for ellipses of about ``radius_px`` on screen: a chord over an
+    angle 2 pi / k strays r (1 - cos(pi / k)) from the curve, kept under half a pixel,
+    within a per-frame line budget, since drawLines costs per segment."""
+    r = float(np.nan_to_num(radius_px, nan=0.0, posinf=1e9))
+    k = 8 if r <= 0.5 else int(np.ceil(np.pi / np.arccos(1.0 - 0.5 / r)))
+    k = min(max(k, 8), 64)
+    return max(8, min(k, MAX_ELLIPSE_SEGMENTS // max(1, n_ellipses)))
+
+
+class EllipseSetItem(pg.GraphicsObject):
+    """Many axis-aligned ellipse outlines (q is diagonal) drawn with one drawLines call.
+
+    Outlines are made in device coordinates at paint time, with a segment count from their
+    size on screen, and kept until the data or the view transform change."""
 
     def __init__(self, pen: QPen):
         super().__init__()
         self._pen = pen
-        self._x = np.zeros((0, 2))
-        self._y = np.zeros((0, 2))
+        self.centres = np.zeros((0, 2))  # (n, 2) data coordinates
+        self.half_axes = np.zeros((0, 2))  # (n, 2), finite
         self._bounds: tuple[float, float, float, float] | None = None
         self._lines = np.empty((0, 4))
+        self._device_key: tuple | None = None
 
-    def set_outlines(self, x: np.ndarray, y: np.ndarray) -> None:
-        """x, y: (n, k) vertices per outline, in data coordinates; all finite."""
+    def set_ellipses(self, centres: np.ndarray, half_axes: np.ndarray) -> None:
+        """centres and half axes (n, 2) in data coordinates; rows not all finite are dropped."""
+        centres = np.asarray(centres, np.float64).reshape(-1, 2)
+        half_axes = np.abs(np.asarray(half_axes, np.float64).reshape(-1, 2))
+        ok = np.isfinite(centres).all(axis=1) & np.isfinite(half_axes).all(axis=1)
+        if not ok.all():
+            centres, half_axes = centres[ok], half_axes[ok]
         self.prepareGeometryChange()
-        self._x, self._y = x, y
-        self._bounds = _bounds(x.ravel(), y.ravel()) if x.size else None
+        self.centres, self.half_axes = centres, half_axes
+        self._bounds = None if len(centres) == 0 else (
+            float((centres[:, 0] - half_axes[:, 0]).min()),
+            float((centres[:, 0] + half_axes[:, 0]).max()),
+            float((centres[:, 1] - half_axes[:, 1]).min()),
+            float((centres[:, 1] + half_axes[:, 1]).max()))
+        self._device_key = None
         self.update()
 
     def count(self) -> int:
-        return len(self._x)
+        return len(self.centres)
 
     def boundingRect(self) -> QRectF:
         return _rect(self._bounds)
 
+    def _prepare(self, key: tuple) -> None:
+        # The view box only scales and translates, so outlines stay axis-aligned on screen.
+        m11, _, _, m22, dx, dy = key[:6]
+        cx = self.centres[:, 0] * m11 + dx
+        cy = self.centres[:, 1] * m22 + dy
+        ax, ay = self.half_axes[:, 0] * abs(m11), self.half_axes[:, 1] * abs(m22)
+        n = len(cx)
+        radius = float(np.percentile(np.maximum(ax, ay), 90))
+        k = ellipse_segments(radius, n)
+        theta = np.linspace(0.0, 2.0 * np.pi, k + 1)
+        cos, sin = np.cos(theta), np.sin(theta)
+        if len(self._lines) != n * k:
+            self._lines = np.empty((n * k, 4))
+        lines = self._lines.reshape(n, k, 4)
+        for col, (c, a, t) in enumerate(((cx, ax, cos[:-1]), (cy, ay, sin[:-1]),
+                                         (cx, ax, cos[1:]), (cy, ay, sin[1:]))):
+            out = lines[:, :, col]
+            np.multiply(a[:, None], t, out=out)
+            out += c[:, None]
+        # Keep far-off vertices finite and small for the raster engine when zoomed in a long way.
+        if n and (np.abs(cx).max() + ax.max() > 1e6 or np.abs(cy).max() + ay.max() > 1e6):
+            np.clip(self._lines, -1e6, 1e6, out=self._lines)
+
     def paint(self, p: QPainter, option, widget=None) -> None:
-        n, k = self._x.shape
-        if n == 0 or k < 2:
+        if len(self.centres) == 0:
             return
-        x, y = _to_device(p.transform(), self._x, self._y)
-        # Keep far-off vertices finite for the raster engine when zoomed in a long way.
-        np.clip(x, -1e6, 1e6, out=x)
-        np.clip(y, -1e6, 1e6, out=y)
-        m = n * (k - 1)
-        if len(self._lines) < m:
-            self._lines = np.empty((m, 4))
-        lines = self._lines[:m].reshape(n, k - 1, 4)
-        lines[:, :, 0] = x[:, :-1]
-        lines[:, :, 1] = y[:, :-1]
-        lines[:, :, 2] = x[:, 1:]
-        lines[:, :, 3] = y[:, 1:]
+        key = _device_key(p, widget)
+        if key != self._device_key:
+            self._prepare(key)
+            self._device_key = key
         p.resetTransform()
         p.setPen(self._pen)
-        p.drawLines(shiboken6.wrapInstance(self._lines.ctypes.data, QLineF), m)
+        p.drawLines(shiboken6.wrapInstance(self._lines.ctypes.data, QLineF), len(self._lines))
 
 
 class LatentView(pg.PlotWidget):
@@ -239,12 +311,12 @@ class LatentView(pg.PlotWidget):
         self._prior = pg.PlotCurveItem(
             *prior_circles(), connect="finite",
             pen=pg.mkPen(PRIOR_COLOUR, width=1, style=Qt.PenStyle.DashLine))
-        self._ellipses = OutlineSetItem(pg.mkPen(ELLIPSE_COLOUR, width=0))
+        self._ellipses = EllipseSetItem(pg.mkPen(ELLIPSE_COLOUR, width=0))
         self._points = PointCloudItem()
-        self._selected_ellipse = OutlineSetItem(pg.mkPen(HIGHLIGHT_COLOUR, width=2))
+        self._selected_ellipse = EllipseSetItem(pg.mkPen(HIGHLIGHT_COLOUR, width=2))
         self._ring = pg.ScatterPlotItem(symbol="o", size=14, brush=None,
                                         pen=pg.mkPen(HIGHLIGHT_COLOUR, width=2))
-        self._marker_ellipses = OutlineSetItem(pg.mkPen(MARKER_COLOUR, width=1.5))
+        self._marker_ellipses = EllipseSetItem(pg.mkPen(MARKER_COLOUR, width=1.5))
         self._markers = pg.ScatterPlotItem(symbol="star", size=18)
         self._crosshair = pg.ScatterPlotItem(symbol="+", size=22, brush=CROSSHAIR_COLOUR,
                                              pen=pg.mkPen(CROSSHAIR_COLOUR, width=2))
@@ -264,6 +336,7 @@ class LatentView(pg.PlotWidget):
         self._status = pg.TextItem(color=(200, 200, 200), anchor=(0, 0))
         self._status.setParentItem(self._vb)
         self._status.setPos(4, 2)
+        self._status_text = ""
         self.legend = pg.LegendItem(offset=(-10, 10))
         self.legend.setParentItem(self._vb)
         self.legend.hide()
@@ -281,6 +354,7 @@ class LatentView(pg.PlotWidget):
         self._budget = DEFAULT_ELLIPSE_BUDGET
         self._counts = (0, 0)
         self._ellipses_dirty = False
+        self._refresh_posted = False
         self._selected: int | None = None
         self._marker_mu = np.zeros((0, 2))
         self._marker_info: list[str] = []
@@ -346,11 +420,13 @@ class LatentView(pg.PlotWidget):
             if self._selected is not None and self._selected >= len(mu):
                 self._selected = None
             self._recolour()  # label or value arrays may only now match N
-        self._points.set_points(mu[self._order], self._colour_index[self._order])
+        self._points.set_points(mu[self._order])  # colours in draw order: set by _recolour
         if self._follow:
             self._fit_data(force=False)
         self._update_selection_items()
-        self._mark_ellipses_dirty()
+        # At once, not before the paint: a change made inside a paint costs a second one.
+        self._ellipses_dirty = True
+        self._refresh_ellipses_if_dirty()
 
     def set_sigma_level(self, k: int) -> None:
         if k not in (1, 2):
@@ -404,7 +480,7 @@ class LatentView(pg.PlotWidget):
                                   width=2 if i == highlighted else 1)}
                  for i, m in enumerate(mu)]
         self._markers.setData(spots)
-        self._marker_ellipses.set_outlines(*ellipse_outlines(mu, self._level * sigma, 48))
+        self._marker_ellipses.set_ellipses(mu, self._level * sigma)
         for item in self._marker_names:
             self.removeItem(item)
         self._marker_names = []
@@ -522,9 +598,21 @@ class LatentView(pg.PlotWidget):
         self.viewRegionChanged.emit(x0, x1, y0, y1)
 
     def _mark_ellipses_dirty(self) -> None:
-        # Rebuilt once, just before the next paint, however many changes come in between.
+        # Rebuilt once however many changes come in between, by a posted event: it runs
+        # before the (low priority) repaint request, so the changed ellipses join that
+        # paint. A paint that comes first (a synchronous repaint()) rebuilds them itself.
         self._ellipses_dirty = True
+        if not self._refresh_posted:
+            self._refresh_posted = True
+            QCoreApplication.postEvent(self, QEvent(_REFRESH_EVENT))
         self._vb.update()
+
+    def customEvent(self, ev) -> None:
+        if ev.type() == _REFRESH_EVENT:
+            self._refresh_posted = False
+            self._refresh_ellipses_if_dirty()
+            return
+        super().customEvent(ev)
 
     def _refresh_ellipses_if_dirty(self) -> None:
         if self._ellipses_dirty:
@@ -533,7 +621,7 @@ class LatentView(pg.PlotWidget):
 
     def _refresh_ellipses(self) -> None:
         if self._mu is None or len(self._mu) == 0:
-            self._ellipses.set_outlines(np.zeros((0, 2)), np.zeros((0, 2)))
+            self._ellipses.set_ellipses(np.zeros((0, 2)), np.zeros((0, 2)))
             self._counts = (0, 0)
             self._set_status_text()
             return
@@ -543,21 +631,14 @@ class LatentView(pg.PlotWidget):
         # An ellipse is in view when its bounding box meets the view (NaN compares False).
         in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
         total = int(np.count_nonzero(in_view))
-        if total > self._budget:
+        if total == len(in_view):
+            chosen = self._order[: self._budget]  # all in view: skip the mask gather
+        elif total > self._budget:
             chosen = self._order[in_view[self._order]][: self._budget]
         else:
             chosen = np.flatnonzero(in_view)
-        mu = self._mu[chosen].astype(np.float64)
-        half = self._level * self._sigma[chosen].astype(np.float64)
-        # Segments per outline follow the ellipses' size on screen: drawLines costs per segment.
-        segments = 8
-        if len(chosen):
-            pw, ph = self._vb.viewPixelSize()
-            radius_px = np.nanpercentile(np.maximum(half[:, 0] / pw, half[:, 1] / ph), 90)
-            segments = int(np.clip(np.nan_to_num(1.5 * radius_px), 8, 64))
-            segments = max(8, min(segments, MAX_ELLIPSE_SEGMENTS // len(chosen)))
-        self._ellipses.set_outlines(*ellipse_outlines(mu, half, segments))
-        self._counts = (len(chosen), total)
+        self._ellipses.set_ellipses(self._mu[chosen], self._level * self._sigma[chosen])
+        self._counts = (self._ellipses.count(), total)
         self._set_status_text()
 
     def _set_status_text(self) -> None:
@@ -567,19 +648,20 @@ class LatentView(pg.PlotWidget):
             text = f"{sigma} ellipses: {drawn:,} of {total:,} in view (thinned)"
         else:
             text = f"{sigma} ellipses: {total:,} in view"
-        self._status.setText(text)
+        if text != self._status_text:  # setText repaints the plane even when unchanged
+            self._status_text = text
+            self._status.setText(text)
 
     def _update_selection_items(self) -> None:
         i = self._selected
         if i is None or self._mu is None or not np.all(np.isfinite(self._mu[i])):
             if self._selected_ellipse.count():  # already clear: skip the per-frame cost
                 self._ring.setData([])
-                self._selected_ellipse.set_outlines(np.zeros((0, 2)), np.zeros((0, 2)))
+                self._selected_ellipse.set_ellipses(np.zeros((0, 2)), np.zeros((0, 2)))
             return
         mu = self._mu[i: i + 1].astype(np.float64)
         self._ring.setData(pos=mu)
-        half = self._level * self._sigma[i: i + 1].astype(np.float64)
-        self._selected_ellipse.set_outlines(*ellipse_outlines(mu, half, 64))
+        self._selected_ellipse.set_ellipses(mu, self._level * self._sigma[i: i + 1])
 
     # ---- picking ----------------------------------------------------------------------------
 

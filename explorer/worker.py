@@ -4,7 +4,7 @@ The only module that touches both a thread and the trainer. Requests from the GU
 (pause, single step, reset, live hyperparameters) go through a thread-safe queue and
 are served between steps, so the optimiser is never touched from two threads.
 Results go the other way as Qt signals carrying numpy copies, throttled by elapsed
-time (never per step): Progress ~15 Hz, Snapshots a few times a second, less often
+time (never per step): Progress ~10 Hz, Snapshots a few times a second, less often
 for big datasets, because re-encoding the latents costs training time.
 
 Why a QThread subclass rather than superqt's ``thread_worker``: its GeneratorWorker
@@ -24,7 +24,9 @@ from PySide6.QtCore import QThread, Signal
 
 from trainer import ImageDataset, Session, TrainConfig
 
-PROGRESS_INTERVAL = 1 / 15
+# Curves at 10 Hz: each update costs the GUI thread (and so the trainer, through the GIL)
+# a few ms of Python; faster looks no smoother.
+PROGRESS_INTERVAL = 1 / 10
 # Share of the snapshot interval spent re-encoding latents, so training keeps the rest.
 LATENT_SHARE = 0.05
 # How long the idle loop blocks on the request queue: bounds the reply time when paused.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
@@ -104,10 +104,10 @@ def test_ellipses_are_thinned_to_the_budget_and_complete_when_zoomed(plot):
     show_points(plot, mu, sigma, view=(-6, 6, -6, 6))
     assert plot.ellipse_status() == (5000, n)
     assert "5,000 of 70,000" in plot._status.textItem.toPlainText()
-    first = plot._ellipses._x.copy()
+    first = plot._ellipses.centres.copy()
     plot.set_latents(mu, sigma)  # same data: the same subset, frame to frame
     plot.viewport().repaint()
-    assert np.array_equal(plot._ellipses._x, first)
+    assert np.array_equal(plot._ellipses.centres, first)
 
     x0, x1, y0, y1 = 0.0, 0.3, 0.0, 0.3
     plot.plotItem.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
@@ -219,3 +219,33 @@ def test_non_finite_latents_are_skipped_not_fatal(plot, qtbot):
     with qtbot.waitSignal(plot.pointSelected) as blocker:
         qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=to_pixel(plot, 1, 1))
     assert blocker.args == [1]
+
+
+def test_new_latents_cost_one_paint_not_two(plot, qtbot):
+    # Each paint of 70,000 points is the GUI's biggest cost while training: changing items
+    # inside a paint (the ellipse subset, the status text) used to queue a second one.
+    rng = np.random.default_rng(1)
+    mu = rng.normal(size=(5000, 2)).astype(np.float32)
+    sigma = np.full_like(mu, 0.05)
+    plot.set_latents(mu, sigma)
+    paints = []
+
+    class Counter(QObject):
+        def eventFilter(self, obj, ev):
+            if ev.type() == QEvent.Type.Paint:
+                paints.append(1)
+            return False
+
+    counter = Counter()
+    plot.viewport().installEventFilter(counter)
+    qtbot.waitUntil(lambda: not plot._ellipses_dirty)
+    for _ in range(3):
+        QApplication.processEvents()
+    paints.clear()
+    plot.set_latents(mu + 0.01, sigma)
+    qtbot.waitUntil(lambda: len(paints) >= 1)
+    for _ in range(3):  # anything a paint queued runs here
+        QApplication.processEvents()
+    plot.viewport().removeEventFilter(counter)
+    assert len(paints) == 1
+    assert plot.ellipse_status() == (5000, 5000)
