@@ -3,6 +3,8 @@ them, and optional recon and KL terms."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -34,6 +36,21 @@ def follow_range(ys: list[np.ndarray]) -> tuple[float, float] | None:
     hi = max(float(y.max()) for y in kept)
     pad = max(0.5, 0.05 * (hi - lo))
     return lo - pad, hi + pad
+
+
+def stepped_range(lo: float, hi: float, grow: bool = False) -> tuple[float, float]:
+    """Round a range outwards to coarse steps, so a following view changes its range (and
+    pyqtgraph rebuilds its axes, the costly part of a repaint) only now and then. ``grow``:
+    the upper end jumps along 1, 1.25, 1.6, 2, 2.5, 3.2, 4, 5, 6.4, 8 x 10^k instead."""
+    span = max(hi - lo, 1e-9)
+    step = 10.0 ** math.floor(math.log10(span)) / 2
+    lo = math.floor(lo / step) * step
+    if grow and hi > 0:
+        k = 10.0 ** math.floor(math.log10(hi))
+        hi = k * next(m for m in (1, 1.25, 1.6, 2, 2.5, 3.2, 4, 5, 6.4, 8, 10) if k * m >= hi)
+    else:
+        hi = math.ceil(hi / step) * step
+    return lo, hi
 
 
 class ElboView(QWidget):
@@ -80,6 +97,8 @@ class ElboView(QWidget):
         self._heldout: dict[str, np.ndarray] = {}
         self._logpx: dict[str, np.ndarray] = {}
         self._shown_rows = (-1, -1)
+        self._ranges = None  # the last range set while following
+        self._x_label: str | None = None
 
         for box in (self.recon_box, self.kl_box):
             box.toggled.connect(self._redraw)
@@ -116,6 +135,7 @@ class ElboView(QWidget):
 
     def _on_manual_range(self, *args) -> None:
         self.follow_box.setChecked(False)
+        self._ranges = None
 
     def _redraw(self) -> None:
         x = self.x_key
@@ -147,7 +167,9 @@ class ElboView(QWidget):
             for curve, name in self._names.items():
                 if curve.isVisible():
                     self.legend.addItem(curve, name)
-        self.plot.getPlotItem().setLabel("bottom", X_AXES[x])
+        if self._x_label != x:  # setting a label, even the same one, rebuilds the axis
+            self._x_label = x
+            self.plot.getPlotItem().setLabel("bottom", X_AXES[x])
         if self.follow_box.isChecked():
             ys = [smoothed, hy[finite], ly]
             if show_recon:
@@ -158,4 +180,8 @@ class ElboView(QWidget):
             yr = follow_range(ys)
             if yr is not None and len(tx):
                 xs = np.concatenate([tx, hx])
-                vb.setRange(xRange=(float(xs.min()), float(xs.max())), yRange=yr, padding=0.02)
+                ranges = (stepped_range(float(xs.min()), float(xs.max()), grow=True),
+                          stepped_range(*yr))
+                if ranges != self._ranges:
+                    self._ranges = ranges
+                    vb.setRange(xRange=ranges[0], yRange=ranges[1], padding=0.02)
