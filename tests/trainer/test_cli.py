@@ -131,6 +131,16 @@ def test_evaluate_reports_elbo_iwae_and_grid_log_px(trained, capsys):
     assert r["gap"] == pytest.approx(r["grid_log_px"] - r["heldout_elbo"]) and r["gap"] >= 0
 
 
+def test_evaluate_splits_the_gap_into_amortization_and_approximation(trained, capsys):
+    code = main(["evaluate", "--checkpoint", str(trained), "--k", "16", "--grid", "64",
+                 "--max-points", "20", "--gaps", "3"])
+    [r] = lines(capsys.readouterr().out)
+    assert code == 0 and r["gaps_n_points"] == 3
+    assert r["mean_amortization_gap"] >= -1e-6 and r["mean_approximation_gap"] >= -0.01
+    assert r["mean_inference_gap"] == pytest.approx(
+        r["mean_amortization_gap"] + r["mean_approximation_gap"], abs=1e-6)
+
+
 def test_evaluate_on_other_data_says_so(trained, tmp_path, capsys):
     digits = load_source("digits")
     other = tmp_path / "some.npy"
