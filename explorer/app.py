@@ -2,7 +2,10 @@
 
 SOURCE is anything ``trainer.load_source`` reads: ``digits`` (built in), ``mnist`` and
 ``fashion-mnist`` (downloaded once into the user's cache), a folder of images (subfolders are
-labels), a ``.npz`` / ``.npy`` file, or an IDX file. A bad SOURCE ends with one line, status 2.
+labels), a ``.npz`` / ``.npy`` file, or an IDX file; or a saved session, ``NAME.lexp``.
+``--checkpoint DIR`` opens a run trained headless (``latent-explorer train ... --out DIR``,
+e.g. on a GPU server), paused, on the dataset it records (or SOURCE, when given).
+A bad SOURCE or DIR ends with one line, status 2.
 
 ``latent-explorer train|encode|evaluate ...`` forwards to the headless commands.
 """
@@ -13,6 +16,8 @@ import argparse
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 HEADLESS_COMMANDS = ("train", "encode", "evaluate")
 DEFAULT_SCREENSHOT_STEPS = 3000
@@ -25,28 +30,83 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="latent-explorer",
         description="Watch a VAE with a 2-D latent space learn. Headless commands: "
                     "latent-explorer train|encode|evaluate --help")
-    p.add_argument("source", nargs="?", default="digits",
+    p.add_argument("source", nargs="?", default=None,
                    help="dataset: 'digits' (built in, the default), 'mnist' or "
                         "'fashion-mnist' (downloaded once), a folder of images (subfolders "
-                        "are labels), or a .npz, .npy or IDX file")
-    p.add_argument("--checkpoint", metavar="DIR", help="continue from a saved checkpoint")
+                        "are labels), or a .npz, .npy or IDX file; or a saved session "
+                        "(.lexp)")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="open a checkpoint directory (e.g. from 'latent-explorer train "
+                        "--out DIR' on a GPU server), paused, on its recorded dataset")
     p.add_argument("--screenshot", metavar="PNG",
                    help="train offscreen, save a picture of the window and exit")
     p.add_argument("--steps", type=int, default=DEFAULT_SCREENSHOT_STEPS,
                    help=f"training steps before --screenshot (default {DEFAULT_SCREENSHOT_STEPS})")
-    p.add_argument("--device", default="cpu", choices=available_devices(),
-                   help="where the model trains (default cpu)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads for training (default 1: keeps a core for the window)")
+    p.add_argument("--device", default=None, choices=available_devices(),
+                   help="where the model trains (default: Preferences, else cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads for training (default: Preferences, else 1, which "
+                        "keeps a core for the window)")
     args = p.parse_args(argv)
     if args.steps < 0:
         p.error(f"--steps must be non-negative (got {args.steps})")
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be at least 1 (got {args.threads})")
-    if args.checkpoint is not None:
-        p.error(f"--checkpoint {args.checkpoint}: opening checkpoints in the window is not "
-                "available yet")
     return args
+
+
+@dataclass
+class Startup:
+    """What the window opens on: a dataset and config, and a run to resume (or None)."""
+
+    dataset: object  # trainer.ImageDataset
+    config: object  # trainer.TrainConfig
+    checkpoint: object = None  # trainer.Checkpoint
+    loaded: object = None  # explorer.session_file.LoadedSession, for a .lexp SOURCE
+
+
+def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
+                 threads: int) -> Startup:
+    """Load what the command line names; raises DataError, ConfigError, CheckpointError,
+    SessionFileError or OSError with a one-line message."""
+    from trainer import DataError, TrainConfig, load_checkpoint
+
+    from .session_file import SUFFIX, LoadedSession, find_dataset, load_session
+
+    loaded = None
+    if checkpoint_dir is not None:
+        checkpoint = load_checkpoint(checkpoint_dir)
+        record = LoadedSession(path=Path(checkpoint_dir), checkpoint=checkpoint, encoded=[],
+                               selected_encoded=None, selected_point=None, view={}, meta={})
+    elif source is not None and source.lower().endswith(SUFFIX):
+        loaded = record = load_session(source)
+        checkpoint = loaded.checkpoint
+    else:
+        return Startup(load_with_progress(source or "digits"),
+                       TrainConfig(device=device, threads=threads))
+    if source is not None and loaded is None:
+        dataset = load_with_progress(source)  # the user says where the data is now
+    else:
+        dataset, reason = find_dataset(record, allow_download=True)
+        if dataset is None:
+            raise DataError(f"{reason}; name the dataset after the checkpoint: "
+                            "latent-explorer SOURCE --checkpoint DIR")
+    if tuple(dataset.image_shape) != checkpoint.image_shape:
+        h, w = checkpoint.image_shape
+        raise DataError(f"{checkpoint.path}: trained on {h}x{w} images, but {dataset.source} "
+                        f"has {dataset.image_shape[0]}x{dataset.image_shape[1]}")
+    return Startup(dataset, checkpoint.config.replace(device=device, threads=threads),
+                   checkpoint, loaded)
+
+
+def build_window(startup: Startup):
+    """The main window on ``startup``: a resumed run opens paused, as it was saved."""
+    from .main_window import MainWindow
+
+    window = MainWindow(startup.dataset, startup.config, checkpoint=startup.checkpoint)
+    if startup.loaded is not None:
+        window.restore_extras(startup.loaded)
+    return window
 
 
 def load_with_progress(source: str):
@@ -89,8 +149,9 @@ def save_png_atomically(pixmap, path: str) -> None:
         raise
 
 
-def render_screenshot(dataset, config, path: str, steps: int) -> None:
-    """Train ``steps`` steps in this thread, then draw the window at its default size."""
+def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None) -> None:
+    """Train ``steps`` steps in this thread (from ``checkpoint`` when given), then draw the
+    window at its default size."""
     import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -100,7 +161,9 @@ def render_screenshot(dataset, config, path: str, steps: int) -> None:
 
     window = MainWindow(dataset, config, start=False, launch=False, restore_state=False)
     try:
-        session = Session(dataset, config)
+        session = (Session(dataset, config) if checkpoint is None else
+                   Session.from_checkpoint(checkpoint, dataset, device=config.device,
+                                           threads=config.threads, strict=False))
         for _ in range(steps):
             if session.step() is None:
                 break
@@ -129,12 +192,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv)
     args = parse_args(argv)
-    from trainer import ConfigError, DataError, TrainConfig
+    from trainer import CheckpointError, ConfigError, DataError
 
+    from .main_window import app_icon, app_settings
+    from .preferences import Preferences
+    from .session_file import SessionFileError
+
+    prefs = Preferences.load(app_settings())
+    device = args.device or prefs.device
+    threads = args.threads or prefs.torch_threads
     try:
-        config = TrainConfig(device=args.device, threads=args.threads)
-        dataset = load_with_progress(args.source)
-    except (DataError, ConfigError, OSError) as exc:
+        startup = open_startup(args.source, args.checkpoint, device, threads)
+    except (DataError, ConfigError, CheckpointError, SessionFileError, OSError) as exc:
         print(f"latent-explorer: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl+C during a download: what arrived is kept to resume
@@ -148,17 +217,20 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName("LatentExplorer")
     app.setApplicationName("Latent Explorer")
+    app.setWindowIcon(app_icon())
+    from .theme import apply_theme
+
+    apply_theme(app, prefs.theme)
     if args.screenshot:
         try:
-            render_screenshot(dataset, config, args.screenshot, args.steps)
+            render_screenshot(startup.dataset, startup.config, args.screenshot, args.steps,
+                              startup.checkpoint)
         except OSError as exc:
             print(f"latent-explorer: {exc}", file=sys.stderr)
             return 1
         print(f"wrote {args.screenshot}")
         return 0
 
-    from .main_window import MainWindow
-
-    window = MainWindow(dataset, config)
+    window = build_window(startup)
     window.show()
     return app.exec()

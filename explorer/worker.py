@@ -22,7 +22,7 @@ import time
 
 from PySide6.QtCore import QThread, Signal
 
-from trainer import ImageDataset, Session, TrainConfig
+from trainer import ImageDataset, Session, TrainConfig, save_checkpoint
 
 # Curves at 10 Hz: each update costs the GUI thread (and so the trainer, through the GIL)
 # a few ms of Python; faster looks no smoother.
@@ -55,12 +55,16 @@ class TrainingWorker(QThread):
     progressed = Signal(object)  # trainer.Progress
     snapshotted = Signal(object)  # trainer.Snapshot
     failed = Signal(str)  # one-line reason; the loop has ended
+    checkpointSaved = Signal(str, str)  # (directory, "") or ("", one-line error)
 
     def __init__(self, dataset: ImageDataset, config: TrainConfig, start_paused: bool = False,
-                 parent=None):
+                 parent=None, checkpoint=None):
+        """``checkpoint``: a trainer.Checkpoint to resume (device and threads from
+        ``config``) instead of a fresh model."""
         super().__init__(parent)
         self.dataset = dataset
         self.config = config
+        self.checkpoint = checkpoint
         self.session: Session | None = None  # created in the thread; read-only elsewhere
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -91,6 +95,11 @@ class TrainingWorker(QThread):
     def set_batch_size(self, batch_size: int) -> None:
         self._requests.put(("batch_size", int(batch_size)))
 
+    def save_checkpoint(self, directory: str) -> None:
+        """Write a checkpoint between steps (never racing the optimiser); the answer comes
+        as ``checkpointSaved``."""
+        self._requests.put(("save", str(directory)))
+
     def stop(self, wait_ms: int | None = None) -> bool:
         """Ask the loop to end and wait for it (forever by default). True when it ended."""
         self._stop.set()
@@ -114,7 +123,12 @@ class TrainingWorker(QThread):
     def _loop(self) -> None:
         if self._stop.is_set():
             return
-        session = Session(self.dataset, self.config)
+        if self.checkpoint is not None:
+            session = Session.from_checkpoint(self.checkpoint, self.dataset,
+                                              device=self.config.device,
+                                              threads=self.config.threads, strict=False)
+        else:
+            session = Session(self.dataset, self.config)
         self.session = session
         if not self._running:
             session.pause()
@@ -192,6 +206,13 @@ class TrainingWorker(QThread):
             session.set_beta(value)
         elif name == "batch_size":
             session.set_batch_size(value)
+        elif name == "save":
+            try:
+                save_checkpoint(session, value)
+            except Exception as exc:  # noqa: BLE001 - reported to the GUI, never fatal here
+                self.checkpointSaved.emit("", f"{type(exc).__name__}: {exc}")
+            else:
+                self.checkpointSaved.emit(value, "")
         elif name == "stop":
             self._stop.set()
 

@@ -9,10 +9,11 @@ from trainer import TrainConfig, load_source
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(tmp_path):
-    """QSettings write under tmp_path, never into the real user's settings."""
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings and autosaves go under tmp_path, never into the real user's folders."""
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
                       str(tmp_path / "settings"))
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path / "data"))
     yield
 
 

@@ -1,0 +1,286 @@
+"""Sessions through the window: save, close, open and resume; unsaved-state prompts; autosave
+on quit; crafted files; exports from the menu; recent files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import zipfile
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from explorer.export import LATENT_COLUMNS
+from explorer.image_jobs import PreparedImage
+from explorer.session_file import load_session
+
+WAIT_MS = 20_000
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    """Autosaves land under tmp_path, never in the user's data folder."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("LATENT_EXPLORER_DATA", str(folder))
+    return folder
+
+
+def steps(window) -> int:
+    session = window.worker.session
+    return -1 if session is None else session.step_count
+
+
+def train_then_pause(qtbot, window, more_than: int = 20) -> None:
+    """Train a little, pause, and wait until the window shows the paused step."""
+    qtbot.waitUntil(lambda: window.snapshot is not None and steps(window) > more_than,
+                    timeout=WAIT_MS)
+    window.toggle_running()
+    qtbot.waitUntil(lambda: window.worker.session.paused and window.progress is not None
+                    and window.progress.paused
+                    and window.progress.step == steps(window), timeout=WAIT_MS)
+
+
+def add_encoded(window, digits, names=("first", "second")) -> None:
+    h, w = digits.image_shape
+    for k, name in enumerate(names):
+        x = digits.as_float([k]).reshape(h, w).astype(np.float32)
+        grey = np.rint(x * 255).astype(np.uint8)
+        window.encoded_panel.model.add([PreparedImage(name, None, grey, x, ["a note"])])
+
+
+def answer_file(monkeypatch, window, path) -> None:
+    monkeypatch.setattr(window, "_save_file_name", lambda *args: str(path))
+    monkeypatch.setattr(window, "_open_file_name", lambda *args: str(path))
+
+
+class Recorder:
+    """Stands in for a question or message method: records calls, gives a fixed answer."""
+
+    def __init__(self, answer=None):
+        self.answer = answer
+        self.calls: list[tuple] = []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        return self.answer
+
+
+def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_path,
+                                               monkeypatch):
+    first = make_window()
+    assert first.windowTitle().startswith("untitled[*]") and not first.isWindowModified()
+    add_encoded(first, digits)
+    train_then_pause(qtbot, first)
+    first.select_point(7)
+    first.encoded_panel.select(1)
+    first.sigma_actions[2].trigger()
+    first.manifold_view.set_mode("view")
+    first.manifold_view.set_grid_size(9)
+    assert first.isWindowModified()  # trained and encoded since the (fresh) start
+    path = tmp_path / "run.lexp"
+    answer_file(monkeypatch, first, path)
+    first.save_action.trigger()
+    assert path.is_file() and not first.isWindowModified()
+    assert first.windowTitle().startswith("run[*]")
+    weights = {k: v.clone() for k, v in first.worker.session.model.state_dict().items()}
+    history = first.progress.train
+    step = steps(first)
+    mu = first.snapshot.model.encode(digits.as_float())[0]
+    region = first.latent_view.view_region()
+    first.close()
+
+    second = make_window()
+    qtbot.waitUntil(lambda: steps(second) > 5 and second.isWindowModified(), timeout=WAIT_MS)
+    ask = Recorder("discard")
+    monkeypatch.setattr(second, "_ask_unsaved", ask)
+    answer_file(monkeypatch, second, path)
+    second.open_action.trigger()
+    assert len(ask.calls) == 1 and "Open run.lexp" in ask.calls[0][1]
+    qtbot.waitUntil(lambda: second.snapshot is not None and second.progress is not None,
+                    timeout=WAIT_MS)
+    session = second.worker.session
+    assert session.paused and session.step_count == step and not second._running
+    for name, tensor in session.model.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    for key, values in history.items():
+        np.testing.assert_array_equal(second.progress.train[key], values)
+    np.testing.assert_array_equal(second.snapshot.model.encode(digits.as_float())[0], mu)
+    np.testing.assert_allclose(second.snapshot.mu, mu, rtol=1e-5, atol=1e-6)
+    entries = second.encoded_panel.model.entries
+    assert [e.name for e in entries] == ["first", "second"]
+    assert entries[0].image.notes == ["a note"] and second.encoded_panel.selected() == 1
+    np.testing.assert_array_equal(entries[1].image.input,
+                                  digits.as_float([1]).reshape(digits.image_shape))
+    assert second.selected == 7 and second.sigma_actions[2].isChecked()
+    assert second.manifold_view.mode() == "view" and second.manifold_view.grid_box.value() == 9
+    x0, x1, y0, y1 = second.latent_view.view_region()
+    assert x0 <= region[0] + 1e-3 and x1 >= region[1] - 1e-3
+    assert y0 <= region[2] + 1e-3 and y1 >= region[3] - 1e-3
+    assert second.windowTitle().startswith("run[*]") and not second.isWindowModified()
+    assert second.recent_files()[0] == str(path.resolve())
+
+    second.toggle_running()  # ready to resume: training goes on from the saved step
+    qtbot.waitUntil(lambda: steps(second) > step + 10, timeout=WAIT_MS)
+    qtbot.waitUntil(second.isWindowModified, timeout=WAIT_MS)
+
+
+def test_cancel_keeps_the_current_run(qtbot, make_window, tmp_path, monkeypatch):
+    w = make_window()
+    train_then_pause(qtbot, w, more_than=5)
+    path = tmp_path / "saved.lexp"
+    assert w.save_session_to(path)
+    w.toggle_running()
+    qtbot.waitUntil(w.isWindowModified, timeout=WAIT_MS)
+    worker = w.worker
+    ask = Recorder("cancel")
+    monkeypatch.setattr(w, "_ask_unsaved", ask)
+    assert not w.open_session(path)
+    assert len(ask.calls) == 1 and w.worker is worker and w.isWindowModified()
+    before = steps(w)
+    qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
+
+    # Dropping the session file on the window asks the same question.
+    assert w.open_paths([str(path)]) is None and len(ask.calls) == 2 and w.worker is worker
+
+
+def test_autosave_on_quit_and_the_prompt_when_it_is_off(qtbot, make_window, data_dir,
+                                                         monkeypatch):
+    w = make_window()
+    qtbot.waitUntil(lambda: steps(w) > 5, timeout=WAIT_MS)
+    qtbot.waitUntil(w.isWindowModified, timeout=WAIT_MS)
+    w.close()
+    autosave = data_dir / "autosave.lexp"
+    loaded = load_session(autosave)
+    assert loaded.checkpoint.counters["step"] > 5
+    assert w.recent_files()[0] == str(autosave.resolve())
+
+    from explorer.preferences import Preferences
+
+    w = make_window()
+    w.set_preferences(Preferences(autosave_on_quit=False))
+    qtbot.waitUntil(lambda: steps(w) > 5 and w.isWindowModified(), timeout=WAIT_MS)
+    ask = Recorder("cancel")
+    monkeypatch.setattr(w, "_ask_unsaved", ask)
+    assert not w.close() and w.isVisible() and w.worker.isRunning()
+    assert len(ask.calls) == 1 and ask.calls[0][0] == "Quit"
+    ask.answer = "discard"
+    mtime = autosave.stat().st_mtime_ns
+    assert w.close() and not w.worker.isRunning()
+    assert autosave.stat().st_mtime_ns == mtime  # discarded: nothing written
+
+
+def _crafted(tmp_path, good) -> list:
+    not_zip = tmp_path / "not-a-zip.lexp"
+    not_zip.write_bytes(b"this is not a zip archive")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pickle ran",))
+
+    pickled = tmp_path / "pickle.lexp"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(pickled, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "model.safetensors":
+                data = pickle.dumps(Evil())
+            dst.writestr(info.filename, data)
+
+    newer = tmp_path / "newer.lexp"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(newer, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "session.json":
+                meta = json.loads(data)
+                meta["version"] = 99
+                data = json.dumps(meta).encode()
+            dst.writestr(info.filename, data)
+    return [(not_zip, "not a zip"), (pickled, "model.safetensors"), (newer, "newer")]
+
+
+def test_crafted_files_give_a_message_and_training_goes_on(qtbot, make_window, tmp_path,
+                                                           monkeypatch, capfd):
+    w = make_window()
+    train_then_pause(qtbot, w, more_than=5)
+    good = tmp_path / "good.lexp"
+    assert w.save_session_to(good)
+    w.toggle_running()
+    worker = w.worker
+    tell = Recorder()
+    monkeypatch.setattr(w, "tell", tell)
+    monkeypatch.setattr(w, "_ask_unsaved", Recorder("discard"))
+    for path, reason in _crafted(tmp_path, good):
+        assert not w.open_session(path)
+        title, text = tell.calls[-1]
+        assert str(path) in text and reason in text and "Still training" in text, text
+    assert len(tell.calls) == 3 and w.worker is worker
+    before = steps(w)
+    qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
+    assert "pickle ran" not in capfd.readouterr().out
+
+
+def test_exports_from_the_menu_parse_back(qtbot, make_window, tmp_path, monkeypatch, digits):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.progress is not None and len(w.progress.train["step"]) > 1,
+                    timeout=WAIT_MS)
+    train_then_pause(qtbot, w, more_than=10)
+    names = {"Export latents CSV": "latents.csv", "Export latent plane PNG": "plane.png",
+             "Export latent plane SVG": "plane.svg", "Export manifold PNG": "manifold.png",
+             "Export history CSV": "history.csv"}
+    monkeypatch.setattr(w, "_save_file_name",
+                        lambda title, *args: str(tmp_path / names[title]))
+    tell = Recorder()
+    monkeypatch.setattr(w, "tell", tell)
+    for a in w.export_actions.values():
+        assert a.statusTip()
+        a.trigger()
+    assert tell.calls == []
+
+    with open(tmp_path / "latents.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == LATENT_COLUMNS and len(rows) == len(digits) + 1
+    mu = np.array([[float(r[3]), float(r[4])] for r in rows[1:]])
+    np.testing.assert_allclose(mu, w.snapshot.mu, rtol=1e-6, atol=1e-6)
+    assert [int(r[1]) for r in rows[1:11]] == [int(v) for v in digits.labels[:10]]
+    assert all(float(r[7]) < 0 for r in rows[1:])  # per-datapoint ELBO, nats
+
+    with Image.open(tmp_path / "plane.png") as im:
+        assert im.width > 100 and np.asarray(im.convert("L")).std() > 0
+    root = ElementTree.parse(tmp_path / "plane.svg").getroot()
+    assert root.tag.endswith("svg") and len(list(root.iter())) > 10
+    with Image.open(tmp_path / "manifold.png") as im:
+        grey = np.asarray(im)
+    assert im.mode == "L" and max(grey.shape) >= 512 and grey.std() > 0
+
+    with open(tmp_path / "history.csv", newline="", encoding="utf-8") as f:
+        history = list(csv.DictReader(f))
+    train = [r for r in history if r["split"] == "train"]
+    assert len(train) == len(w.progress.train["step"])
+    assert float(train[-1]["elbo"]) == pytest.approx(float(w.progress.train["elbo"][-1]))
+
+
+def test_recent_list_greys_missing_files_and_clears(qtbot, make_window, tmp_path):
+    w = make_window(start=False)
+    qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
+    kept, gone = tmp_path / "kept.lexp", tmp_path / "gone.lexp"
+    assert w.save_session_to(gone) and w.save_session_to(kept)
+    gone.unlink()
+    w._rebuild_recent_menu()
+    actions = {a.toolTip(): a for a in w.recent_menu.actions() if a.toolTip()}
+    assert actions[str(kept.resolve())].isEnabled()
+    assert not actions[f"{gone.resolve()} (missing)"].isEnabled()
+    clear = next(a for a in w.recent_menu.actions() if a.text() == "Clear list")
+    clear.trigger()
+    assert w.recent_files() == []
+
+
+def test_crafted_view_state_is_ignored(qtbot, make_window):
+    w = make_window(start=False)
+    w.apply_view_state({"view_region": [1, 0, "x", None], "sigma_level": True,
+                        "manifold_mode": "<script>", "manifold_grid": 10**9,
+                        "colour_by": 3, "aggregate": "yes"})
+    assert w.sigma_actions[1].isChecked() and w.manifold_view.mode() == "prior"
+    assert w.manifold_view.grid_box.value() == 15 and not w.aggregate_action.isChecked()
