@@ -333,7 +333,8 @@ class LatentView(pg.PlotWidget):
         self._marker_names: list[pg.TextItem] = []
 
         # Overlays in the view box's pixel coordinates, so they stay put while panning.
-        self._status = pg.TextItem(color=(200, 200, 200), anchor=(0, 0))
+        # Mid grey with a translucent backing: legible on the dark and the light theme.
+        self._status = pg.TextItem(color=(128, 128, 128), fill=(128, 128, 128, 40), anchor=(0, 0))
         self._status.setParentItem(self._vb)
         self._status.setPos(4, 2)
         self._status_text = ""
