@@ -475,6 +475,7 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self._on_failed)
         worker.checkpointSaved.connect(self._on_checkpoint_saved)
         worker.finished.connect(self._end_save_wait)
+        worker.set_rates(self.prefs.curve_hz, self.prefs.latent_hz)
         return worker
 
     def _set_lr(self, lr: float) -> None:
@@ -1312,8 +1313,8 @@ class MainWindow(QMainWindow):
             self.set_preferences(dialog.preferences())
 
     def set_preferences(self, prefs: Preferences) -> None:
-        """Apply and persist: theme and ellipse budget at once; device and threads from the
-        next reset or run; the update rates are stored (the worker paces itself)."""
+        """Apply and persist: theme, ellipse budget and update rates at once; device and
+        threads from the next reset or run."""
         self.prefs = prefs
         if self._settings is not None:
             prefs.save(self._settings)
@@ -1323,6 +1324,7 @@ class MainWindow(QMainWindow):
             for plot in (self.latent_view, self.elbo_view.plot, self.manifold_view.plot):
                 style_plot(plot)
         self.latent_view.set_ellipse_budget(prefs.ellipse_budget)
+        self.worker.set_rates(prefs.curve_hz, prefs.latent_hz)
         self.config = self.config.replace(device=prefs.device, threads=prefs.torch_threads)
         self.statusBar().showMessage("Preferences saved; device and threads apply from the "
                                      "next Reset or run", 6000)

@@ -70,12 +70,18 @@ class TrainingWorker(QThread):
         self._stop = threading.Event()
         self._running = not start_paused
         self._interval = snapshot_interval(len(dataset))
+        self._progress_interval = PROGRESS_INTERVAL
         self._cover = 1.0  # fraction of latents re-encoded since the weights last changed
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
 
     # ------------------------------------------------ requests (any thread)
     def pause(self) -> None:
         self._requests.put(("pause", None))
+
+    def set_rates(self, curve_hz: float, latent_hz: float) -> None:
+        """The user's update rates: curves at ``curve_hz``; latent snapshots at most at
+        ``latent_hz``, and less often when the dataset is large (re-encoding costs)."""
+        self._requests.put(("rates", (float(curve_hz), float(latent_hz))))
 
     def resume(self) -> None:
         self._requests.put(("resume", None))
@@ -152,7 +158,7 @@ class TrainingWorker(QThread):
                     last_progress = -1.0
             now = time.perf_counter()
             state = (session.step_count, session.paused, session.version)
-            if state != sent and now - last_progress >= PROGRESS_INTERVAL:
+            if state != sent and now - last_progress >= self._progress_interval:
                 self._send_progress(session)
                 last_progress, sent = now, state
             if not self._running and self._cover < 1.0:
@@ -200,6 +206,10 @@ class TrainingWorker(QThread):
             self._cover = 0.0
             self._send_progress(session)
             self._send_snapshot(session, full=False)  # a rebuilt model encodes all points
+        elif name == "rates":
+            curve_hz, latent_hz = value
+            self._progress_interval = 1.0 / curve_hz
+            self._interval = max(1.0 / latent_hz, snapshot_interval(len(self.dataset)))
         elif name == "lr":
             session.set_lr(value)
         elif name == "beta":

@@ -96,6 +96,8 @@ def test_preferences_persist_and_apply(qtbot, make_window, restore_look):
     w.set_preferences(chosen)
     assert w.latent_view._budget == 1234
     assert w.config.threads == 2  # for the next reset or run
+    # The worker serves the new rates between steps (here: while paused, within 50 ms).
+    qtbot.waitUntil(lambda: w.worker._progress_interval == pytest.approx(1 / 5), timeout=5000)
     window_colour = QApplication.palette().color(QPalette.ColorRole.Window)
     assert window_colour.lightness() < 100  # dark
     background = w.latent_view.backgroundBrush().color()
