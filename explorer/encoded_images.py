@@ -38,7 +38,15 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPainter, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -96,20 +104,26 @@ def _fit(image: QImage, side: int, smooth: bool) -> QImage:
 
 def row_icon(thumbnail: QImage, model_input: np.ndarray,
              reconstruction: np.ndarray | None) -> QPixmap:
-    """Original, preprocessed input and reconstruction side by side, TILE px each."""
-    pix = QPixmap(3 * TILE + 2 * GAP, TILE)
+    """Original, preprocessed input and reconstruction side by side, TILE px each, drawn
+    at the screen's device pixel ratio so they stay sharp on high-DPI displays."""
+    app = QGuiApplication.instance()
+    dpr = app.devicePixelRatio() if app is not None else 1.0
+    side = round(TILE * dpr)  # device pixels per tile
+    gap = round(GAP * dpr)
+    pix = QPixmap(3 * side + 2 * gap, side)
     pix.fill(Qt.GlobalColor.transparent)
     p = QPainter(pix)
-    tiles = [_fit(thumbnail, TILE, True), _fit(to_qimage(model_input), TILE, False)]
+    tiles = [_fit(thumbnail, side, True), _fit(to_qimage(model_input), side, False)]
     if reconstruction is not None:
-        tiles.append(_fit(to_qimage(reconstruction), TILE, False))
+        tiles.append(_fit(to_qimage(reconstruction), side, False))
     for k in range(3):
-        x = k * (TILE + GAP)
-        p.fillRect(x, 0, TILE, TILE, TILE_BACKGROUND)
+        x = k * (side + gap)
+        p.fillRect(x, 0, side, side, TILE_BACKGROUND)
         if k < len(tiles):
             t = tiles[k]
-            p.drawImage(x + (TILE - t.width()) // 2, (TILE - t.height()) // 2, t)
+            p.drawImage(x + (side - t.width()) // 2, (side - t.height()) // 2, t)
     p.end()
+    pix.setDevicePixelRatio(dpr)
     return pix
 
 
