@@ -1,33 +1,24 @@
 """The main window: composes the views, menus and settings, and owns the worker's lifetime.
 
-Bring your own data: images dropped on the window or the plane, pasted, or picked with
-File > Encode images... go to the "Encoded images" panel; a dropped dataset, or one picked in
-the Datasets menu, is loaded in the background and, once loaded, replaces the current one
-(the training worker is stopped, waited for, and started again on the new data).
-
-Sessions (``NAME.lexp``, explorer.session_file): saving asks the worker for a checkpoint
-between steps and writes the file atomically; opening restores the run paused, with its
-curves, encoded images, selection and view. Questions that could lose work (Save / Discard /
-Cancel) go through ``_ask_unsaved`` and file pickers through ``_open_file_name`` /
-``_save_file_name``, so tests and scripts can answer them.
+What the user does with the window lives in mixins, one concept each: images they bring
+(explorer.image_actions), datasets (explorer.dataset_actions), exports
+(explorer.export_actions) and sessions (explorer.session_actions). Mixins rather than
+controller objects because they share the window's widgets, worker and state freely, and
+every action stays a method of the window (menus, tests and scripts reach it there).
+Yes/No questions go through ``confirm`` and file pickers through ``_open_file_name`` /
+``_save_file_name`` / ``_folder_name``, so tests and scripts can answer them.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import platform
-import sys
-import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import platformdirs
-from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -45,75 +36,52 @@ from PySide6.QtWidgets import (
 )
 
 from trainer import (
-    IMAGE_SUFFIXES,
     KNOWN_DATASETS,
     Checkpoint,
     ConfigError,
-    DataError,
     FrozenVAE,
     ImageDataset,
     Progress,
     Snapshot,
     TrainConfig,
-    load_source,
-    save_checkpoint,
 )
 
 from .controls import Controls
+from .dataset_actions import DATASET_FILTER, DatasetActions
 from .dataset_loader import DatasetLoader, source_title
 from .dataset_panel import DatasetPanel
-from .dataset_views import COLOURINGS, AggregateDensityLayer, PointColouring, Trails
+from .dataset_views import AggregateDensityLayer, PointColouring, Trails
 from .elbo_view import ElboView
 from .encoded_images import EncodedImagesPanel
-from .export import (
-    MAX_MOSAIC_SCALE,
-    export_history_csv,
-    export_latents_csv,
-    export_mosaic_png,
-    export_plane_png,
-    export_plane_svg,
-)
-from .image_jobs import PreparedImage, classify_drop, is_dataset_candidate
+from .export_actions import MOSAIC_EXPORT_SIDE, ExportActions
+from .image_actions import IMAGE_FILTER, MAX_LISTED_PROBLEMS, ImageActions
 from .image_panel import ImagePanel
 from .inspector import Inspector
 from .latent_view import LatentView
-from .manifold_view import MAX_GRID, MODES, ManifoldView
+from .manifold_view import ManifoldView
 from .preferences import Preferences, PreferencesDialog
-from .session_file import (
-    SUFFIX,
-    LoadedSession,
-    SessionFileError,
-    SessionState,
-    check_dataset,
-    find_dataset,
-    load_session,
-    save_session,
+from .session_actions import (
+    MAX_RECENT,
+    SAVE_TIMEOUT_MS,
+    SESSION_FILTER,
+    SessionActions,
+    autosave_path,
+    data_dir,
+    recent_list,
 )
 from .theme import apply_theme, style_plot
 from .worker import TrainingWorker
 
+# The constants and helpers that moved to the action modules stay importable from here.
+__all__ = ["APPLICATION", "DATASET_FILTER", "DEFAULT_SIZE", "IMAGE_FILTER",
+           "MAX_LISTED_PROBLEMS", "MAX_RECENT", "MOSAIC_EXPORT_SIDE", "ORGANISATION",
+           "SAVE_TIMEOUT_MS", "SESSION_FILTER", "MainWindow", "app_icon", "app_settings",
+           "autosave_path", "data_dir", "help_html", "recent_list", "scrolled", "shortcuts",
+           "versions"]
+
 ORGANISATION = "LatentExplorer"
 APPLICATION = "LatentExplorer"
 DEFAULT_SIZE = (1400, 860)
-ELLIPSE_BUDGET = 5000
-MAX_LISTED_PROBLEMS = 15  # "file: reason" lines in the message box; the panel keeps them all
-IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
-DATASET_FILTER = ("Datasets (*.npz *.npy *idx* *ubyte* *.gz);;"
-                  "NumPy (*.npz *.npy);;IDX, as MNIST ships (*idx* *ubyte*);;All files (*)")
-SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
-MAX_RECENT = 8
-SAVE_TIMEOUT_MS = 120_000  # the worker answers between steps; this only guards a hung one
-MOSAIC_EXPORT_SIDE = 512  # px: the manifold PNG is upscaled (pixel-exact) to at least this
-
-
-def data_dir() -> Path:
-    """Where the autosave lives (LATENT_EXPLORER_DATA overrides it, e.g. for tests)."""
-    env = os.environ.get("LATENT_EXPLORER_DATA")
-    return Path(env) if env else Path(platformdirs.user_data_dir("latent-explorer"))
-
-
-def autosave_path() -> Path:
-    return data_dir() / f"autosave{SUFFIX}"
 
 
 def app_icon() -> QIcon:
@@ -150,16 +118,6 @@ def shortcuts(standard: QKeySequence.StandardKey, *fallbacks: str) -> list[QKeyS
     return keys
 
 
-def recent_list(settings: QSettings | None) -> list[str]:
-    if settings is None:
-        return []
-    raw = settings.value("recent/files")
-    if raw is None:
-        return []
-    items = [raw] if isinstance(raw, str) else list(raw)  # an ini list of one reads as str
-    return [str(p) for p in items if p][:MAX_RECENT]
-
-
 def app_settings() -> QSettings:
     """Ini-format user settings (tests point QSettings.setPath at a temporary folder)."""
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION,
@@ -182,7 +140,7 @@ def help_html() -> str:
                        for name in ("explainer.html", "help.html"))
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QMainWindow):
     def __init__(self, dataset: ImageDataset, config: TrainConfig, start: bool = True,
                  launch: bool = True, restore_state: bool = True,
                  checkpoint: Checkpoint | None = None):
@@ -333,19 +291,27 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.rate_label = QLabel("- samples/s")
-        self.epoch_label = QLabel("0 epochs done")
-        self.train_label = QLabel("train ELBO - nats")
-        self.heldout_label = QLabel("held-out ELBO - nats")
+        self.rate_label = QLabel()
+        self.epoch_label = QLabel()
+        self.train_label = QLabel()
+        self.heldout_label = QLabel()
         self.epoch_bar = QProgressBar()
         self.epoch_bar.setMaximumWidth(220)
-        self.epoch_bar.setRange(0, 0)  # busy until the first snapshot: encoding every point
-        self.epoch_bar.setFormat(f"encoding {len(self.dataset):,} points")
         self.epoch_bar.setTextVisible(True)
+        self._clear_status_bar()
         for w in (self.rate_label, self.epoch_label, self.train_label, self.heldout_label):
             w.setToolTip("ELBO: per datapoint, in nats; higher is better (ELBO <= log p(x))")
             bar.addPermanentWidget(w)
         bar.addPermanentWidget(self.epoch_bar)
+
+    def _clear_status_bar(self) -> None:
+        """No figures yet: a fresh window, or a new dataset."""
+        self.rate_label.setText("- samples/s")
+        self.epoch_label.setText("0 epochs done")
+        self.train_label.setText("train ELBO - nats")
+        self.heldout_label.setText("held-out ELBO - nats")
+        self.epoch_bar.setRange(0, 0)  # busy until the first snapshot: encoding every point
+        self.epoch_bar.setFormat(f"encoding {len(self.dataset):,} points")
 
     def _build_menus(self) -> None:
         def action(menu, text, slot, shortcut=None, checkable=False, tip=None) -> QAction:
@@ -671,259 +637,14 @@ class MainWindow(QMainWindow):
         if self.image_panel.z is not None:
             self.decode_z(*self.image_panel.z)
 
+    def _sigma_level(self) -> int:
+        return next(k for k, a in self.sigma_actions.items() if a.isChecked())
+
     def _on_sigma_action(self) -> None:
         for k, a in self.sigma_actions.items():
             if a.isChecked():
                 self.latent_view.set_sigma_level(k)
                 self.inspector.overlay.set_sigma_level(k)
-
-    # ------------------------------------------------------ images the user brings
-    def open_paths(self, paths: list) -> None:
-        """Dropped (or pasted) files and folders: images are encoded; a dataset, dropped by
-        itself, is offered for training."""
-        paths = [str(p) for p in paths]
-        if not paths:
-            return
-        if len(paths) == 1 and paths[0].lower().endswith(SUFFIX):
-            self.open_session(paths[0])
-            return
-        kind = classify_drop(paths)
-        if kind == "images":
-            self.encoded_panel.encode_files(paths)
-        elif kind == "dataset":
-            if self.confirm("Train on a new dataset",
-                            f"Train on {paths[0]}? (the current run stops)"):
-                self.open_dataset(paths[0], confirmed=True)
-        else:
-            candidates = [p for p in paths if is_dataset_candidate(p)]
-            images = [p for p in paths if p not in candidates]
-            if images:
-                self.encoded_panel.encode_files(images)
-            self.tell("Dataset not opened",
-                      "Not opened as a dataset (drop a dataset file or folder by itself to "
-                      "train on it):\n" + "\n".join(candidates))
-
-    def paste(self) -> None:
-        """Ctrl+V: encode the clipboard's image (or the files copied in a file manager)."""
-        clipboard = QGuiApplication.clipboard()
-        image = clipboard.image()
-        mime = clipboard.mimeData()
-        if image.isNull() and mime is not None and mime.hasUrls():
-            paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
-            if paths:
-                self.open_paths(paths)
-                return
-        if self.encoded_panel.add_qimage(image):  # a null image: the panel says so
-            self._show_encoded_dock()
-
-    def _encode_images_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Encode images", "",
-                                                f"{IMAGE_FILTER};;All files (*)")
-        if paths:
-            self.encoded_panel.encode_files(paths)
-            self._show_encoded_dock()
-
-    def _show_encoded_dock(self) -> None:
-        dock = self.docks["encoded"]
-        dock.show()
-        dock.raise_()
-
-    def _show_markers(self, *_) -> None:
-        mu, sigma, names = self.encoded_panel.model.markers()
-        selected = self.encoded_panel.selected()
-        self.latent_view.set_markers(mu, sigma, names,
-                                     highlighted=selected if selected >= 0 else None)
-
-    def _show_image_problems(self, lines: list) -> None:
-        shown = lines[:MAX_LISTED_PROBLEMS]
-        more = len(lines) - len(shown)
-        text = "\n".join(shown) + (f"\n... and {more} more (listed in the Encoded images "
-                                   "panel)" if more > 0 else "")
-        self.tell("Encoded images", text)
-        self._show_encoded_dock()
-
-    # Drops on any part of the window but the plane (which handles its own) arrive here.
-    @staticmethod
-    def _local_paths(event) -> list[str]:
-        mime = event.mimeData()
-        if mime is None or not mime.hasUrls():
-            return []
-        return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
-
-    def dragEnterEvent(self, event) -> None:
-        if self._local_paths(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:
-        self.dragEnterEvent(event)
-
-    def dropEvent(self, event) -> None:
-        paths = self._local_paths(event)
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.open_paths(paths)
-
-    # --------------------------------------------------------------- datasets
-    def open_dataset(self, source: str, confirmed: bool = False) -> None:
-        """Load ``source`` ("digits", "mnist", "fashion-mnist", a folder or a file) in the
-        background, with a progress dialog; training goes on until it has loaded."""
-        if self.loader.is_running():
-            self.tell("Open dataset", f"{source_title(source)}: still loading "
-                      f"{source_title(self.loader.source)}; cancel that first")
-            return
-        self._load_confirmed = confirmed
-        self.loader.start(str(source))
-        title = source_title(str(source))
-        dialog = QProgressDialog(f"Loading {title}...", "Cancel", 0, 0, self)
-        dialog.setWindowTitle("Open dataset")
-        dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)  # quick loads never flash a dialog
-        dialog.setAutoClose(False)
-        dialog.setAutoReset(False)
-        dialog.canceled.connect(self.loader.cancel)
-        self.load_dialog = dialog
-        self.statusBar().showMessage(f"Loading {title}...")
-
-    def _open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
-        if folder:
-            self.open_dataset(folder)
-
-    def _open_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open a dataset file", "", DATASET_FILTER)
-        if path:
-            self.open_dataset(path)
-
-    def _on_load_progress(self, done: int, total: int) -> None:
-        dialog = self.load_dialog
-        if dialog is None:
-            return
-        source = self.loader.source
-        if source in KNOWN_DATASETS:
-            mb = 1024 * 1024
-            what = (f"{done / mb:.1f} of {total / mb:.1f} MB" if total
-                    else f"{done / mb:.1f} MB")
-            dialog.setLabelText(f"Downloading {source_title(source)}: {what}")
-            # Bytes fit an int up to 2 GB; kilobytes keep the bar safe beyond that.
-            done, total = done // 1024, total // 1024
-        else:
-            dialog.setLabelText(f"Reading {done:,} of {total:,} images..." if total
-                                else f"Loading {source_title(source)}...")
-        if total > 0:
-            dialog.setMaximum(total)
-            dialog.setValue(min(done, total))
-
-    def _end_load(self) -> None:
-        dialog, self.load_dialog = self.load_dialog, None
-        if dialog is not None:
-            dialog.canceled.disconnect(self.loader.cancel)  # closing emits canceled
-            dialog.close()
-            dialog.deleteLater()
-        self.statusBar().clearMessage()
-
-    def _on_dataset_loaded(self, dataset: ImageDataset) -> None:
-        self._end_load()
-        if self._closing:
-            return
-        if not (self._load_confirmed or self._offer_save_before_switch()):
-            self.statusBar().showMessage(f"Still training on {self.dataset.name}", 6000)
-            return
-        self.switch_dataset(dataset)
-
-    def _on_load_failed(self, message: str) -> None:
-        self._end_load()
-        if not self._closing:
-            self.tell("Could not open the dataset",
-                      f"{message}\nStill training on {self.dataset.name}.")
-
-    def _on_load_cancelled(self, message: str) -> None:
-        self._end_load()
-        self.statusBar().showMessage(f"{message}; still training on {self.dataset.name}", 6000)
-
-    def _offer_save_before_switch(self) -> bool:
-        """Whether to go on with a dataset switch (the current run is lost): unsaved changes
-        get Save / Discard / Cancel, a saved or untouched run a Yes / No question."""
-        question = "Switch dataset? The current run will be discarded."
-        if self.isWindowModified():
-            return self._resolve_unsaved("Switch dataset", question)
-        return self.confirm("Switch dataset", question)
-
-    def switch_dataset(self, dataset: ImageDataset, checkpoint: Checkpoint | None = None
-                       ) -> None:
-        """Stop the current run, wait for it, and train on ``dataset`` with the current
-        settings (the live values in the controls, the same seed); or, with ``checkpoint``,
-        resume that run paused (its own settings; device and threads from the preferences)."""
-        old = self.worker
-        old.stop()
-        for signal, slot in ((old.progressed, self._on_progress),
-                             (old.snapshotted, self._on_snapshot), (old.failed, self._on_failed)):
-            signal.disconnect(slot)
-        # Results the old run sent before it stopped wait in the queue: drop them, so no
-        # snapshot of the old data is drawn over the new. (Only the worker queues calls here.)
-        QCoreApplication.removePostedEvents(self, QEvent.Type.MetaCall)
-        self._draw_scheduled = False
-        self.dataset = dataset
-        self._end_save_wait()
-        if checkpoint is None:
-            self.config = self.config.replace(lr=self.controls.lr.value(),
-                                              beta=self.controls.beta.value(),
-                                              batch_size=self.controls.batch.value())
-            self._clean_step = 0
-        else:
-            self.config = checkpoint.config.replace(device=self.config.device,
-                                                    threads=self.config.threads)
-            self.controls.set_config(self.config)
-            self._running, self._started = False, True
-            self.controls.set_running(False, True)
-            self._clean_step = int(checkpoint.counters["step"])
-        self.session_path = None  # a new run is untitled until saved (open sets it after)
-        self._reset_views()
-        self.setWindowModified(False)
-        self.worker = self._new_worker(start_paused=not self._running, checkpoint=checkpoint)
-        if self._launched:
-            self.worker.start()
-        old.deleteLater()
-        self.statusBar().showMessage(f"Training on {dataset.name}", 6000)
-
-    def _reset_views(self) -> None:
-        """Everything that showed the old dataset or its model, emptied for the new one."""
-        dataset = self.dataset
-        self._update_title()
-        self._pending_restore = {}
-        self.snapshot = self.model = self.progress = None
-        self._pending_snapshot = self._pending_progress = None
-        self.selected = None
-        self._inputs = None
-        self._hide_banner()
-        self.inspector.clear()
-        self.trails.set_tracked([])
-        self.colouring.labels = dataset.labels
-        self.colouring.choose("label")
-        view = self.latent_view
-        view.set_selected(None)
-        view.set_crosshair(None)
-        empty = np.zeros((0, 2), np.float32)
-        view.set_latents(empty, empty)
-        view.set_dataset(dataset.labels, dataset.label_names)
-        view.follow_data(True)
-        panel = self.image_panel
-        panel.clear_datapoint()
-        panel.z = None
-        panel.decoded.set_image(None)
-        panel.z_label.setText("click the plane to decode a z")
-        self.elbo_view.set_history({}, {}, {})
-        self.dataset_panel.set_dataset(dataset, self.config)
-        self.encoded_panel.set_dataset(dataset)  # the images, preprocessed for the new size
-        self.rate_label.setText("- samples/s")
-        self.epoch_label.setText("0 epochs done")
-        self.train_label.setText("train ELBO - nats")
-        self.heldout_label.setText("held-out ELBO - nats")
-        self.epoch_bar.setRange(0, 0)
-        self.epoch_bar.setFormat(f"encoding {len(dataset):,} points")
 
     # --------------------------------------------------------------- messages
     def _ask(self, title: str, question: str) -> bool:
@@ -946,58 +667,7 @@ class MainWindow(QMainWindow):
         box.show()
         self.statusBar().showMessage(text.splitlines()[0], 10000)
 
-    # ----------------------------------------------------------------- exports
-    def export_history(self, path: str) -> None:
-        p = self.progress
-        if p is None:
-            raise ValueError(f"{path}: no history to export yet")
-        export_history_csv(path, p.train, p.heldout, p.logpx)
-
-    def export_latents(self, path: str) -> None:
-        if self.snapshot is None:
-            raise ValueError(f"{path}: no latents to export yet (the first snapshot is coming)")
-        export_latents_csv(path, self.dataset, self.snapshot)
-
-    def export_manifold(self, path: str) -> None:
-        mosaic = self.manifold_view.mosaic()
-        side = 1 if mosaic is None else max(mosaic.shape)
-        scale = max(1, min(MAX_MOSAIC_SCALE, math.ceil(MOSAIC_EXPORT_SIDE / side)))
-        export_mosaic_png(path, mosaic, scale=scale)
-
-    def _export(self, title: str, default_name: str, file_filter: str,
-                write: Callable[[str], object]) -> None:
-        path = self._save_file_name(title, default_name, file_filter)
-        if not path:
-            return
-        try:
-            write(path)
-        except (OSError, ValueError) as exc:
-            text = str(exc)
-            self.tell(title, text if str(path) in text else f"{path}: {text}")
-            return
-        self.statusBar().showMessage(f"{title}: written to {path}", 5000)
-
-    def _export_history_dialog(self) -> None:
-        self._export("Export history CSV", "history.csv", "CSV files (*.csv)",
-                     self.export_history)
-
-    def _export_latents_dialog(self) -> None:
-        self._export("Export latents CSV", "latents.csv", "CSV files (*.csv)",
-                     self.export_latents)
-
-    def _export_plane_png_dialog(self) -> None:
-        self._export("Export latent plane PNG", "latent-plane.png", "PNG images (*.png)",
-                     lambda path: export_plane_png(path, self.latent_view))
-
-    def _export_plane_svg_dialog(self) -> None:
-        self._export("Export latent plane SVG", "latent-plane.svg", "SVG images (*.svg)",
-                     lambda path: export_plane_svg(path, self.latent_view))
-
-    def _export_manifold_dialog(self) -> None:
-        self._export("Export manifold PNG", "manifold.png", "PNG images (*.png)",
-                     self.export_manifold)
-
-    # ------------------------------------------------------- questions, pickers
+    # ------------------------------------------- file pickers (tests replace them)
     def _save_file_name(self, title: str, default_name: str, file_filter: str) -> str:
         path, _ = QFileDialog.getSaveFileName(self, title, default_name, file_filter)
         return path
@@ -1006,302 +676,8 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, title, "", file_filter)
         return path
 
-    def _ask_unsaved(self, title: str, question: str) -> str:
-        """"save", "discard" or "cancel". A script that answers Yes/No questions through
-        ``confirm`` gets the two-way form (Yes: discard)."""
-        if self.confirm != self._ask:
-            return "discard" if self.confirm(title, question) else "cancel"
-        buttons = QMessageBox.StandardButton
-        box = QMessageBox(QMessageBox.Icon.Warning, title, question,
-                          buttons.Save | buttons.Discard | buttons.Cancel, self)
-        box.setInformativeText(f"{self._session_name()} has unsaved changes (training or "
-                               "encoded images). Save them as a session first?")
-        box.setDefaultButton(buttons.Save)
-        answer = box.exec()
-        return {buttons.Save: "save", buttons.Discard: "discard"}.get(
-            buttons(answer), "cancel")
-
-    def _ask_locate_dataset(self, loaded: LoadedSession, reason: str) -> str | None:
-        """Ask the user where the session's dataset is: a folder or a file, or None."""
-        ref = loaded.dataset_ref
-        box = QMessageBox(QMessageBox.Icon.Question, "Locate the dataset",
-                          f"{loaded.path.name} was trained on {ref['name']} "
-                          f"({ref['n']:,} images), which was not found as recorded.", parent=self)
-        box.setInformativeText(reason)
-        folder = box.addButton("Folder...", QMessageBox.ButtonRole.AcceptRole)
-        file = box.addButton("File...", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.exec()
-        if box.clickedButton() is folder:
-            return QFileDialog.getExistingDirectory(self, "Locate the dataset folder") or None
-        if box.clickedButton() is file:
-            return self._open_file_name("Locate the dataset file", DATASET_FILTER) or None
-        return None
-
-    def _resolve_unsaved(self, title: str, question: str) -> bool:
-        """Whether to go on replacing or closing the run (saving it first if asked)."""
-        if not self.isWindowModified():
-            return True
-        answer = self._ask_unsaved(title, question)
-        if answer == "save":
-            return self.save_session()
-        return answer == "discard"
-
-    # --------------------------------------------------------------- sessions
-    def _session_name(self) -> str:
-        return "untitled" if self.session_path is None else self.session_path.stem
-
-    def _update_title(self) -> None:
-        self.setWindowTitle(f"{self._session_name()}[*] ({self.dataset.name}) - Latent Explorer")
-
-    def _on_encoded_list_changed(self, *_) -> None:
-        if not self._restoring:
-            self.setWindowModified(True)
-
-    def view_state(self) -> dict:
-        """What a session keeps of the view (JSON-able)."""
-        level = next(k for k, a in self.sigma_actions.items() if a.isChecked())
-        return {"view_region": [float(v) for v in self.latent_view.view_region()],
-                "sigma_level": level, "manifold_mode": self.manifold_view.mode(),
-                "manifold_grid": int(self.manifold_view.grid_box.value()),
-                "colour_by": self.colouring.kind,
-                "aggregate": bool(self.aggregate_action.isChecked())}
-
-    def apply_view_state(self, view: dict) -> None:
-        """Restore ``view_state()``; values a crafted file got wrong are skipped."""
-        region = view.get("view_region")
-        if (isinstance(region, list) and len(region) == 4
-                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in region)
-                and region[0] < region[1] and region[2] < region[3]):
-            self.latent_view.follow_data(False)
-            self.latent_view.setRange(xRange=region[:2], yRange=region[2:], padding=0)
-        level = view.get("sigma_level")
-        if level in (1, 2) and not isinstance(level, bool):
-            self.sigma_actions[level].setChecked(True)
-            self._on_sigma_action()
-        if view.get("manifold_mode") in MODES:
-            self.manifold_view.set_mode(view["manifold_mode"])
-        grid = view.get("manifold_grid")
-        if isinstance(grid, int) and not isinstance(grid, bool) and 2 <= grid <= MAX_GRID:
-            self.manifold_view.set_grid_size(grid)
-        colour = view.get("colour_by")
-        if colour in COLOURINGS:
-            self.colouring.choose(colour)  # computed once the restored model's snapshot arrives
-            self._pending_restore["colour"] = colour
-        if isinstance(view.get("aggregate"), bool):
-            self.aggregate_action.setChecked(view["aggregate"])
-            self.aggregate.set_visible(view["aggregate"])
-
-    def _write_checkpoint(self, folder: Path) -> str:
-        """Write the current run's checkpoint into ``folder``: by the worker between steps
-        (never racing the optimiser), or here when its thread has ended. "" or an error."""
-        worker = self.worker
-        if not worker.isRunning():
-            if worker.session is None:
-                return "no model to save yet"
-            try:
-                save_checkpoint(worker.session, folder)
-            except (OSError, ValueError) as exc:
-                return str(exc)
-            return ""
-        self._checkpoint_reply = None
-        loop = QEventLoop()
-        self._save_loop = loop
-        worker.save_checkpoint(str(folder))
-        QTimer.singleShot(SAVE_TIMEOUT_MS, loop.quit)
-        if self._checkpoint_reply is None:
-            loop.exec()  # the window keeps drawing while the worker writes
-        self._save_loop = None
-        reply = self._checkpoint_reply
-        if reply is None:
-            return "the training thread did not answer"
-        return reply[1]
-
-    def _on_checkpoint_saved(self, path: str, error: str) -> None:
-        self._checkpoint_reply = (path, error)
-        self._end_save_wait()
-
-    def _end_save_wait(self) -> None:
-        if self._save_loop is not None:
-            self._save_loop.quit()
-
-    def session_state(self, checkpoint_dir: Path) -> SessionState:
-        selected = self.encoded_panel.selected()
-        return SessionState(checkpoint=checkpoint_dir,
-                            encoded=[e.image for e in self.encoded_panel.model.entries],
-                            selected_encoded=selected if selected >= 0 else None,
-                            selected_point=self.selected, view=self.view_state())
-
-    def save_session_to(self, path: str | os.PathLike, show_errors: bool = True) -> bool:
-        """Save the run, encoded images and view to ``path`` (atomically); True on success."""
-        path = Path(path)
-        if self._save_loop is not None:
-            return False  # a save is already waiting for the worker
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        self.statusBar().showMessage(f"Saving {path}...")
-        try:
-            with tempfile.TemporaryDirectory(prefix="lexp-checkpoint-") as tmp:
-                folder = Path(tmp) / "checkpoint"
-                error = self._write_checkpoint(folder)
-                if error:
-                    raise SessionFileError(f"{path}: cannot save the checkpoint ({error})")
-                run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-                save_session(path, self.session_state(folder))
-        except (SessionFileError, OSError, ValueError) as exc:
-            self.statusBar().clearMessage()
-            if show_errors:
-                self.tell("Could not save the session", str(exc))
-            else:
-                print(f"latent-explorer: {exc}", file=sys.stderr)
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.session_path = path
-        self._clean_step = int(run["counters"]["step"])
-        self.setWindowModified(self.progress is not None and self.progress.step != self._clean_step)
-        self._update_title()
-        self.add_recent(path)
-        self.statusBar().showMessage(f"Session saved to {path}", 5000)
-        return True
-
-    def save_session(self) -> bool:
-        """File > Save session: to the current file, or ask for one."""
-        if self.session_path is None:
-            return self.save_session_as()
-        return self.save_session_to(self.session_path)
-
-    def save_session_as(self) -> bool:
-        path = self._save_file_name("Save session", f"{self._session_name()}{SUFFIX}",
-                                    SESSION_FILTER)
-        if not path:
-            return False
-        if not Path(path).suffix:
-            path += SUFFIX
-        return self.save_session_to(path)
-
-    def _open_session_dialog(self) -> None:
-        path = self._open_file_name("Open session", SESSION_FILTER)
-        if path:
-            self.open_session(path)
-
-    def open_session(self, path: str | os.PathLike) -> bool:
-        """Open a session file: a bad one is reported and the current run goes on."""
-        try:
-            loaded = load_session(path)
-        except SessionFileError as exc:
-            self.tell("Could not open the session", f"{exc}\nStill training on "
-                      f"{self.dataset.name}.")
-            return False
-        dataset, reason = find_dataset(loaded)
-        if dataset is None:
-            dataset = self._locate_dataset(loaded, reason or "")
-            if dataset is None:
-                self.statusBar().showMessage(f"Not opened; still training on {self.dataset.name}",
-                                             6000)
-                return False
-        if not self._resolve_unsaved("Open session",
-                                     f"Open {Path(path).name}? The current run will be replaced."):
-            return False
-        try:
-            self.restore_session(loaded, dataset)
-        except SessionFileError as exc:
-            self.tell("Could not open the session", str(exc))
-            return False
-        return True
-
-    def _locate_dataset(self, loaded: LoadedSession, reason: str) -> ImageDataset | None:
-        """Ask the user for the session's dataset until it matches (or they use it anyway,
-        or cancel)."""
-        shape = tuple(loaded.dataset_ref["image_shape"])
-        while True:
-            choice = self._ask_locate_dataset(loaded, reason)
-            if not choice:
-                return None
-            try:
-                dataset = load_source(choice)
-            except (DataError, OSError) as exc:
-                reason = str(exc)
-                continue
-            diffs = check_dataset(loaded, dataset)
-            if not diffs:
-                return dataset
-            reason = f"{choice} differs from the dataset it was trained on: " + "; ".join(diffs)
-            if tuple(dataset.image_shape) == shape and self.confirm(
-                    "Use a different dataset?",
-                    f"{reason}.\nContinue training on it anyway? The weights, optimiser and "
-                    "history carry over; a fresh epoch order starts."):
-                return dataset
-
-    def restore_session(self, loaded: LoadedSession, dataset: ImageDataset) -> None:
-        """Replace the current run with the loaded one (paused), its encoded images,
-        selection and view."""
-        if self.loader.is_running():
-            self.loader.cancel_and_wait()
-            self._end_load()
-        self.switch_dataset(dataset, checkpoint=loaded.checkpoint)
-        self.restore_extras(loaded)
-
-    def restore_extras(self, loaded: LoadedSession) -> None:
-        """A session's encoded images, selection and view, on a window already running its
-        checkpoint (``switch_dataset(..., checkpoint=)`` or ``MainWindow(checkpoint=)``)."""
-        self._restoring = True
-        try:
-            model = self.encoded_panel.model
-            model.clear()
-            model.add([PreparedImage(r.name, r.source, r.grey, r.input, list(r.notes))
-                       for r in loaded.encoded])
-        finally:
-            self._restoring = False
-        if loaded.selected_encoded is not None:
-            self.encoded_panel.select(loaded.selected_encoded)
-        self.apply_view_state(loaded.view)
-        if loaded.selected_point is not None:
-            self._pending_restore["point"] = loaded.selected_point
-        self.session_path = loaded.path
-        self._clean_step = int(loaded.checkpoint.counters["step"])
-        self.setWindowModified(False)
-        self._update_title()
-        self.add_recent(loaded.path)
-        self.statusBar().showMessage(f"Opened {loaded.path} (paused: press Start to go on)",
-                                     8000)
-
-    # ------------------------------------------------------------ recent files
-    def recent_files(self) -> list[str]:
-        return recent_list(self._settings)
-
-    def add_recent(self, path: str | os.PathLike) -> None:
-        if self._settings is None:
-            return
-        path = str(Path(path).resolve())
-        files = [path] + [p for p in self.recent_files() if p != path]
-        self._settings.setValue("recent/files", files[:MAX_RECENT])
-        self._settings.sync()
-        self._rebuild_recent_menu()
-
-    def clear_recent(self) -> None:
-        if self._settings is not None:
-            self._settings.remove("recent/files")
-            self._settings.sync()
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        menu = self.recent_menu
-        menu.clear()
-        files = self.recent_files()
-        for i, path in enumerate(files, 1):
-            a = menu.addAction(f"&{i} {Path(path).name}")
-            exists = Path(path).is_file()
-            a.setEnabled(exists)  # greyed: moved or deleted since
-            a.setToolTip(path if exists else f"{path} (missing)")
-            a.setStatusTip(a.toolTip())
-            a.triggered.connect(lambda _checked=False, p=path: self.open_session(p))
-        if not files:
-            menu.addAction("(none)").setEnabled(False)
-        menu.addSeparator()
-        clear = menu.addAction("Clear list")
-        clear.setStatusTip("Forget the recently opened sessions")
-        clear.setEnabled(bool(files))
-        clear.triggered.connect(self.clear_recent)
+    def _folder_name(self, title: str) -> str:
+        return QFileDialog.getExistingDirectory(self, title)
 
     # ------------------------------------------------------------ preferences
     def open_preferences(self) -> None:
@@ -1370,8 +746,7 @@ class MainWindow(QMainWindow):
             return
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
-        level = next(k for k, a in self.sigma_actions.items() if a.isChecked())
-        s.setValue("view/sigma_level", level)
+        s.setValue("view/sigma_level", self._sigma_level())
         s.sync()
 
     def shutdown(self) -> None:
@@ -1384,23 +759,6 @@ class MainWindow(QMainWindow):
         for job in (self.inspector, self.colouring, self.aggregate):
             job.shutdown()
         self.worker.stop()
-
-    def _keep_unsaved_work(self) -> bool:
-        """On close: autosave (the default) or ask. False: the user cancelled the close."""
-        if not self.isWindowModified() or self.worker.session is None:
-            return True
-        if self.prefs.autosave_on_quit:
-            self.worker.stop()  # its thread has ended: the session is safe to save here
-            path = self.session_path or autosave_path()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                print(f"latent-explorer: {path}: cannot autosave ({exc})", file=sys.stderr)
-                return True
-            self.save_session_to(path, show_errors=False)
-            return True
-        return self._resolve_unsaved("Quit", f"Quit? {self._session_name()} has unsaved "
-                                             "changes.")
 
     def closeEvent(self, event) -> None:
         if not self._closing and not self._keep_unsaved_work():

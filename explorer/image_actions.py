@@ -1,0 +1,110 @@
+"""Images the user brings, mixed into the main window: files dropped on the window or the
+plane, pasted, or picked with File > Encode images... go to the "Encoded images" panel; a
+dataset dropped by itself is offered for training; a session file dropped is opened.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog
+
+from trainer import IMAGE_SUFFIXES
+
+from .image_jobs import classify_drop, is_dataset_candidate
+from .session_file import SUFFIX
+
+IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
+MAX_LISTED_PROBLEMS = 15  # "file: reason" lines in the message box; the panel keeps them all
+
+
+class ImageActions:
+    """Mixed into MainWindow: feeds its encoded-images panel and shows the markers."""
+
+    def open_paths(self, paths: list) -> None:
+        """Dropped (or pasted) files and folders: images are encoded; a dataset, dropped by
+        itself, is offered for training."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        if len(paths) == 1 and paths[0].lower().endswith(SUFFIX):
+            self.open_session(paths[0])
+            return
+        kind = classify_drop(paths)
+        if kind == "images":
+            self.encoded_panel.encode_files(paths)
+        elif kind == "dataset":
+            if self.confirm("Train on a new dataset",
+                            f"Train on {paths[0]}? (the current run stops)"):
+                self.open_dataset(paths[0], confirmed=True)
+        else:
+            candidates = [p for p in paths if is_dataset_candidate(p)]
+            images = [p for p in paths if p not in candidates]
+            if images:
+                self.encoded_panel.encode_files(images)
+            self.tell("Dataset not opened",
+                      "Not opened as a dataset (drop a dataset file or folder by itself to "
+                      "train on it):\n" + "\n".join(candidates))
+
+    def paste(self) -> None:
+        """Ctrl+V: encode the clipboard's image (or the files copied in a file manager)."""
+        clipboard = QGuiApplication.clipboard()
+        image = clipboard.image()
+        mime = clipboard.mimeData()
+        if image.isNull() and mime is not None and mime.hasUrls():
+            paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+            if paths:
+                self.open_paths(paths)
+                return
+        if self.encoded_panel.add_qimage(image):  # a null image: the panel says so
+            self._show_encoded_dock()
+
+    def _encode_images_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Encode images", "",
+                                                f"{IMAGE_FILTER};;All files (*)")
+        if paths:
+            self.encoded_panel.encode_files(paths)
+            self._show_encoded_dock()
+
+    def _show_encoded_dock(self) -> None:
+        dock = self.docks["encoded"]
+        dock.show()
+        dock.raise_()
+
+    def _show_markers(self, *_) -> None:
+        mu, sigma, names = self.encoded_panel.model.markers()
+        selected = self.encoded_panel.selected()
+        self.latent_view.set_markers(mu, sigma, names,
+                                     highlighted=selected if selected >= 0 else None)
+
+    def _show_image_problems(self, lines: list) -> None:
+        shown = lines[:MAX_LISTED_PROBLEMS]
+        more = len(lines) - len(shown)
+        text = "\n".join(shown) + (f"\n... and {more} more (listed in the Encoded images "
+                                   "panel)" if more > 0 else "")
+        self.tell("Encoded images", text)
+        self._show_encoded_dock()
+
+    # Drops on any part of the window but the plane (which handles its own) arrive here.
+    @staticmethod
+    def _local_paths(event) -> list[str]:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return []
+        return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+
+    def dragEnterEvent(self, event) -> None:
+        if self._local_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        paths = self._local_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
