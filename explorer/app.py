@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,19 +133,13 @@ def load_with_progress(source: str):
 
 
 def save_png_atomically(pixmap, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".screenshot-", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
+    from trainer import atomic_write
+
+    def write(tmp: str) -> None:
         if not pixmap.save(tmp, "PNG"):
             raise OSError(f"{path}: could not encode the window as PNG")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None) -> None:
