@@ -9,8 +9,9 @@ Speed at 70,000 points: the dots are one item that draws a cached disc per point
 ``drawPixmapFragments`` call, and the sigma ellipses are one item that draws all visible outlines
 with a single ``drawLines`` call. Both keep their device-space arrays between paints, so only a
 change of data or view costs numpy work, and a snapshot costs one paint, not two (no item
-changes inside a paint). Ellipses are drawn only for points in view, up to a budget, chosen in a
-fixed random priority order so the subset is stable from frame to frame.
+changes inside a paint). Ellipses are drawn only for points in view, up to a budget (and fewer
+when they are big on screen: a cap on the outline pixels per frame), chosen in a fixed random
+priority order so the subset is stable from frame to frame.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
 DEFAULT_ELLIPSE_BUDGET = 5000
 MAX_ELLIPSE_SEGMENTS = 40_000  # line segments per frame for all ellipses: drawLines costs per one
+# Device pixels of outline per frame for all ellipses: each pixel is alpha-blended, so 5,000
+# big ellipses (sigma ~ 1 early in training, ~80 px radius) cost ~10 ms a paint for an
+# already saturated grey; past this ink the ellipses are thinned further, in priority order.
+MAX_ELLIPSE_INK = 1_000_000
 PRIOR_EXTENT = 3.0  # the followed view always shows the prior's 3-sigma circle
 FOLLOW_FILL = 0.6  # refit the followed view when the data fill less than this of it
 PRIORITY_SEED = 0  # seeds the fixed order in which points get an ellipse and are drawn
@@ -632,15 +637,42 @@ class LatentView(pg.PlotWidget):
         # An ellipse is in view when its bounding box meets the view (NaN compares False).
         in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
         total = int(np.count_nonzero(in_view))
+        ranked = True  # chosen in priority order
         if total == len(in_view):
             chosen = self._order[: self._budget]  # all in view: skip the mask gather
         elif total > self._budget:
             chosen = self._order[in_view[self._order]][: self._budget]
         else:
-            chosen = np.flatnonzero(in_view)
+            chosen, ranked = np.flatnonzero(in_view), False
+        chosen = self._within_ink(chosen, ranked, in_view, ex, ey)
         self._ellipses.set_ellipses(self._mu[chosen], self._level * self._sigma[chosen])
         self._counts = (self._ellipses.count(), total)
         self._set_status_text()
+
+    def _within_ink(self, chosen: np.ndarray, ranked: bool, in_view: np.ndarray,
+                    ex: np.ndarray, ey: np.ndarray) -> np.ndarray:
+        """The chosen ellipses cut to MAX_ELLIPSE_INK device pixels of outline (perimeters on
+        screen, roughly pi (a + b)), in priority order; ``ranked``: chosen is in that order."""
+        pw, ph = self._vb.viewPixelSize()
+        if not (pw > 0 and ph > 0) or len(chosen) == 0:
+            return chosen
+        dpr = self.devicePixelRatioF()
+        rect = self._vb.rect()
+        most = 2.0 * (rect.width() + rect.height())  # the most one clipped outline shows
+
+        def ink(idx: np.ndarray) -> np.ndarray:
+            px = np.pi * (ex[idx] / pw + ey[idx] / ph)
+            return dpr * np.minimum(np.nan_to_num(px, nan=0.0, posinf=most), most)
+
+        px = ink(chosen)
+        if float(px.sum()) <= MAX_ELLIPSE_INK:
+            return chosen
+        if not ranked:
+            # Re-rank by priority, so the cut keeps a random subset, not the low indices.
+            chosen = self._order[in_view[self._order]]
+            px = ink(chosen)
+        keep = int(np.searchsorted(np.cumsum(px), MAX_ELLIPSE_INK, side="right"))
+        return chosen[: max(1, keep)]
 
     def _set_status_text(self) -> None:
         drawn, total = self._counts

@@ -249,3 +249,15 @@ def test_new_latents_cost_one_paint_not_two(plot, qtbot):
     plot.viewport().removeEventFilter(counter)
     assert len(paints) == 1
     assert plot.ellipse_status() == (5000, 5000)
+
+
+def test_big_ellipses_are_thinned_by_ink_and_the_subset_is_stable(plot):
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(70_000, 2)).astype(np.float32)
+    show_points(plot, mu, sigma=np.ones_like(mu))  # an untrained encoder: sigma ~ 1
+    drawn, in_view = plot.ellipse_status()
+    assert 0 < drawn < DEFAULT_ELLIPSE_BUDGET < in_view  # outline ink, not count, limits
+    first = plot._ellipses.centres.copy()
+    plot.viewport().repaint()
+    assert plot.ellipse_status() == (drawn, in_view)
+    np.testing.assert_array_equal(plot._ellipses.centres, first)
