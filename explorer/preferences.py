@@ -27,7 +27,7 @@ class Preferences:
     device: str = "cpu"
     # One torch thread leaves the second core to the event loop (FIELD_NOTES).
     torch_threads: int = 1
-    curve_hz: float = 15.0
+    curve_hz: float = 10.0
     latent_hz: float = 3.0
     ellipse_budget: int = 5000
     theme: str = "system"
