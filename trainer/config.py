@@ -46,9 +46,10 @@ class TrainConfig:
     eval_every_seconds: float = 2.0
     eval_max_points: int = 2048
     # The live exact log p(x) curve (2-D latents only): this many fixed held-out points
-    # (0 turns it off), costing at most this share of the training time.
+    # (0 turns it off), taking this share of the training time. 5 % of the time keeps the
+    # measured throughput cost under 10 % (evaluation also evicts training's caches).
     logpx_points: int = 256
-    logpx_share: float = 0.1
+    logpx_share: float = 0.05
     history_limit: int = 2000
 
     def __post_init__(self) -> None:

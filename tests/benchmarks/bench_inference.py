@@ -5,7 +5,7 @@ For a model trained briefly on the built-in digits (8x8) and for an MNIST-sized 
   grid_ms      exact posterior + log p(x) for one point on a 128 x 128 grid (target <= 50)
   optimise_s   "optimise this point": diagonal q* then full-covariance (target <= 1)
   heldout      training samples/s without and with the held-out log p(x) curve on 256
-               points, on a DutyCycle(0.1) schedule, alternating windows in one run;
+               points, on the engine's DutyCycle schedule, alternating windows in one run;
                cost = 1 - with/without (target <= 0.10); duty = evaluation seconds / wall
                seconds in the "with" windows (the same share, without throughput noise)
 Baselines in the same run: grid_bf16_ms (opt-in bf16 decoder), optimise_mc_s (Monte-Carlo
@@ -101,7 +101,7 @@ def bench(dataset: ImageDataset, hidden: tuple[int, ...], train_s: float, window
     model.train()
     rates = {"without": [], "with": []}
     duty = []
-    cycle = DutyCycle(fraction=0.1)
+    cycle = DutyCycle(fraction=TrainConfig().logpx_share)  # the engine's own schedule
     for _ in range(2):  # alternate so drift on a shared machine hits both alike
         rates["without"].append(throughput(session, window_s)[0])
         rate, share = throughput(session, window_s,
@@ -131,7 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the GUI uses 1)")
     ap.add_argument("--train", type=float, default=5.0, help="seconds of training first")
-    ap.add_argument("--window", type=float, default=4.0, help="seconds per throughput window")
+    ap.add_argument("--window", type=float, default=8.0, help="seconds per throughput window")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     result = {"bench": "inference", "threads": args.threads, "torch": torch.__version__,
