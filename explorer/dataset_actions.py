@@ -153,6 +153,7 @@ class DatasetActions:
         self._inputs = None
         self._hide_banner()
         self.inspector.clear()
+        self._inspected = None
         self.trails.set_tracked([])
         self.colouring.labels = dataset.labels
         self.colouring.choose("label")

@@ -111,6 +111,7 @@ class Inspector(QWidget):
     optimised = Signal(object)  # trainer.LocalOptimum, once drawn and shown
     dragScored = Signal(object)  # trainer.GaussianFit of the dragged q, once shown
     failed = Signal(str)
+    refreshRequested = Signal()  # inspect the same point again with the newest model
 
     def __init__(self, plot_item, parent: QWidget | None = None):
         super().__init__(parent)
@@ -192,7 +193,12 @@ class Inspector(QWidget):
         self.reset_button.clicked.connect(self.reset_q)
         self.copy_button = QPushButton("Copy numbers")
         self.copy_button.clicked.connect(self.copy_numbers)
-        for b in (self.optimise_button, self.reset_button, self.copy_button):
+        self.refresh_button = QPushButton("Newest model")
+        self.refresh_button.setToolTip("Inspect this point again with the model as trained "
+                                       "now (the numbers are for the model when inspected)")
+        self.refresh_button.clicked.connect(self.refreshRequested)
+        for b in (self.optimise_button, self.reset_button, self.copy_button,
+                  self.refresh_button):
             buttons.addWidget(b)
         layout.addLayout(buttons)
         self.status_label = QLabel()

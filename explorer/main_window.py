@@ -210,6 +210,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.aggregate = AggregateDensityLayer(self.latent_view)
         self.trails = Trails(self.latent_view.plotItem)
         self._inputs: np.ndarray | None = None  # every image in model-input form, on demand
+        self._inspected: tuple[str, int] | None = None  # ("point" | "encoded", index)
         self.docks = {
             "image": self._dock("Decoded image", self.image_panel,
                                 Qt.DockWidgetArea.RightDockWidgetArea),
@@ -256,6 +257,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.latent_view.markerSelected.connect(self.encoded_panel.select)
         self.encoded_panel.entrySelected.connect(self._show_markers)
         self.encoded_panel.entrySelected.connect(self._inspect_encoded)
+        self.inspector.refreshRequested.connect(self._reinspect)
         self.encoded_panel.model.changed.connect(self._show_markers)
         for signal in (self.encoded_panel.model.rowsInserted,
                        self.encoded_panel.model.rowsRemoved,
@@ -583,6 +585,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         if self.selected is None:
             self.image_panel.clear_datapoint()
             self.inspector.clear()
+            self._inspected = None
         else:
             self._show_selected()
             self._inspect_selected()
@@ -599,6 +602,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         i = self.selected
         if self.snapshot is None or i is None or i >= len(self.dataset):
             return
+        self._inspected = ("point", i)
         image = self.dataset.as_float([i]).reshape(self.dataset.image_shape)
         self.inspector.inspect(self.snapshot.model, image.reshape(-1), image,
                                f"datapoint #{i}", self.snapshot.mu[i], self.snapshot.sigma[i])
@@ -608,11 +612,18 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         entries = self.encoded_panel.model.entries
         if self.snapshot is None or not 0 <= index < len(entries):
             return
+        self._inspected = ("encoded", index)
         entry = entries[index]
         x = entry.image.input
         self.inspector.inspect(self.snapshot.model, x.reshape(-1), x, entry.name,
                                entry.mu, entry.sigma)
         self.docks["inspector"].raise_()
+
+    def _reinspect(self) -> None:
+        if self._inspected == ("point", self.selected):
+            self._inspect_selected()
+        elif self._inspected is not None and self._inspected[0] == "encoded":
+            self._inspect_encoded(self._inspected[1])
 
     def _on_aggregate_action(self, on: bool) -> None:
         self.aggregate.set_visible(on)

@@ -40,3 +40,16 @@ def test_colour_by_elbo_puts_per_point_values_on_the_plane(qtbot, make_window):
     values = w.latent_view._values  # what the plane colours by
     assert values is not None and len(values) == len(w.dataset)
     assert np.isfinite(values).all() and (values < 0).all()  # ELBO in nats
+
+
+def test_newest_model_button_inspects_the_same_point_again(qtbot, make_window):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
+    with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):
+        w.select_point(3)
+    first_model = w.inspector.model
+    qtbot.waitUntil(lambda: w.snapshot.model is not first_model, timeout=WAIT_MS)
+    with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):
+        w.inspector.refresh_button.click()
+    assert w.inspector.title.startswith("datapoint #3")
+    assert w.inspector.model is not first_model  # the newer snapshot's frozen model
