@@ -447,6 +447,17 @@ class LatentView(pg.PlotWidget):
         self._budget = int(n)
         self._mark_ellipses_dirty()
 
+    def ellipse_budget(self) -> int:
+        return self._budget
+
+    def point_values(self) -> np.ndarray | None:
+        """The per-point scalar the dots are coloured by, or None for label colours."""
+        return self._values
+
+    def marker_names(self) -> list[str]:
+        """The names shown beside the encoded-image markers, in marker order."""
+        return [t.textItem.toPlainText() for t in self._marker_names]
+
     def ellipse_status(self) -> tuple[int, int]:
         """(ellipses drawn, ellipses in view): drawn < in view means they are thinned."""
         self._refresh_ellipses_if_dirty()

@@ -49,7 +49,7 @@ def drop(widget, paths) -> None:
 
 def plane_marker_names(window) -> list[str]:
     """The names written beside the markers on the latent plane."""
-    return [t.textItem.toPlainText() for t in window.latent_view._marker_names]
+    return window.latent_view.marker_names()
 
 
 def marker_sizes(window) -> list[float]:

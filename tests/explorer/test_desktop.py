@@ -94,7 +94,7 @@ def test_preferences_persist_and_apply(qtbot, make_window, restore_look):
     dialog.curve_hz.setValue(5)
     chosen = dialog.preferences()
     w.set_preferences(chosen)
-    assert w.latent_view._budget == 1234
+    assert w.latent_view.ellipse_budget() == 1234
     assert w.config.threads == 2  # for the next reset or run
     # The worker serves the new rates between steps (here: while paused, within 50 ms).
     qtbot.waitUntil(lambda: w.worker._progress_interval == pytest.approx(1 / 5), timeout=5000)

@@ -180,7 +180,7 @@ def test_colouring_by_inference_gap_fills_the_plane(qtbot, plane, trained, digit
     chooser.set_data(trained.model, digits.as_float().reshape(len(digits), -1))
     with qtbot.waitSignal(chooser.computed, timeout=30_000):
         chooser.choose("elbo")
-    assert plane._values is not None and np.isfinite(plane._values).all()
+    assert plane.point_values() is not None and np.isfinite(plane.point_values()).all()
     chooser.choose("label")
     assert plane._values is None
     chooser.shutdown()

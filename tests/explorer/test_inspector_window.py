@@ -37,7 +37,7 @@ def test_colour_by_elbo_puts_per_point_values_on_the_plane(qtbot, make_window):
     qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
     with qtbot.waitSignal(w.colouring.computed, timeout=WAIT_MS):
         w.colouring.choose("elbo")
-    values = w.latent_view._values  # what the plane colours by
+    values = w.latent_view.point_values()
     assert values is not None and len(values) == len(w.dataset)
     assert np.isfinite(values).all() and (values < 0).all()  # ELBO in nats
 
