@@ -75,6 +75,31 @@ def gaussian_elbo(model, x: torch.Tensor, mean: torch.Tensor, scale_tril: torch.
     return recon, gaussian_kl_full(mean, scale_tril)
 
 
+class _WhitenedGaussian:
+    """The optimised q, measured in units of the starting sd: mean = mean0 + sd0 * a and
+    L = diag(sd0) T, T lower-triangular with a log-diagonal and (full covariance only)
+    one off-diagonal entry. At the start a = 0 and T = I, so q starts at N(mean0, sd0^2)."""
+
+    _BELOW = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+
+    def __init__(self, mean0: torch.Tensor, sd0: torch.Tensor, full: bool):
+        b = mean0.shape[0]
+        self.mean0, self.sd0, self.full = mean0, sd0, full
+        self.a = torch.zeros(b, 2, requires_grad=True)
+        self.log_diag = torch.zeros(b, 2, requires_grad=True)
+        self.off = torch.zeros(b, requires_grad=True)
+        self.variables = [self.a, self.log_diag, self.off] if full else [self.a, self.log_diag]
+
+    def mean(self) -> torch.Tensor:
+        return self.mean0 + self.sd0 * self.a
+
+    def factor(self) -> torch.Tensor:
+        t = torch.diag_embed(self.log_diag.exp())
+        if self.full:
+            t = t + self.off[:, None, None] * self._BELOW
+        return self.sd0[:, :, None] * t
+
+
 def fit_gaussians(model, x: torch.Tensor, mean0: torch.Tensor, sd0: torch.Tensor,
                   full: bool = False, samples: int = 128, steps: int = 150, lr: float = 0.1,
                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,32 +108,20 @@ def fit_gaussians(model, x: torch.Tensor, mean0: torch.Tensor, sd0: torch.Tensor
     the second half's iterates averaged), started from N(mean0, diag sd0^2). Diagonal q
     unless ``full`` (Cholesky factor).
 
-    Parameters are measured in units of the starting sd (mean = mean0 + sd0 * a, and
-    L = diag(sd0) T with T unit lower-triangular at the start), so one learning rate
-    suits a wide or a narrow q. Returns mean (B, 2) and scale_tril (B, 2, 2).
+    Parameters are measured in units of the starting sd (_WhitenedGaussian), so one
+    learning rate suits a wide or a narrow q. Returns mean (B, 2) and scale_tril (B, 2, 2).
     """
     model = as_module(model)
     b = x.shape[0]
-    a = torch.zeros(b, 2, requires_grad=True)
-    log_diag = torch.zeros(b, 2, requires_grad=True)
-    off = torch.zeros(b, requires_grad=True)
-    variables = [a, log_diag, off] if full else [a, log_diag]
+    q = _WhitenedGaussian(mean0, sd0, full)
+    variables, log_diag = q.variables, q.log_diag
     opt = torch.optim.Adam(variables, lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 50)
     gen = torch.Generator().manual_seed(seed)
     zero = torch.zeros(1, 2)
-    below = torch.tensor([[0.0, 0.0], [1.0, 0.0]])  # the one off-diagonal entry of T
-
-    def factor() -> torch.Tensor:
-        t = torch.diag_embed(log_diag.exp())
-        if full:
-            t = t + off[:, None, None] * below
-        return sd0[:, :, None] * t
-
     averaged = [torch.zeros_like(v) for v in variables]
     for step in range(steps):
-        tril = factor()
-        mean = mean0 + sd0 * a
+        tril, mean = q.factor(), q.mean()
         eps = torch.randn(samples, b, 2, generator=gen)
         z = mean + torch.einsum("bij,sbj->sbi", tril, eps)  # (S, B, 2)
         params = model.decode(z.reshape(-1, 2)).unflatten(0, (samples, b))
@@ -127,7 +140,7 @@ def fit_gaussians(model, x: torch.Tensor, mean0: torch.Tensor, sd0: torch.Tensor
     with torch.no_grad():
         for v, avg in zip(variables, averaged, strict=True):
             v.copy_(avg)
-        return mean0 + sd0 * a, factor()
+        return q.mean(), q.factor()
 
 
 def hermite_nodes(k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,22 +166,12 @@ def fit_by_quadrature(model, x: torch.Tensor, mean0: torch.Tensor, sd0: torch.Te
     result with the fine quadrature of gaussian_elbo and keeps the better q.
     """
     model = as_module(model)
-    b = x.shape[0]
-    a = torch.zeros(b, 2, requires_grad=True)
-    log_diag = torch.zeros(b, 2, requires_grad=True)
-    off = torch.zeros(b, requires_grad=True)
-    variables = [a, log_diag, off] if full else [a, log_diag]
+    q = _WhitenedGaussian(mean0, sd0, full)
+    variables = q.variables
     u, w = hermite_nodes(nodes)
-    below = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
-
-    def factor() -> torch.Tensor:
-        t = torch.diag_embed(log_diag.exp())
-        if full:
-            t = t + off[:, None, None] * below
-        return sd0[:, :, None] * t
 
     def negative_elbo() -> torch.Tensor:
-        tril, mean = factor(), mean0 + sd0 * a
+        tril, mean = q.factor(), q.mean()
         z = mean[:, None, :] + torch.einsum("bij,gj->bgi", tril, u)  # (B, G, 2)
         params = model.decode(z.reshape(-1, 2)).unflatten(0, z.shape[:2])
         recon = (model.log_likelihood(x[:, None, :], params) * w).sum(-1)
@@ -184,7 +187,7 @@ def fit_by_quadrature(model, x: torch.Tensor, mean0: torch.Tensor, sd0: torch.Te
                             line_search_fn="strong_wolfe")
     opt.step(negative_elbo)
     with torch.no_grad():
-        return mean0 + sd0 * a, factor()
+        return q.mean(), q.factor()
 
 
 def to_fit(mean: torch.Tensor, tril: torch.Tensor, recon: torch.Tensor, kl: torch.Tensor,
