@@ -16,9 +16,12 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The window autosaves on close: keep the benchmark's run out of the user's data folder.
+os.environ.setdefault("LATENT_EXPLORER_DATA", tempfile.mkdtemp(prefix="bench-gui-"))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
