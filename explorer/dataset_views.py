@@ -93,7 +93,7 @@ class PointColouring(QWidget):
         self.latent_view = latent_view
         self.labels = labels
         self.model = None
-        self.x: np.ndarray | None = None
+        self.x = None  # (N, D) images, or a function returning them
         self.kind = "label"
         self._job = LatestJob(self)
         self._job.progress.connect(self._on_progress)
@@ -130,9 +130,11 @@ class PointColouring(QWidget):
         self._idle()
 
     def set_data(self, model, x) -> None:
-        """The model and images the next computation uses (nothing is recomputed here)."""
+        """The model and images the next computation uses (nothing is recomputed here).
+        ``x`` is the (N, D) images or a function returning them, called only when a number
+        is computed: colouring by label never builds a float copy of the dataset."""
         self.model = model
-        self.x = np.asarray(x, np.float32)
+        self.x = x
         if self.kind != "label" and not self._job.busy():
             self.status.setText(self.status.text().split(" (")[0]
                                 + " (the model has moved on: Recompute)")
@@ -150,7 +152,8 @@ class PointColouring(QWidget):
             self.latent_view.set_point_values(None)
             self._idle()
             return
-        self._job.submit(colouring_values, self.model, self.x, self.kind)
+        x = self.x() if callable(self.x) else self.x
+        self._job.submit(colouring_values, self.model, np.asarray(x, np.float32), self.kind)
         self.progress.setRange(0, 0)  # busy until the first chunk reports
         self.progress.show()
         self.cancel_button.setEnabled(True)

@@ -515,7 +515,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.latent_view.set_latents(snapshot.mu, snapshot.sigma)
         self.manifold_view.set_model(snapshot.model)
         self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
-        self.colouring.set_data(snapshot.model, self._model_inputs())
+        self.colouring.set_data(snapshot.model, self._model_inputs)
         self.aggregate.set_latents(snapshot.mu, snapshot.sigma)
         self.trails.add_snapshot(snapshot.mu)
         if self.image_panel.z is not None and not self.image_panel.shows_sample:
