@@ -107,7 +107,11 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[s
     messages: list[str] = []
     for raw in paths:
         p = Path(raw)
-        if not p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # a locked parent folder: read_image says so for the file
+            is_dir = False
+        if not is_dir:
             files.append(p)  # a missing or unreadable file gets its message when read
             continue
         found, others, listed = [], 0, True
@@ -132,7 +136,11 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[s
 
 def is_dataset_candidate(path: str | os.PathLike) -> bool:
     p = Path(path)
-    if p.is_dir():
+    try:
+        is_dir = p.is_dir()
+    except OSError:
+        return False
+    if is_dir:
         try:
             return any(sub.is_dir() and not sub.name.startswith(".")
                        and any(q.suffix.lower() in IMAGE_SUFFIXES for q in sub.rglob("*"))

@@ -129,9 +129,13 @@ def load_source(source: str | os.PathLike,
     if str(source) in KNOWN_DATASETS:
         return load_known(str(source), progress, cancelled)
     path = Path(source)
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except PermissionError:  # a parent folder that cannot be entered
+        raise DataError(f"{path}: permission denied") from None
+    if not exists:
         raise DataError(f"{path}: no such file or folder")
-    if path.is_dir():
+    if is_dir:
         from .images import load_folder  # images.py builds on this module, so import late
 
         return load_folder(path, progress=progress, cancelled=cancelled)

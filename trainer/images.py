@@ -49,11 +49,12 @@ class ImageError(DataError):
 
 def _open(path: Path, max_pixels: int) -> Image.Image:
     """Open (header only) with every failure turned into an ImageError."""
-    if not path.exists():
-        raise ImageError(path, "no such file")
-    if path.is_dir():
-        raise ImageError(path, "is a folder, not an image")
     try:
+        # Inside the try: stat() raises PermissionError when a parent folder is locked.
+        if not path.exists():
+            raise ImageError(path, "no such file")
+        if path.is_dir():
+            raise ImageError(path, "is a folder, not an image")
         if path.stat().st_size == 0:
             raise ImageError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():

@@ -249,15 +249,61 @@ def test_truncated_image(tmp_path, fmt, cut):
     assert msg(e).startswith(f"{bad}: corrupt or truncated image (")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
-                    reason="root reads files whatever their permissions")
-def test_permission_denied(tmp_path):
-    p = tmp_path / "locked.png"
-    Image.new("L", (3, 3)).save(p)
-    p.chmod(0)
-    with pytest.raises(ImageError) as e:
-        read_image(p)
-    assert msg(e) == f"{p}: permission denied"
+def _read_as_unprivileged(path) -> str:
+    """read_image(path)'s error message, read by a forked child that dropped root (root
+    reads every file whatever its mode). PIL's plugins load first: the child may not be
+    able to reach site-packages any more."""
+    Image.init()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest, no exceptions escaping, just the message
+        try:
+            os.close(r)
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                read_image(path)
+                out = "read it"
+            except ImageError as e:
+                out = str(e)
+            except Exception as e:  # noqa: BLE001 (report anything to the parent)
+                out = f"{type(e).__name__}: {e}"
+            os.write(w, out.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        message = f.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_permission_denied(locked):
+    import shutil
+    import tempfile
+
+    # Under /tmp (world-traversable), not pytest's private tmp_path.
+    folder = Path(tempfile.mkdtemp(prefix="latent-explorer-perm-"))
+    try:
+        folder.chmod(0o755)
+        p = folder / "locked.png"
+        Image.new("L", (3, 3)).save(p)
+        if locked == "file":
+            p.chmod(0)
+        else:
+            folder.chmod(0)  # the file is fine, but its folder cannot be entered
+        if os.geteuid() == 0:
+            message = _read_as_unprivileged(p)
+        else:
+            with pytest.raises(ImageError) as e:
+                read_image(p)
+            message = msg(e)
+        assert message == f"{p}: permission denied"
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
 
 
 def test_image_error_is_a_data_error():
