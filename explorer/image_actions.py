@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 from trainer import IMAGE_SUFFIXES
 
 from .image_jobs import classify_drop, is_dataset_candidate
+from .paint_guard import guarded
 from .session_file import SUFFIX
 
 IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
@@ -92,15 +93,18 @@ class ImageActions:
             return []
         return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
 
+    @guarded()
     def dragEnterEvent(self, event) -> None:
         if self._local_paths(event):
             event.acceptProposedAction()
         else:
             event.ignore()
 
+    @guarded()
     def dragMoveEvent(self, event) -> None:
         self.dragEnterEvent(event)
 
+    @guarded()
     def dropEvent(self, event) -> None:
         paths = self._local_paths(event)
         if not paths:

@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .paint_guard import guarded
+
 MEAN_TEXT = "decoder mean E[x|z]"
 SAMPLE_TEXT = "one sample x ~ p(x|z)"
 
@@ -46,6 +48,7 @@ class ImageTile(QWidget):
         self._image = None if image is None else to_qimage(self.array)
         self.update()
 
+    @guarded()
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().window())

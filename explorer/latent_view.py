@@ -26,6 +26,7 @@ from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QToolTip
 
 from . import palette
+from .paint_guard import guarded
 
 POINT_SIZE = 5  # px, diameter of a datapoint's dot
 PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
@@ -36,6 +37,9 @@ MAX_ELLIPSE_SEGMENTS = 40_000  # line segments per frame for all ellipses: drawL
 # big ellipses (sigma ~ 1 early in training, ~80 px radius) cost ~10 ms a paint for an
 # already saturated grey; past this ink the ellipses are thinned further, in priority order.
 MAX_ELLIPSE_INK = 1_000_000
+# Device coordinates are clamped to this before any outline arithmetic (finite, and far
+# beyond any screen).
+MAX_DEVICE_COORD = 1e12
 PRIOR_EXTENT = 3.0  # the followed view always shows the prior's 3-sigma circle
 FOLLOW_FILL = 0.6  # refit the followed view when the data fill less than this of it
 PRIORITY_SEED = 0  # seeds the fixed order in which points get an ellipse and are drawn
@@ -136,9 +140,11 @@ class PointCloudItem(pg.GraphicsObject):
         self._atlas = None
         self.update()
 
+    @guarded(QRectF)
     def boundingRect(self) -> QRectF:
         return _rect(self._bounds)
 
+    @guarded((None, None))
     def dataBounds(self, ax: int, frac: float = 1.0, orthoRange=None):
         if self._bounds is None:
             return (None, None)
@@ -195,6 +201,7 @@ class PointCloudItem(pg.GraphicsObject):
         keep = (x > -pad) & (x < w + pad) & (y > -pad) & (y < h + pad)  # NaN is dropped too
         self._visible = f[keep]
 
+    @guarded()
     def paint(self, p: QPainter, option, widget=None) -> None:
         if len(self._x) == 0 or self._bounds is None:
             return
@@ -216,7 +223,8 @@ def ellipse_segments(radius_px: float, n_ellipses: int) -> int:
     """Segments per outline for ellipses of about ``radius_px`` on screen: a chord over an
     angle 2 pi / k strays r (1 - cos(pi / k)) from the curve, kept under half a pixel,
     within a per-frame line budget, since drawLines costs per segment."""
-    r = float(np.nan_to_num(radius_px, nan=0.0, posinf=1e9))
+    # Clamped first: past ~1e16 px, 1 - 0.5 / r rounds to 1 and pi / arccos(1) is inf.
+    r = min(float(np.nan_to_num(radius_px, nan=0.0, posinf=MAX_DEVICE_COORD)), MAX_DEVICE_COORD)
     k = 8 if r <= 0.5 else int(np.ceil(np.pi / np.arccos(1.0 - 0.5 / r)))
     k = min(max(k, 8), 64)
     return max(8, min(k, MAX_ELLIPSE_SEGMENTS // max(1, n_ellipses)))
@@ -257,15 +265,23 @@ class EllipseSetItem(pg.GraphicsObject):
     def count(self) -> int:
         return len(self.centres)
 
+    @guarded(QRectF)
     def boundingRect(self) -> QRectF:
         return _rect(self._bounds)
 
     def _prepare(self, key: tuple) -> None:
         # The view box only scales and translates, so outlines stay axis-aligned on screen.
         m11, _, _, m22, dx, dy = key[:6]
-        cx = self.centres[:, 0] * m11 + dx
-        cy = self.centres[:, 1] * m22 + dy
-        ax, ay = self.half_axes[:, 0] * abs(m11), self.half_axes[:, 1] * abs(m22)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cx = self.centres[:, 0] * m11 + dx
+            cy = self.centres[:, 1] * m22 + dy
+            ax, ay = self.half_axes[:, 0] * abs(m11), self.half_axes[:, 1] * abs(m22)
+        # Finite and bounded before any arithmetic, so no vertex overflows to inf or NaN.
+        big = MAX_DEVICE_COORD
+        for a in (cx, cy):
+            np.clip(np.nan_to_num(a, nan=0.0, posinf=big, neginf=-big), -big, big, out=a)
+        for a in (ax, ay):
+            np.clip(np.nan_to_num(a, nan=0.0, posinf=big), 0.0, big, out=a)
         n = len(cx)
         radius = float(np.percentile(np.maximum(ax, ay), 90))
         k = ellipse_segments(radius, n)
@@ -283,6 +299,7 @@ class EllipseSetItem(pg.GraphicsObject):
         if n and (np.abs(cx).max() + ax.max() > 1e6 or np.abs(cy).max() + ay.max() > 1e6):
             np.clip(self._lines, -1e6, 1e6, out=self._lines)
 
+    @guarded()
     def paint(self, p: QPainter, option, widget=None) -> None:
         if len(self.centres) == 0:
             return
@@ -624,6 +641,7 @@ class LatentView(pg.PlotWidget):
             QCoreApplication.postEvent(self, QEvent(_REFRESH_EVENT))
         self._vb.update()
 
+    @guarded()
     def customEvent(self, ev) -> None:
         if ev.type() == _REFRESH_EVENT:
             self._refresh_posted = False
@@ -631,6 +649,7 @@ class LatentView(pg.PlotWidget):
             return
         super().customEvent(ev)
 
+    @guarded()  # also a slot of the scene's sigPrepareForPaint
     def _refresh_ellipses_if_dirty(self) -> None:
         if self._ellipses_dirty:
             self._ellipses_dirty = False
@@ -735,6 +754,7 @@ class LatentView(pg.PlotWidget):
 
     # ---- mouse, keys, drops -----------------------------------------------------------------
 
+    @guarded()
     def mousePressEvent(self, ev) -> None:
         if (ev.button() == Qt.MouseButton.LeftButton
                 and not (ev.modifiers() & PAN_MODIFIERS)):
@@ -762,6 +782,7 @@ class LatentView(pg.PlotWidget):
         self.set_crosshair(z)
         self.zRequested.emit(z[0], z[1])
 
+    @guarded()
     def mouseMoveEvent(self, ev) -> None:
         if self._decoding and ev.buttons() & Qt.MouseButton.LeftButton:
             ev.accept()
@@ -773,6 +794,7 @@ class LatentView(pg.PlotWidget):
         if ev.buttons() == Qt.MouseButton.NoButton:
             self._hover(ev)
 
+    @guarded()
     def mouseReleaseEvent(self, ev) -> None:
         if self._decoding and ev.button() == Qt.MouseButton.LeftButton:
             self._decoding = False
@@ -797,6 +819,7 @@ class LatentView(pg.PlotWidget):
         else:
             QToolTip.showText(ev.globalPosition().toPoint(), text, self)
 
+    @guarded()
     def keyPressEvent(self, ev) -> None:
         if ev.key() == Qt.Key.Key_Escape and self._selected is not None:
             self.set_selected(None)
@@ -813,18 +836,21 @@ class LatentView(pg.PlotWidget):
         return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
 
     # The scene would otherwise reject the drag (see FIELD_NOTES): handle all three here.
+    @guarded()
     def dragEnterEvent(self, ev) -> None:
         if self._local_paths(ev):
             ev.acceptProposedAction()
         else:
             ev.ignore()
 
+    @guarded()
     def dragMoveEvent(self, ev) -> None:
         if self._local_paths(ev):
             ev.acceptProposedAction()
         else:
             ev.ignore()
 
+    @guarded()
     def dropEvent(self, ev) -> None:
         paths = self._local_paths(ev)
         if not paths:

@@ -66,3 +66,17 @@ def make_window(qtbot, digits):
         window.close()
         assert not window.worker.isRunning(), "worker thread still running after close"
         window.deleteLater()
+
+
+@pytest.fixture(autouse=True)
+def no_guarded_failures(request):
+    """Fail a test in which a paint or event handler raised: the guard that keeps the app
+    alive (explorer.paint_guard) must not hide bugs from the tests. A test that provokes
+    one on purpose is marked ``guarded_failure``."""
+    from explorer import paint_guard
+
+    before = paint_guard.failure_count()
+    yield
+    if request.node.get_closest_marker("guarded_failure") is None:
+        assert paint_guard.failure_count() == before, (
+            f"a guarded Qt callback raised (see the log): {paint_guard.failures()}")
