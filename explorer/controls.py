@@ -117,8 +117,17 @@ class Controls(QWidget):
         self.binarization.addItems(list(BINARIZATION_CHOICES.get(likelihood, ())))
 
     def set_running(self, running: bool, started: bool = True) -> None:
+        self.set_failed(False)
         self.start_button.setText("Pause" if running else ("Resume" if started else "Start"))
         self.step_button.setEnabled(not running)
+
+    def set_failed(self, failed: bool) -> None:
+        """Training ended with an error: only Reset (a fresh model) can go on."""
+        self.start_button.setEnabled(not failed)
+        self.step_button.setEnabled(not failed)
+        self.reset_button.setToolTip("Training stopped with an error: build a fresh model"
+                                     if failed else
+                                     "Rebuild the model from scratch with the settings below")
 
     def config_for_reset(self, base: TrainConfig) -> TrainConfig:
         """The base config with every control's value; raises ConfigError on bad input."""

@@ -136,6 +136,8 @@ class DatasetActions:
         self.session_path = None  # a new run is untitled until saved (open sets it after)
         self._reset_views()
         self.setWindowModified(False)
+        self._failure = None  # a new worker: the old one's failure is no longer the state
+        self.controls.set_running(self._running, self._started)
         self.worker = self._new_worker(start_paused=not self._running, checkpoint=checkpoint)
         if self._launched:
             self.worker.start()

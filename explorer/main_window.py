@@ -82,6 +82,8 @@ __all__ = ["APPLICATION", "DATASET_FILTER", "DEFAULT_SIZE", "IMAGE_FILTER",
 ORGANISATION = "LatentExplorer"
 APPLICATION = "LatentExplorer"
 DEFAULT_SIZE = (1400, 860)
+FAILED_ADVICE = ("Nothing is training now. Reset builds a fresh model with the Training "
+                 "panel's settings; Open session or a dataset starts another run.")
 
 
 def app_icon() -> QIcon:
@@ -161,6 +163,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self._started = start
         self._sample_seed = 0
         self._shown_reason: str | None = None
+        self._failure: str | None = None  # why the worker's loop ended; None while it lives
         self._launched = launch
         self._closing = False
         self._load_confirmed = False  # the drop's own question already asked about the switch
@@ -455,7 +458,18 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
     def _set_batch_size(self, batch_size: int) -> None:
         self.worker.set_batch_size(batch_size)
 
+    def _refuse_if_failed(self, what: str) -> bool:
+        """True (and says why, plainly) when the worker's loop has ended with an error, so
+        a request would go to a thread that no longer serves any."""
+        if self._failure is None:
+            return False
+        self.tell(f"{what}: training has stopped",
+                  f"{self._failure}\n{FAILED_ADVICE}")
+        return True
+
     def toggle_running(self) -> None:
+        if self._refuse_if_failed("Start"):
+            return
         if self._running:
             self.worker.pause()
         else:
@@ -466,6 +480,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.controls.set_running(self._running, self._started)
 
     def step_once(self) -> None:
+        if self._refuse_if_failed("Step"):
+            return
         if not self._running:
             self._hide_banner()
             self.worker.step_once()
@@ -479,9 +495,31 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.config = config
         self._hide_banner()
         self.dataset_panel.set_config(config)
-        self.worker.reset(config)
+        if self._failure is not None:
+            self._replace_failed_worker()
+            self.statusBar().showMessage("A new training thread is building the model "
+                                         "from scratch", 6000)
+        else:
+            self.worker.reset(config)
+            self.statusBar().showMessage("Model rebuilt from scratch", 4000)
         self.setWindowModified(True)
-        self.statusBar().showMessage("Model rebuilt from scratch", 4000)
+
+    def _replace_failed_worker(self) -> None:
+        """The failed worker's thread has ended: a new one trains a fresh model with
+        ``self.config``, paused unless the user had it running."""
+        old = self.worker
+        old.stop()
+        for signal, slot in ((old.progressed, self._on_progress),
+                             (old.snapshotted, self._on_snapshot), (old.failed, self._on_failed),
+                             (old.checkpointSaved, self._on_checkpoint_saved)):
+            signal.disconnect(slot)
+        self._failure = None
+        self._running = False
+        self.controls.set_running(False, self._started)
+        self.worker = self._new_worker(start_paused=True)
+        if self._launched:
+            self.worker.start()
+        old.deleteLater()
 
     # ------------------------------------------------- results from the worker
     def _on_progress(self, progress: Progress) -> None:
@@ -555,10 +593,15 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             self.statusBar().showMessage("Training diverged and was paused", 10000)
 
     def _on_failed(self, message: str) -> None:
+        if self.sender() not in (None, self.worker):
+            return  # a replaced worker's last words
+        self._failure = message
         self._running = False
         self.controls.set_running(False, self._started)
-        self.banner.setText(message)
+        self.controls.set_failed(True)
+        self.banner.setText(f"{message}. {FAILED_ADVICE}")
         self.banner.show()
+        self.statusBar().showMessage("Training has stopped: press Reset to start again", 10000)
 
     def _hide_banner(self) -> None:
         self.banner.hide()
