@@ -745,6 +745,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
     def set_preferences(self, prefs: Preferences) -> None:
         """Apply and persist: theme, ellipse budget and update rates at once; device and
         threads from the next reset or run."""
+        prefs = prefs.clamped()
         self.prefs = prefs
         if self._settings is not None:
             prefs.save(self._settings)

@@ -15,6 +15,7 @@ the window needs a deterministic join (``QThread.wait``) on this one worker.
 
 from __future__ import annotations
 
+import math
 import queue
 import sys
 import threading
@@ -80,8 +81,12 @@ class TrainingWorker(QThread):
 
     def set_rates(self, curve_hz: float, latent_hz: float) -> None:
         """The user's update rates: curves at ``curve_hz``; latent snapshots at most at
-        ``latent_hz``, and less often when the dataset is large (re-encoding costs)."""
-        self._requests.put(("rates", (float(curve_hz), float(latent_hz))))
+        ``latent_hz``, and less often when the dataset is large (re-encoding costs).
+        Raises ValueError here, in the caller's thread, for a rate that is not positive."""
+        rates = (float(curve_hz), float(latent_hz))
+        if not all(math.isfinite(r) and r > 0 for r in rates):
+            raise ValueError(f"update rates must be positive (got {curve_hz!r}, {latent_hz!r})")
+        self._requests.put(("rates", rates))
 
     def resume(self) -> None:
         self._requests.put(("resume", None))
