@@ -179,6 +179,10 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self._pending_restore: dict = {}  # selection and colouring, once a snapshot arrives
         self._save_loop: QEventLoop | None = None
         self._checkpoint_reply: tuple[str, str] | None = None
+        self._close_after_save = False  # a close came in during a save: close after it
+        self._autosave_error: str | None = None  # the last autosave on quit failed: ask next
+        self._recovering: dict | None = None  # the recovery file being restored, its notes
+        self.recovery_bar: QWidget | None = None
         if checkpoint is not None:
             start = False  # a restored run opens paused: the user sees it as it was saved
             self._running, self._started = False, True
@@ -198,6 +202,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
+        self._central_layout = layout
         layout.addWidget(self.latent_view, 1)
         self.setCentralWidget(central)
 
@@ -285,6 +290,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             self._restore_settings()
         if launch:
             self.worker.start()
+            if restore_state:
+                self._offer_recovery()
 
     # ----------------------------------------------------------------- layout
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -437,10 +444,10 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self._rebuild_recent_menu()
 
     # --------------------------------------------------------------- training
-    def _new_worker(self, start_paused: bool,
-                    checkpoint: Checkpoint | None = None) -> TrainingWorker:
+    def _new_worker(self, start_paused: bool, checkpoint: Checkpoint | None = None,
+                    session=None) -> TrainingWorker:
         worker = TrainingWorker(self.dataset, self.config, start_paused=start_paused,
-                                checkpoint=checkpoint)
+                                checkpoint=checkpoint, session=session)
         worker.progressed.connect(self._on_progress)
         worker.snapshotted.connect(self._on_snapshot)
         worker.failed.connect(self._on_failed)
@@ -491,6 +498,10 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             config = self.controls.config_for_reset(self.config)
         except ConfigError as exc:
             self.statusBar().showMessage(f"Reset not applied: {exc}", 8000)
+            return
+        if not self._resolve_unsaved("Reset", "Rebuild the model from scratch? The current "
+                                              "run's training is discarded."):
+            self.statusBar().showMessage("Reset cancelled; the run goes on", 6000)
             return
         self.config = config
         self._hide_banner()
@@ -816,6 +827,12 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.worker.stop()
 
     def closeEvent(self, event) -> None:
+        if self._save_loop is not None:
+            # A save is waiting for the worker (its event loop let this close in): finish
+            # it first, then close the normal way, so neither save is lost.
+            self._close_after_save = True
+            event.ignore()
+            return
         if not self._closing and not self._keep_unsaved_work():
             event.ignore()
             return

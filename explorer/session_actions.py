@@ -15,13 +15,14 @@ import math
 import os
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import platformdirs
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
-from trainer import DataError, ImageDataset, load_source, save_checkpoint
+from trainer import DataError, ImageDataset, atomic_write, load_source, save_checkpoint
 
 from .dataset_actions import DATASET_FILTER
 from .dataset_views import COLOURINGS
@@ -50,7 +51,43 @@ def data_dir() -> Path:
 
 
 def autosave_path() -> Path:
+    """The recovery file: what quitting with unsaved work writes (never the named session)."""
     return data_dir() / f"autosave{SUFFIX}"
+
+
+def recovery_notes_path() -> Path:
+    """Beside the recovery file: when it was written and which named session it came from."""
+    return data_dir() / "autosave.json"
+
+
+def read_recovery() -> dict | None:
+    """The recovery file's notes ({"saved_at": ISO time, "session_path": str | None}) when a
+    recovery file is waiting to be offered, else None."""
+    if not autosave_path().is_file():
+        return None
+    try:
+        notes = json.loads(recovery_notes_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        notes = {}
+    if not isinstance(notes, dict):
+        notes = {}
+    saved_at = notes.get("saved_at")
+    try:
+        saved = datetime.fromisoformat(saved_at) if isinstance(saved_at, str) else None
+    except ValueError:
+        saved = None
+    if saved is None:
+        saved = datetime.fromtimestamp(autosave_path().stat().st_mtime)
+    original = notes.get("session_path")
+    return {"saved_at": saved, "session_path": original if isinstance(original, str) else None}
+
+
+def discard_recovery() -> None:
+    for path in (autosave_path(), recovery_notes_path()):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def recent_list(settings: QSettings | None) -> list[str]:
@@ -160,11 +197,10 @@ class SessionActions:
                             selected_encoded=selected if selected >= 0 else None,
                             selected_point=self.selected, view=self.view_state())
 
-    def save_session_to(self, path: str | os.PathLike, show_errors: bool = True) -> bool:
-        """Save the run, encoded images and view to ``path`` (atomically); True on success."""
-        path = Path(path)
+    def _write_session(self, path: Path) -> tuple[int | None, str]:
+        """Write the session file ``path`` atomically: (the step saved, "") or (None, why)."""
         if self._save_loop is not None:
-            return False  # a save is already waiting for the worker
+            return None, f"{path}: another save is still waiting for the training thread"
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         self.statusBar().showMessage(f"Saving {path}...")
         try:
@@ -177,14 +213,27 @@ class SessionActions:
                 save_session(path, self.session_state(folder))
         except (SessionFileError, OSError, ValueError) as exc:
             self.statusBar().clearMessage()
-            if show_errors:
-                self.tell("Could not save the session", str(exc))
-            else:
-                print(f"latent-explorer: {exc}", file=sys.stderr)
-            return False
+            message = str(exc)
+            if isinstance(exc, OSError) and str(path) not in message:
+                message = f"{path}: {message}"
+            return None, message
         finally:
             QApplication.restoreOverrideCursor()
-        step = int(run["counters"]["step"])
+            if self._close_after_save:  # a close arrived during the save: do it now
+                self._close_after_save = False
+                QTimer.singleShot(0, self.close)
+        return int(run["counters"]["step"]), ""
+
+    def save_session_to(self, path: str | os.PathLike, show_errors: bool = True) -> bool:
+        """Save the run, encoded images and view to ``path`` (atomically); True on success."""
+        path = Path(path)
+        step, error = self._write_session(path)
+        if error:
+            if show_errors:
+                self.tell("Could not save the session", error)
+            else:
+                print(f"latent-explorer: {error}", file=sys.stderr)
+            return False
         # Training may have stepped on while the worker wrote: then it is unsaved again.
         self._adopt_session_file(path, step, modified=self.progress is not None
                                  and self.progress.step != step)
@@ -302,10 +351,23 @@ class SessionActions:
         self.apply_view_state(loaded.view)
         if loaded.selected_point is not None:
             self._pending_restore["point"] = loaded.selected_point
-        self._adopt_session_file(loaded.path, int(loaded.checkpoint.counters["step"]),
-                                 modified=False)
-        self.statusBar().showMessage(f"Opened {loaded.path} (paused: press Start to go on)",
-                                     8000)
+        recovered, self._recovering = self._recovering, None
+        if recovered is None:
+            self._adopt_session_file(loaded.path, int(loaded.checkpoint.counters["step"]),
+                                     modified=False)
+            self.statusBar().showMessage(f"Opened {loaded.path} (paused: press Start to go on)",
+                                         8000)
+            return
+        # The recovered run is unsaved work: it belongs to its named session, if it had one,
+        # and stays marked changed until the user saves it.
+        original = recovered["session_path"]
+        self.session_path = Path(original) if original else None
+        self._clean_step = -1
+        self.setWindowModified(True)
+        self._update_title()
+        self.statusBar().showMessage(
+            f"Restored the unsaved run from {recovered['saved_at']:%H:%M} (paused; Save keeps "
+            "it)", 10000)
 
     # ---------------------------------------------------- work that could be lost
     def _ask_unsaved(self, title: str, question: str) -> str:
@@ -333,21 +395,111 @@ class SessionActions:
         return answer == "discard"
 
     def _keep_unsaved_work(self) -> bool:
-        """On close: autosave (the default) or ask. False: the user cancelled the close."""
+        """On close: autosave to the recovery file (the default) or ask. False: the close is
+        cancelled (by the user, or because the autosave failed: the window says so)."""
         if not self.isWindowModified() or self.worker.session is None:
             return True
-        if self.prefs.autosave_on_quit:
+        if self.prefs.autosave_on_quit and self._autosave_error is None:
+            was_running, session = self._running, self.worker.session
             self.worker.stop()  # its thread has ended: the session is safe to save here
-            path = self.session_path or autosave_path()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                print(f"latent-explorer: {path}: cannot autosave ({exc})", file=sys.stderr)
+            error = self._autosave()
+            if not error:
                 return True
-            self.save_session_to(path, show_errors=False)
-            return True
+            # Keep the window and the run: the same session trains on in a new thread.
+            self._autosave_error = error
+            self._adopt_stopped_session(session, was_running)
+            self.tell("Could not save the unsaved run",
+                      f"{error}\nThe window stays open so the run is not lost. Quit again "
+                      "to choose: save it elsewhere, or discard it.")
+            return False
         return self._resolve_unsaved("Quit", f"Quit? {self._session_name()} has unsaved "
                                              "changes.")
+
+    def _autosave(self) -> str:
+        """Write the recovery file (never the named session) and its notes; "" or why not."""
+        path = autosave_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"{path.parent}: cannot create the folder for the recovery file ({exc})"
+        step, error = self._write_session(path)
+        if error:
+            return error
+        notes = {"saved_at": datetime.now().isoformat(timespec="seconds"), "step": step,
+                 "session_path": None if self.session_path is None else str(self.session_path)}
+        try:
+            atomic_write(recovery_notes_path(), lambda tmp: Path(tmp).write_text(
+                json.dumps(notes), encoding="utf-8"))
+        except OSError as exc:  # the recovery file itself is saved: say so, and go on
+            print(f"latent-explorer: {recovery_notes_path()}: {exc}", file=sys.stderr)
+        return ""
+
+    def _adopt_stopped_session(self, session, running: bool) -> None:
+        """Train ``session`` (its worker has stopped) on in a new worker thread."""
+        old = self.worker
+        for signal, slot in ((old.progressed, self._on_progress),
+                             (old.snapshotted, self._on_snapshot), (old.failed, self._on_failed),
+                             (old.checkpointSaved, self._on_checkpoint_saved)):
+            signal.disconnect(slot)
+        self.worker = self._new_worker(start_paused=not running, session=session)
+        if self._launched:
+            self.worker.start()
+        old.deleteLater()
+
+    # ------------------------------------------------------------- recovery
+    def _offer_recovery(self) -> None:
+        """A bar above the plane: "Restore the unsaved run from 14:32?" (never modal: the
+        window is usable, and a test or script can answer it)."""
+        notes = read_recovery()
+        if notes is None:
+            return
+        bar = QWidget()
+        bar.setObjectName("recoveryBar")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(6, 4, 6, 4)
+        original = notes["session_path"]
+        what = f" ({Path(original).name}, changed since it was saved)" if original else ""
+        label = QLabel(f"Restore the unsaved run from {notes['saved_at']:%H:%M}{what}?")
+        label.setWordWrap(True)
+        row.addWidget(label, 1)
+        restore = QPushButton("Restore")
+        discard = QPushButton("Discard")
+        restore.setToolTip(str(autosave_path()))
+        row.addWidget(restore)
+        row.addWidget(discard)
+        restore.clicked.connect(self.restore_recovery)
+        discard.clicked.connect(self.discard_recovery)
+        bar.setStyleSheet("#recoveryBar { background: #2d5a88; } QLabel { color: white; }")
+        self._central_layout.insertWidget(0, bar)
+        self.recovery_bar = bar
+        self.recovery_label = label
+
+    def _close_recovery_bar(self) -> None:
+        if self.recovery_bar is not None:
+            self.recovery_bar.hide()
+            self.recovery_bar.deleteLater()
+            self.recovery_bar = None
+
+    def restore_recovery(self) -> bool:
+        """Open the recovery file as the unsaved run it was; then it is no longer kept."""
+        notes = read_recovery()
+        if notes is None:
+            self._close_recovery_bar()
+            return False
+        self._recovering = notes
+        try:
+            opened = self.open_session(autosave_path())
+        finally:
+            self._recovering = None
+        if opened:
+            discard_recovery()
+            self._close_recovery_bar()
+        return opened
+
+    def discard_recovery(self) -> None:
+        discard_recovery()
+        self._close_recovery_bar()
+        self.statusBar().showMessage("Discarded the unsaved run", 5000)
 
 
     # ------------------------------------------------------------ recent files

@@ -59,14 +59,16 @@ class TrainingWorker(QThread):
     checkpointSaved = Signal(str, str)  # (directory, "") or ("", one-line error)
 
     def __init__(self, dataset: ImageDataset, config: TrainConfig, start_paused: bool = False,
-                 parent=None, checkpoint=None):
+                 parent=None, checkpoint=None, session: Session | None = None):
         """``checkpoint``: a trainer.Checkpoint to resume (device and threads from
-        ``config``) instead of a fresh model."""
+        ``config``) instead of a fresh model. ``session``: a live Session whose previous
+        worker has stopped, to go on training it in this thread (nothing is rebuilt)."""
         super().__init__(parent)
         self.dataset = dataset
         self.config = config
         self.checkpoint = checkpoint
-        self.session: Session | None = None  # created in the thread; read-only elsewhere
+        self._adopted = session
+        self.session: Session | None = session  # created in the thread; read-only elsewhere
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._running = not start_paused
@@ -134,7 +136,9 @@ class TrainingWorker(QThread):
     def _loop(self) -> None:
         if self._stop.is_set():
             return
-        if self.checkpoint is not None:
+        if self._adopted is not None:
+            session = self._adopted
+        elif self.checkpoint is not None:
             session = Session.from_checkpoint(self.checkpoint, self.dataset,
                                               device=self.config.device,
                                               threads=self.config.threads, strict=False)

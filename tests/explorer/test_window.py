@@ -158,6 +158,7 @@ def test_reset_rebuilds_the_model_with_the_reset_settings(qtbot, make_window):
     session = wait_for_session(qtbot, w)
     qtbot.waitUntil(lambda: session.step_count > 20, timeout=WAIT_MS)
     w.toggle_running()  # pause first, so the step count stays at zero after the reset
+    w.confirm = lambda title, question: True  # "discard the run?" (real dialog: test_lost_work)
     old_model = w.model
     w.controls.hidden.setText("32, 16")
     w.controls.seed.setValue(7)

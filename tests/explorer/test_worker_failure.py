@@ -26,6 +26,7 @@ def test_a_failed_worker_is_shown_and_reset_replaces_it(qtbot, make_window, digi
                                                          monkeypatch):
     checkpoint = failing_checkpoint(tmp_path / "ck", digits)
     w = make_window(checkpoint.config, checkpoint=checkpoint)
+    w.confirm = lambda title, question: True  # "discard the run?" (real dialog: test_lost_work)
     told = []
     monkeypatch.setattr(w, "tell", lambda title, text: told.append((title, text)))
     qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
