@@ -116,7 +116,7 @@ def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
     """The latent plane as SVG, drawn through Qt's SVG paint device: axes, prior circles and
     ellipses become vector paths. (pyqtgraph 0.14's SVGExporter fails on the closed paths
     Qt 6.11 writes, "... Z": pyqtgraph issue #3485.)"""
-    from PySide6.QtCore import QRectF
+    from PySide6.QtCore import QBuffer, QIODevice, QRectF
     from PySide6.QtGui import QPainter
     from PySide6.QtSvg import QSvgGenerator
 
@@ -125,8 +125,13 @@ def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
     size = source.size().toSize()
 
     def write(tmp: str) -> None:
+        # Drawn into memory, then written by Python: a file that Qt writes itself fails
+        # silently (a full disk gave a truncated SVG and "saved"); Python raises OSError.
+        buffer = QBuffer()
+        if not buffer.open(QIODevice.OpenModeFlag.WriteOnly):
+            raise OSError(f"{path}: could not open a buffer for the SVG")
         generator = QSvgGenerator()
-        generator.setFileName(tmp)
+        generator.setOutputDevice(buffer)
         generator.setSize(size)
         # pyqtgraph's axes replay QPictures, which Qt rescales by the ratio of the target's
         # DPI to the screen's: the same DPI keeps tick labels where the widget drew them.
@@ -143,7 +148,12 @@ def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
             item.scene().render(painter, QRectF(0, 0, size.width(), size.height()), source)
         finally:
-            painter.end()
+            ended = painter.end()
+        data = bytes(buffer.data())
+        if not ended or not data.rstrip().endswith(b"</svg>"):
+            raise OSError(f"{path}: the SVG could not be drawn completely")
+        with open(tmp, "wb") as f:
+            f.write(data)
 
     return atomic_write(path, write)
 
