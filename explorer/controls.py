@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QRegularExpression, Signal
+from PySide6.QtGui import QRegularExpressionValidator, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -20,6 +21,65 @@ from PySide6.QtWidgets import (
 from trainer import ConfigError, TrainConfig
 
 BINARIZATION_CHOICES = {"bernoulli": ("dynamic", "threshold"), "gaussian": ("none",)}
+# What a legitimate `train` run can have (trainer.config validates lr > 0, beta >= 0,
+# batch_size >= 1, 0 <= seed < 2^63), so the controls show a CLI run's values as they are.
+LR_RANGE = (1e-12, 1e6)
+BETA_RANGE = (0.0, 1e6)
+MAX_BATCH = 2**31 - 1  # QSpinBox's limit; far beyond any dataset's size
+MAX_SEED = 2**63 - 1
+
+
+class ScientificSpinBox(QDoubleSpinBox):
+    """A spin box that shows and accepts any magnitude (1e-07, 0.001, 10, 2.5e+03): a fixed
+    number of decimals showed lr 10 as 1.0 within a 0..1 range, or 1e-8 as 0.0."""
+
+    def __init__(self, low: float, high: float):
+        super().__init__()
+        self.setDecimals(320)  # no rounding of the value; the text is formatted below
+        self.setRange(low, high)
+        self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        stripped = text.strip()
+        try:
+            value = float(stripped)
+        except ValueError:
+            # A number on its way ("1e", "-", "") is intermediate; letters are not.
+            ok = all(c in "0123456789.eE+-" for c in stripped)
+            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid), text, pos
+        inside = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
+
+    def stepBy(self, steps: int) -> None:
+        # Up/down multiply or divide by 10^(1/3)...: whole decades in three steps.
+        value = self.value() if self.value() > 0 else self.minimum() or 1e-3
+        self.setValue(value * 10 ** (steps / 3))
+
+
+class SeedBox(QLineEdit):
+    """A seed from 0 to 2^63 - 1 (QSpinBox stops at 2^31 - 1 and overflows past it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.setValidator(QRegularExpressionValidator(QRegularExpression(r"\d{1,19}")))
+
+    def value(self) -> int:
+        try:
+            return int(self.text())
+        except ValueError:
+            return 0
+
+    def setValue(self, value: int) -> None:
+        self.setText(str(int(value)))
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -50,16 +110,10 @@ class Controls(QWidget):
         self.step_button.setToolTip("Train on one minibatch while paused")
         self.reset_button.setToolTip("Rebuild the model from scratch with the settings below")
 
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(6)
-        self.lr.setRange(1e-6, 1.0)
-        self.lr.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
-        self.beta = QDoubleSpinBox()
-        self.beta.setDecimals(3)
-        self.beta.setRange(0.0, 100.0)
-        self.beta.setSingleStep(0.1)
+        self.lr = ScientificSpinBox(*LR_RANGE)
+        self.beta = ScientificSpinBox(*BETA_RANGE)
         self.batch = QSpinBox()
-        self.batch.setRange(1, 65536)
+        self.batch.setRange(1, MAX_BATCH)
         self.batch.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         for box in (self.lr, self.beta, self.batch):
             box.setKeyboardTracking(False)  # apply on Enter / focus-out, not per keystroke
@@ -69,8 +123,7 @@ class Controls(QWidget):
         self.binarization = QComboBox()
         self.hidden = QLineEdit()
         self.hidden.setToolTip("Hidden layer sizes of the encoder (the decoder mirrors them)")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.seed = SeedBox()
         self.set_config(config)
 
         buttons = QHBoxLayout()
@@ -103,7 +156,8 @@ class Controls(QWidget):
 
     def set_config(self, config: TrainConfig) -> None:
         for box, value in ((self.lr, config.lr), (self.beta, config.beta),
-                           (self.batch, config.batch_size), (self.seed, config.seed)):
+                           (self.batch, min(config.batch_size, MAX_BATCH)),
+                           (self.seed, config.seed)):
             box.blockSignals(True)
             box.setValue(value)
             box.blockSignals(False)
@@ -131,8 +185,14 @@ class Controls(QWidget):
 
     def config_for_reset(self, base: TrainConfig) -> TrainConfig:
         """The base config with every control's value; raises ConfigError on bad input."""
-        return base.replace(lr=self.lr.value(), beta=self.beta.value(),
-                            batch_size=self.batch.value(),
-                            likelihood=self.likelihood.currentText(),
-                            binarization=self.binarization.currentText(),
-                            hidden=parse_hidden(self.hidden.text()), seed=self.seed.value())
+        seed_text = self.seed.text().strip()
+        if not seed_text.isdigit() or int(seed_text) > MAX_SEED:
+            raise ConfigError(f"seed: expected a whole number from 0 to {MAX_SEED} "
+                              f"(got {seed_text!r})")
+        config = base.replace(lr=self.lr.value(), beta=self.beta.value(),
+                              batch_size=self.batch.value(),
+                              likelihood=self.likelihood.currentText(),
+                              binarization=self.binarization.currentText(),
+                              hidden=parse_hidden(self.hidden.text()), seed=int(seed_text))
+        config.validate()
+        return config
