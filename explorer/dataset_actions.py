@@ -10,7 +10,7 @@ import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtWidgets import QProgressDialog
 
-from trainer import KNOWN_DATASETS, Checkpoint, ImageDataset
+from trainer import KNOWN_DATASETS, Checkpoint, ImageDataset, Session
 
 from .dataset_loader import source_title
 
@@ -106,10 +106,31 @@ class DatasetActions:
         return self.confirm("Switch dataset", question)
 
     def switch_dataset(self, dataset: ImageDataset, checkpoint: Checkpoint | None = None
-                       ) -> None:
-        """Stop the current run, wait for it, and train on ``dataset`` with the current
-        settings (the live values in the controls, the same seed); or, with ``checkpoint``,
-        resume that run paused (its own settings; device and threads from the preferences)."""
+                       ) -> bool:
+        """Train on ``dataset`` with the current settings (the live values in the controls,
+        the same seed); or, with ``checkpoint``, resume that run paused (its own settings;
+        device and threads from the preferences). The new run is built first: if that fails
+        the current run goes on untouched, one message says why, and this returns False."""
+        try:
+            if checkpoint is None:
+                config = self.config.replace(lr=self.controls.lr.value(),
+                                             beta=self.controls.beta.value(),
+                                             batch_size=self.controls.batch.value())
+                clean_step = 0
+                session = Session(dataset, config)
+            else:
+                config = checkpoint.config.replace(device=self.config.device,
+                                                   threads=self.config.threads)
+                clean_step = int(checkpoint.counters["step"])
+                session = Session.from_checkpoint(checkpoint, dataset, device=config.device,
+                                                  threads=config.threads, strict=False)
+        except Exception as exc:  # noqa: BLE001 - a crafted file must not half-switch the window
+            what = str(exc) if isinstance(exc, (ValueError, OSError)) and str(exc) else \
+                f"{type(exc).__name__}: {exc}"
+            source = dataset.source if checkpoint is None else checkpoint.path
+            self.tell("Could not start the new run",
+                      f"{source}: {what}\nStill training on {self.dataset.name}.")
+            return False
         old = self.worker
         old.stop()
         for signal, slot in ((old.progressed, self._on_progress),
@@ -121,28 +142,22 @@ class DatasetActions:
         self._draw_scheduled = False
         self.dataset = dataset
         self._end_save_wait()
-        if checkpoint is None:
-            self.config = self.config.replace(lr=self.controls.lr.value(),
-                                              beta=self.controls.beta.value(),
-                                              batch_size=self.controls.batch.value())
-            self._clean_step = 0
-        else:
-            self.config = checkpoint.config.replace(device=self.config.device,
-                                                    threads=self.config.threads)
+        self.config = config
+        self._clean_step = clean_step
+        if checkpoint is not None:
             self.controls.set_config(self.config)
             self._running, self._started = False, True
-            self.controls.set_running(False, True)
-            self._clean_step = int(checkpoint.counters["step"])
         self.session_path = None  # a new run is untitled until saved (open sets it after)
         self._reset_views()
         self.setWindowModified(False)
         self._failure = None  # a new worker: the old one's failure is no longer the state
         self.controls.set_running(self._running, self._started)
-        self.worker = self._new_worker(start_paused=not self._running, checkpoint=checkpoint)
+        self.worker = self._new_worker(start_paused=not self._running, session=session)
         if self._launched:
             self.worker.start()
         old.deleteLater()
         self.statusBar().showMessage(f"Training on {dataset.name}", 6000)
+        return True
 
     def _reset_views(self) -> None:
         """Everything that showed the old dataset or its model, emptied for the new one."""

@@ -280,11 +280,10 @@ class SessionActions:
                                      f"Open {Path(path).name}? The current run will be replaced."):
             return False
         try:
-            self.restore_session(loaded, dataset)
+            return self.restore_session(loaded, dataset)
         except SessionFileError as exc:
             self.tell("Could not open the session", str(exc))
             return False
-        return True
 
     def _locate_dataset(self, loaded: LoadedSession, reason: str) -> ImageDataset | None:
         """Ask the user for the session's dataset until it matches (or they use it anyway,
@@ -326,14 +325,16 @@ class SessionActions:
             return self._open_file_name("Locate the dataset file", DATASET_FILTER) or None
         return None
 
-    def restore_session(self, loaded: LoadedSession, dataset: ImageDataset) -> None:
+    def restore_session(self, loaded: LoadedSession, dataset: ImageDataset) -> bool:
         """Replace the current run with the loaded one (paused), its encoded images,
         selection and view."""
-        if self.loader.is_running():
+        if not self.switch_dataset(dataset, checkpoint=loaded.checkpoint):
+            return False  # the message is shown; the current run goes on
+        if self.loader.is_running():  # a dataset load the user started before opening
             self.loader.cancel_and_wait()
             self._end_load()
-        self.switch_dataset(dataset, checkpoint=loaded.checkpoint)
         self.restore_extras(loaded)
+        return True
 
     def restore_extras(self, loaded: LoadedSession) -> None:
         """A session's encoded images, selection and view, on a window already running its
