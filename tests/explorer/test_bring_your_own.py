@@ -53,7 +53,7 @@ def plane_marker_names(window) -> list[str]:
 
 
 def marker_sizes(window) -> list[float]:
-    return [p.size() for p in window.latent_view._markers.points()]
+    return window.latent_view.marker_sizes()
 
 
 def steps(window) -> int:
