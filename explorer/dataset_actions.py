@@ -30,9 +30,11 @@ class DatasetActions:
             return
         self._load_confirmed = confirmed
         self.loader.start(str(source))
-        title = source_title(str(source))
+        self._show_load_dialog(source_title(str(source)), "Open dataset")
+
+    def _show_load_dialog(self, title: str, window_title: str) -> None:
         dialog = QProgressDialog(f"Loading {title}...", "Cancel", 0, 0, self)
-        dialog.setWindowTitle("Open dataset")
+        dialog.setWindowTitle(window_title)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(300)  # quick loads never flash a dialog
         dialog.setAutoClose(False)
@@ -78,7 +80,19 @@ class DatasetActions:
             dialog.deleteLater()
         self.statusBar().clearMessage()
 
+    def _finish_session_wait(self, kind: str, value) -> bool:
+        """Hand a load's end to an Open session waiting for its dataset; True if one was."""
+        wait = self._session_wait
+        if wait is None:
+            return False
+        self._end_load()
+        wait["result"] = (kind, value)
+        wait["loop"].quit()
+        return True
+
     def _on_dataset_loaded(self, dataset: ImageDataset) -> None:
+        if self._finish_session_wait("loaded", dataset):
+            return
         self._end_load()
         if self._closing:
             return
@@ -88,12 +102,16 @@ class DatasetActions:
         self.switch_dataset(dataset)
 
     def _on_load_failed(self, message: str) -> None:
+        if self._finish_session_wait("failed", message):
+            return
         self._end_load()
         if not self._closing:
             self.tell("Could not open the dataset",
                       f"{message}\nStill training on {self.dataset.name}.")
 
     def _on_load_cancelled(self, message: str) -> None:
+        if self._finish_session_wait("cancelled", message):
+            return
         self._end_load()
         self.statusBar().showMessage(f"{message}; still training on {self.dataset.name}", 6000)
 

@@ -10,6 +10,7 @@ download chunks and folder files, ending in ``trainer.LoadCancelled``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from superqt.utils import FunctionWorker
@@ -27,7 +28,7 @@ class DatasetLoader(QObject):
     """One load at a time. Exactly one of ``loaded``, ``failed`` or ``cancelled`` ends it."""
 
     progress = Signal(int, int)  # done, total (bytes for downloads, files for folders)
-    loaded = Signal(object)  # trainer.ImageDataset
+    loaded = Signal(object)  # trainer.ImageDataset (or what a job returned)
     failed = Signal(str)  # one line naming the source and the reason
     cancelled = Signal(str)
     _reported = Signal(int, int)  # emitted in the worker thread, delivered queued
@@ -42,15 +43,20 @@ class DatasetLoader(QObject):
         self.source: str | None = None
         self._reported.connect(self._on_reported)
 
-    def start(self, source: str) -> None:
+    def start(self, source: str, job: Callable | None = None) -> None:
+        """Load ``source``; or, with ``job``, run ``job(progress=, cancelled=)`` instead
+        (e.g. finding a session's dataset), its result coming as ``loaded``."""
         if self._running:
             raise RuntimeError(f"already loading {self.source}")
         self._pool.waitForDone()  # the last worker's thread may still be leaving run()
         self._cancel = threading.Event()
         self.source = str(source)
         cancel = self._cancel
-        worker = FunctionWorker(load_source, self.source, progress=self._reported.emit,
-                                cancelled=cancel.is_set)
+        if job is None:
+            worker = FunctionWorker(load_source, self.source, progress=self._reported.emit,
+                                    cancelled=cancel.is_set)
+        else:
+            worker = FunctionWorker(job, progress=self._reported.emit, cancelled=cancel.is_set)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         self._worker, self._running = worker, True

@@ -182,6 +182,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self._close_after_save = False  # a close came in during a save: close after it
         self._autosave_error: str | None = None  # the last autosave on quit failed: ask next
         self._recovering: dict | None = None  # the recovery file being restored, its notes
+        self._session_wait: dict | None = None  # an Open session waiting for its dataset
         self.recovery_bar: QWidget | None = None
         if checkpoint is not None:
             start = False  # a restored run opens paused: the user sees it as it was saved
@@ -820,6 +821,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         once (mid-training, mid-download, mid-folder-read)."""
         self._closing = True
         self.loader.cancel_and_wait()
+        self._finish_session_wait("cancelled", "closing")
         self._end_load()
         self.encoded_panel.cancel_and_wait()
         for job in (self.inspector, self.colouring, self.aggregate):

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMessageBox, QP
 from trainer import DataError, ImageDataset, atomic_write, load_source, save_checkpoint
 
 from .dataset_actions import DATASET_FILTER
+from .dataset_loader import source_title
 from .dataset_views import COLOURINGS
 from .image_jobs import PreparedImage
 from .manifold_view import MAX_GRID, MODES
@@ -269,7 +270,13 @@ class SessionActions:
             self.tell("Could not open the session", f"{exc}\nStill training on "
                       f"{self.dataset.name}.")
             return False
-        dataset, reason = find_dataset(loaded)
+        found = self._find_session_dataset(loaded)
+        if found is None:  # cancelled, or the window is closing
+            if not self._closing:
+                self.statusBar().showMessage(
+                    f"Not opened; still training on {self.dataset.name}", 6000)
+            return False
+        dataset, reason = found
         if dataset is None:
             dataset = self._locate_dataset(loaded, reason or "")
             if dataset is None:
@@ -284,6 +291,36 @@ class SessionActions:
         except SessionFileError as exc:
             self.tell("Could not open the session", str(exc))
             return False
+
+    def _find_session_dataset(self, loaded: LoadedSession
+                              ) -> tuple[ImageDataset | None, str | None] | None:
+        """find_dataset in the background (a 20,000-image folder froze the window for 20 s
+        on this thread), with the Datasets menu's progress dialog and Cancel; this waits in
+        an event loop, so the window keeps drawing and training goes on. None: cancelled."""
+        if self.loader.is_running():
+            self.tell("Open session", f"Still loading {source_title(self.loader.source)}; "
+                      "cancel that first")
+            return None
+        wait = {"loop": QEventLoop(), "result": None}
+        self._session_wait = wait
+
+        def job(progress, cancelled):
+            return find_dataset(loaded, progress=progress, cancelled=cancelled)
+
+        title = f"the dataset of {loaded.path.name}"
+        try:
+            self.loader.start(title, job=job)
+            self._show_load_dialog(title, "Open session")
+            if wait["result"] is None:
+                wait["loop"].exec()
+        finally:
+            self._session_wait = None
+        kind, value = wait["result"] or ("cancelled", "")
+        if kind == "loaded":
+            return value
+        if kind == "failed":
+            return None, value
+        return None
 
     def _locate_dataset(self, loaded: LoadedSession, reason: str) -> ImageDataset | None:
         """Ask the user for the session's dataset until it matches (or they use it anyway,
@@ -398,11 +435,15 @@ class SessionActions:
     def _keep_unsaved_work(self) -> bool:
         """On close: autosave to the recovery file (the default) or ask. False: the close is
         cancelled (by the user, or because the autosave failed: the window says so)."""
-        if not self.isWindowModified() or self.worker.session is None:
+        session, was_running = self.worker.session, self._running
+        if session is None:
+            return True
+        # Stopped first, so the session is final (the window may not have heard of its last
+        # steps yet) and safe to save from this thread; a cancelled close trains it on.
+        self.worker.stop()
+        if not self.isWindowModified() and session.step_count == self._clean_step:
             return True
         if self.prefs.autosave_on_quit and self._autosave_error is None:
-            was_running, session = self._running, self.worker.session
-            self.worker.stop()  # its thread has ended: the session is safe to save here
             error = self._autosave()
             if not error:
                 return True
@@ -413,8 +454,10 @@ class SessionActions:
                       f"{error}\nThe window stays open so the run is not lost. Quit again "
                       "to choose: save it elsewhere, or discard it.")
             return False
-        return self._resolve_unsaved("Quit", f"Quit? {self._session_name()} has unsaved "
-                                             "changes.")
+        if self._resolve_unsaved("Quit", f"Quit? {self._session_name()} has unsaved changes."):
+            return True
+        self._adopt_stopped_session(session, was_running)
+        return False
 
     def _autosave(self) -> str:
         """Write the recovery file (never the named session) and its notes; "" or why not."""

@@ -412,12 +412,13 @@ def _candidates(loaded: LoadedSession, source: str) -> list[str]:
     return found
 
 
-def find_dataset(loaded: LoadedSession, allow_download: bool = False
-                 ) -> tuple[ImageDataset | None, str | None]:
+def find_dataset(loaded: LoadedSession, allow_download: bool = False, progress=None,
+                 cancelled=None) -> tuple[ImageDataset | None, str | None]:
     """Load the session's dataset from where it was recorded: the built-in digits, a path,
     or MNIST / Fashion-MNIST from the download cache (downloaded only with
     ``allow_download``). Returns (dataset, None), or (None, a one-line reason) when it is
-    missing or no longer the same data (then ask the user to locate it)."""
+    missing or no longer the same data (then ask the user to locate it). ``progress`` and
+    ``cancelled`` go to ``load_source`` (a cancel raises trainer.LoadCancelled)."""
     ref = loaded.dataset_ref
     source = ref["source"]
     reason = f"{source}: no such file or folder (the session's dataset, {ref['name']})"
@@ -428,8 +429,11 @@ def find_dataset(loaded: LoadedSession, allow_download: bool = False
         # Cache only: a download polls cancelled() before it connects, and stops there.
         known = candidate in KNOWN_DATASETS and not allow_download
         try:
-            dataset = load_source(candidate, cancelled=(lambda: True) if known else None)
+            dataset = load_source(candidate, progress=progress,
+                                  cancelled=(lambda: True) if known else cancelled)
         except LoadCancelled:
+            if not known:
+                raise  # the user cancelled
             title = KNOWN_DATASETS[candidate].title if candidate in KNOWN_DATASETS else candidate
             return None, f"{title} is not in the download cache; download it to continue"
         except (DataError, OSError) as e:

@@ -1,0 +1,87 @@
+"""Opening a session loads its dataset in the background, with progress and Cancel, while
+the window keeps handling events (a 20,000-image folder froze the window for 19.5 s)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QPushButton
+
+from trainer import load_source
+
+WAIT_MS = 20_000
+N_IMAGES = 1500
+
+
+def image_folder(root, n=N_IMAGES):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        folder = root / f"class{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
+    return root
+
+
+def saved_session(qtbot, make_window, tmp_path):
+    folder = image_folder(tmp_path / "images")
+    w = make_window(dataset=load_source(str(folder)))
+    qtbot.waitUntil(lambda: w.worker.session is not None and w.worker.session.step_count > 5,
+                    timeout=WAIT_MS)
+    path = tmp_path / "folder-run.lexp"
+    assert w.save_session_to(path)
+    w.close()
+    return path
+
+
+class Ticker:
+    """Counts event-loop turns and records what the window showed meanwhile."""
+
+    def __init__(self, window, cancel: bool = False):
+        self.window, self.cancel = window, cancel
+        self.ticks = 0
+        self.dialog_seen = False
+        self.timer = QTimer()
+        self.timer.setInterval(0)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        dialog = self.window.load_dialog
+        if dialog is not None and self.window.loader.is_running():
+            self.dialog_seen = True
+            if self.cancel:
+                dialog.findChild(QPushButton).click()  # the user presses Cancel
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+
+def test_open_session_reads_its_folder_in_the_background(qtbot, make_window, tmp_path):
+    path = saved_session(qtbot, make_window, tmp_path)
+    w = make_window(start=False)
+    ticker = Ticker(w)
+    assert w.open_session(path)
+    ticker.stop()
+    assert ticker.dialog_seen and ticker.ticks > 0  # the event loop ran during the read
+    assert len(w.dataset) == N_IMAGES and w.session_path == path
+    qtbot.waitUntil(lambda: w.snapshot is not None and len(w.snapshot.mu) == N_IMAGES,
+                    timeout=WAIT_MS)
+
+
+def test_cancel_keeps_the_current_run(qtbot, make_window, tmp_path, digits, monkeypatch):
+    path = saved_session(qtbot, make_window, tmp_path)
+    w = make_window()
+    qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
+    worker = w.worker
+    monkeypatch.setattr(w, "_ask_unsaved", lambda *args: "cancel")  # never reached
+    ticker = Ticker(w, cancel=True)
+    assert not w.open_session(path)
+    ticker.stop()
+    assert ticker.dialog_seen
+    assert w.worker is worker and w.dataset is digits and w.session_path is None
+    assert "Not opened" in w.statusBar().currentMessage()
+    assert not w.loader.is_running() and w.load_dialog is None
+    before = worker.session.step_count
+    qtbot.waitUntil(lambda: worker.session.step_count > before + 5, timeout=WAIT_MS)
