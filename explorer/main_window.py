@@ -59,6 +59,7 @@ from .image_panel import ImagePanel
 from .inspector import Inspector
 from .latent_view import LatentView
 from .manifold_view import ManifoldView
+from .paint_guard import guarded
 from .preferences import Preferences, PreferencesDialog
 from .session_actions import (
     MAX_RECENT,
@@ -548,6 +549,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             self._draw_scheduled = True
             QTimer.singleShot(0, self._draw_pending)
 
+    @guarded()  # a timer slot, called from Qt's event loop
     def _draw_pending(self) -> None:
         self._draw_scheduled = False
         snapshot, self._pending_snapshot = self._pending_snapshot, None
