@@ -680,7 +680,8 @@ class LatentView(pg.PlotWidget):
         most = 2.0 * (rect.width() + rect.height())  # the most one clipped outline shows
 
         def ink(idx: np.ndarray) -> np.ndarray:
-            px = np.pi * (ex[idx] / pw + ey[idx] / ph)
+            with np.errstate(over="ignore", invalid="ignore"):  # a blown-up sigma: inf, capped
+                px = np.pi * (ex[idx] / pw + ey[idx] / ph)
             return dpr * np.minimum(np.nan_to_num(px, nan=0.0, posinf=most), most)
 
         px = ink(chosen)

@@ -22,7 +22,7 @@ import platformdirs
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
-from trainer import DataError, ImageDataset, atomic_write, load_source, save_checkpoint
+from trainer import ImageDataset, atomic_write, load_source, save_checkpoint
 
 from .dataset_actions import DATASET_FILTER
 from .dataset_loader import source_title
@@ -297,17 +297,26 @@ class SessionActions:
         """find_dataset in the background (a 20,000-image folder froze the window for 20 s
         on this thread), with the Datasets menu's progress dialog and Cancel; this waits in
         an event loop, so the window keeps drawing and training goes on. None: cancelled."""
-        if self.loader.is_running():
-            self.tell("Open session", f"Still loading {source_title(self.loader.source)}; "
-                      "cancel that first")
-            return None
-        wait = {"loop": QEventLoop(), "result": None}
-        self._session_wait = wait
-
         def job(progress, cancelled):
             return find_dataset(loaded, progress=progress, cancelled=cancelled)
 
-        title = f"the dataset of {loaded.path.name}"
+        kind, value = self._load_and_wait(f"the dataset of {loaded.path.name}", job)
+        if kind == "loaded":
+            return value
+        if kind == "failed":
+            return None, value
+        return None
+
+    def _load_and_wait(self, title: str, job) -> tuple[str, object]:
+        """Run ``job(progress=, cancelled=)`` on the dataset loader's thread with its progress
+        dialog, waiting in an event loop: ("loaded", result), ("failed", one line) or
+        ("cancelled", why)."""
+        if self.loader.is_running():
+            self.tell("Open session", f"Still loading {source_title(self.loader.source)}; "
+                      "cancel that first")
+            return "cancelled", "another load is running"
+        wait = {"loop": QEventLoop(), "result": None}
+        self._session_wait = wait
         try:
             self.loader.start(title, job=job)
             self._show_load_dialog(title, "Open session")
@@ -315,12 +324,7 @@ class SessionActions:
                 wait["loop"].exec()
         finally:
             self._session_wait = None
-        kind, value = wait["result"] or ("cancelled", "")
-        if kind == "loaded":
-            return value
-        if kind == "failed":
-            return None, value
-        return None
+        return wait["result"] or ("cancelled", "")
 
     def _locate_dataset(self, loaded: LoadedSession, reason: str) -> ImageDataset | None:
         """Ask the user for the session's dataset until it matches (or they use it anyway,
@@ -330,11 +334,15 @@ class SessionActions:
             choice = self._ask_locate_dataset(loaded, reason)
             if not choice:
                 return None
-            try:
-                dataset = load_source(choice)
-            except (DataError, OSError) as exc:
-                reason = str(exc)
+            kind, value = self._load_and_wait(
+                choice, lambda progress, cancelled, c=choice: load_source(
+                    c, progress=progress, cancelled=cancelled))
+            if kind == "cancelled":
+                return None
+            if kind == "failed":
+                reason = str(value)
                 continue
+            dataset = value
             diffs = check_dataset(loaded, dataset)
             if not diffs:
                 return dataset

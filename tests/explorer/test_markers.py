@@ -49,10 +49,14 @@ def test_a_marker_and_its_name_are_drawn_where_it_is(plane):
     star = colour(0, 0)
     assert (star.red(), star.green(), star.blue()) == (
         MARKER_COLOUR.red(), MARKER_COLOUR.green(), MARKER_COLOUR.blue())
-    # The name sits up and to the right of the star, on a dark backing, in marker colour.
-    label = [colour(dx, dy) for dx in range(12, 60) for dy in range(-22, -10)]
+    # The name sits up and to the right of the star, in marker colour; without a name the
+    # same place shows only the plane (whatever the theme's background).
+    region = [(dx, dy) for dx in range(12, 60) for dy in range(-22, -10)]
+    label = [colour(dx, dy) for dx, dy in region]
     assert any(c.red() > 150 and c.green() > 120 and c.blue() < 100 for c in label)
-    assert any(c.red() < 60 and c.green() < 60 and c.blue() < 60 for c in label)
+    plane.set_markers(np.array([[1.0, 1.0]]), np.array([[0.01, 0.01]]), [""])
+    image = plane.grab().toImage()
+    assert [colour(dx, dy) for dx, dy in region] != label
 
 
 def test_markers_far_away_or_not_finite_paint(plane):

@@ -85,3 +85,19 @@ def test_cancel_keeps_the_current_run(qtbot, make_window, tmp_path, digits, monk
     assert not w.loader.is_running() and w.load_dialog is None
     before = worker.session.step_count
     qtbot.waitUntil(lambda: worker.session.step_count > before + 5, timeout=WAIT_MS)
+
+
+def test_a_moved_dataset_is_located_and_read_in_the_background(qtbot, make_window, tmp_path,
+                                                               monkeypatch):
+    path = saved_session(qtbot, make_window, tmp_path)
+    moved = tmp_path / "moved-images"
+    (tmp_path / "images").rename(moved)
+    w = make_window(start=False)
+    asked = []
+    monkeypatch.setattr(w, "_ask_locate_dataset",
+                        lambda loaded, reason: asked.append(reason) or str(moved))
+    ticker = Ticker(w)
+    assert w.open_session(path)
+    ticker.stop()
+    assert len(asked) == 1 and "no such file or folder" in asked[0]
+    assert ticker.dialog_seen and len(w.dataset) == N_IMAGES
