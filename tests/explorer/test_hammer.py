@@ -1,7 +1,8 @@
 """The hammer: the real window driven through many rapid cycles of start / pause / step /
-reset / dataset switch / opening a blown-up run / preferences, interleaved with clicks on the
-plane and decodes, while the worker trains in its thread. pytest runs it under faulthandler
-(with ``faulthandler_timeout``), so a crash or a hang prints every thread's stack.
+reset / dataset switch (direct and through the background loader) / save and open a session /
+opening a blown-up run / preferences, interleaved with clicks on the plane and decodes,
+while the worker trains in its thread. pytest runs it under faulthandler (with
+``faulthandler_timeout``), so a crash or a hang prints every thread's stack.
 
 Before the paint guard and clamping, opening the run whose sigma is ~1e17 killed the process
 in ``EllipseSetItem.paint`` (int(inf)); 200 random cycles with an exploding lr hit it in 2 of
@@ -40,6 +41,9 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path):
     blown = load_checkpoint(exploded_checkpoint(tmp_path / "blown"))
     window = make_window(small_config(eval_every_seconds=0.05))
     window.confirm = lambda title, question: True  # every "discard the run?" is answered yes
+    # A session saved while on the 300-image subset names a source that exists nowhere:
+    # "Locate the dataset" is answered Cancel.
+    window._ask_locate_dataset = lambda loaded, reason: None
     qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
     view = window.latent_view
     done: dict[str, int] = {}
@@ -61,6 +65,18 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path):
 
     def open_blown():
         window.switch_dataset(digits, checkpoint=blown)
+
+    def load_in_background():
+        window.open_dataset("digits", confirmed=True)  # the Datasets menu's loader thread
+
+    saved = tmp_path / "hammer.lexp"
+
+    def save():
+        window.save_session_to(saved)  # waits for the worker in a nested event loop
+
+    def open_saved():
+        if saved.exists():
+            window.open_session(saved)
 
     def exploding_lr():
         window.worker.set_lr(float(rng.choice([10.0, 1e3, 1e6])))
@@ -87,9 +103,9 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path):
     def zoom():
         view.plotItem.vb.scaleBy((float(rng.choice([0.05, 1.0, 20.0])),) * 2)
 
-    actions = [toggle, toggle, step, step, reset, switch, open_blown, exploding_lr, preferences,
-               click, click, click, decode, decode, zoom]
-    weights = np.array([4, 4, 3, 3, 2, 1, 1, 1, 2, 3, 3, 3, 3, 3, 2], float)
+    actions = [toggle, step, reset, switch, open_blown, load_in_background, save, open_saved,
+               exploding_lr, preferences, click, decode, zoom]
+    weights = np.array([8, 6, 2, 1, 1, 1, 1, 1, 1, 2, 9, 6, 2], float)
     dialog_cycles = set(rng.choice(CYCLES, 3, replace=False).tolist())
     for cycle in range(CYCLES):
         if cycle in dialog_cycles:
@@ -107,6 +123,7 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path):
             view.viewport().repaint()  # a synchronous paint as well as the queued ones
 
     assert done["open_blown"] >= 6 and done["switch"] >= 6, done
+    qtbot.waitUntil(lambda: not window.loader.is_running(), timeout=WAIT_MS)
     # The window still works: the current worker trains, snapshots arrive and draw.
     window.switch_dataset(digits)
     window.controls.lr.setValue(1e-3)
