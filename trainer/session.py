@@ -211,11 +211,20 @@ class Session:
             self.logpx_history = History.from_dict(checkpoint.history["logpx"])
         if self._logpx_cycle is not None:
             self._logpx_cycle.next_at = self.seconds
+        from .checkpoint import CheckpointError  # checkpoint.py imports this module
+
         order = checkpoint.engine_state.get("order")
+        rng = checkpoint.engine_state.get("rng_state")
         if same_data and order is not None and len(order) == len(self._train_idx):
-            self._gen.set_state(checkpoint.engine_state["rng_state"])
-            self._order = order.to(self.device)
-            self._cursor = int(c["cursor"])
+            if not torch.equal(order.sort().values, self._train_idx.cpu().sort().values):
+                raise CheckpointError(f"{checkpoint.path}: engine.order is not a permutation "
+                                      "of this split's training indices")
+            # A sampling RNG state of another device kind (CUDA's 16-byte Philox on a CPU
+            # run) cannot be set: continue with a fresh, seeded epoch order instead.
+            if rng is not None and rng.numel() == self._gen.get_state().numel():
+                self._gen.set_state(rng)
+                self._order = order.to(self.device)
+                self._cursor = int(c["cursor"])
         self.version += 1
 
     def engine_state(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
