@@ -359,21 +359,51 @@ class Session:
 
     # ------------------------------------------------------- divergence guard
     def _save_good_state(self) -> None:
-        self._good_state = (copy.deepcopy(self.model.state_dict()),
-                            copy.deepcopy(self.optimizer.state_dict()), self.step_count)
+        """Copy aside the weights, Adam state and everything that counts them (counters,
+        epoch order, sampling RNG, curves), but only when every weight and Adam tensor is
+        finite: a copy of non-finite weights would be 'restored' after a divergence."""
         self._good_at = self.seconds
+        model_state = self.model.state_dict()
+        optim_state = self.optimizer.state_dict()
+        tensors = [*model_state.values(),
+                   *(v for s in optim_state["state"].values() for v in s.values()
+                     if torch.is_tensor(v))]
+        if not all(bool(torch.isfinite(t).all()) for t in tensors):
+            return  # keep the previous (finite) copy
+        self._good_state = {
+            "model": copy.deepcopy(model_state), "optimizer": copy.deepcopy(optim_state),
+            "counters": (self.step_count, self.epoch, self.samples_seen, self.seconds,
+                         self._cursor, self._last_eval),
+            "order": self._order.clone(), "rng": self._gen.get_state(),
+            "history": [h.copy() for h in (self.train_history, self.heldout_history,
+                                           self.logpx_history)],
+        }
 
     def _diverged(self, loss_value: float) -> None:
         where = f"step {self.step_count + 1} (lr={self.config.lr:g}, beta={self.config.beta:g})"
-        if self._good_state is not None:
-            model_state, optim_state, good_step = self._good_state
-            self.model.load_state_dict(model_state)
-            self.optimizer.load_state_dict(optim_state)
-            restored = f"restored the last finite weights, from step {good_step}"
+        good = self._good_state
+        if good is not None:
+            self.model.load_state_dict(good["model"])
+            self.optimizer.load_state_dict(good["optimizer"])
+            for group in self.optimizer.param_groups:  # the lr in use, not the saved one
+                group["lr"] = self.config.lr
+            (self.step_count, self.epoch, self.samples_seen, self.seconds, self._cursor,
+             self._last_eval) = good["counters"]
+            self._order = good["order"].clone()
+            self._gen.set_state(good["rng"])
+            self.train_history, self.heldout_history, self.logpx_history = (
+                h.copy() for h in good["history"])
+            self._window = [0.0, 0.0, 0.0, 0]
+            self._window_start = self.seconds
+            self._good_at = self.seconds
+            self._latents_valid = False  # re-encode every point with the restored weights
+            restored = (f"restored the last finite weights, from step {self.step_count}, with "
+                        "the counters and curves of that step")
         else:
             restored = "no finite weights to restore"
         self.stopped_reason = (f"training diverged: the loss became {loss_value} at {where}; "
                                f"{restored}. Lower the learning rate to continue.")
+        self.version += 1
         self.paused = True
 
     def clear_divergence(self) -> None:
