@@ -237,6 +237,24 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
                       optimizer_state=optimizer_state, engine_state=engine_state, run=run)
 
 
+def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
+    """The most bytes each safetensors file of the checkpoint whose run.json is ``run_path``
+    can take, from the shapes its config implies (float64 at worst, and a generous header):
+    lets an archive reader refuse an inflated member before unpacking it."""
+    run_path = Path(run_path)
+    run = _read_run(run_path)
+    try:
+        config = TrainConfig.from_dict(run["config"])
+    except (ConfigError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{run_path}: bad config: {e}") from None
+    h, w = run["dataset"]["image_shape"]
+    with torch.device("meta"):
+        numel = sum(p.numel() for p in VAE.from_config(h * w, config).parameters())
+    header = 1024**2
+    return {MODEL_FILE: 8 * numel + header,
+            OPTIMIZER_FILE: 3 * 8 * numel + 8 * run["dataset"]["n"] + _RNG_SIZES[0] + header}
+
+
 # key -> the JSON types it may hold; checked before anything is used.
 _RUN_SCHEMA = {"format": str, "version": int, "config": dict, "counters": dict,
                "history": dict, "dataset": dict, "split": dict, "optimizer": dict}
