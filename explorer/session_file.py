@@ -398,6 +398,9 @@ def load_session(path: str | os.PathLike) -> LoadedSession:
     path = Path(path)
     try:
         require_regular_file(path, SessionFileError)  # a FIFO or device would block the read
+    except OSError as e:
+        raise SessionFileError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise SessionFileError(f"{path}: no such file") from None

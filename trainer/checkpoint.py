@@ -276,8 +276,8 @@ def _read_run(path: Path) -> dict:
         raise CheckpointError(f"{path}: {size:,} bytes, more than the {MAX_RUN_BYTES:,} a "
                               "run.json may hold")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read(MAX_RUN_BYTES + 1)
+        with open(path, "rb") as f:
+            text = f.read(size + 1)[:MAX_RUN_BYTES].decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: cannot read it ({e})") from None
     try:
