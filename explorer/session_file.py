@@ -44,6 +44,7 @@ from trainer import (
     load_source,
     save_checkpoint,
 )
+from trainer.atomic import staging_dir
 from trainer.checkpoint import file_size_limits
 from trainer.files import require_regular_file
 
@@ -200,7 +201,9 @@ def _records(encoded: Sequence, shape: tuple[int, int]) -> list[EncodedRecord]:
 def save_session(path: str | os.PathLike, state: SessionState) -> Path:
     """Write ``state`` to ``path`` (conventionally ``NAME.lexp``), replacing it atomically."""
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="lexp-save-") as tmp:
+    # Staged beside the target (not in $TMPDIR): a killed save leaves a recognisable
+    # .NAME.xxxxxxxx.partial folder there, which the next save sweeps once stale.
+    with staging_dir(path) as tmp:
         if isinstance(state.checkpoint, (str, os.PathLike)):
             folder = Path(state.checkpoint)
         else:
@@ -331,7 +334,10 @@ def _check_meta(path: Path, data: bytes) -> dict:
 
 
 def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict) -> Checkpoint:
-    with tempfile.TemporaryDirectory(prefix="lexp-open-") as tmp:
+    # The members are copied out to be read; a process killed meanwhile leaves the copy in
+    # the temp folder under a staging name, swept by the next open once stale.
+    scratch = Path(tempfile.gettempdir()) / f"lexp-open-{path.name}"
+    with staging_dir(scratch) as tmp:
         try:
             # run.json first (its size is capped): the shapes it records bound the tensors.
             run_path = Path(tmp) / RUN_JSON

@@ -32,7 +32,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from .atomic import fsync_dir
+from .atomic import OLD, PARTIAL, fsync_dir, sweep_stale
 from .config import ConfigError, TrainConfig
 from .files import require_regular_file
 from .model import VAE
@@ -94,16 +94,27 @@ def save_checkpoint(session, directory: str | os.PathLike) -> Path:
     into place, so a crash leaves either the old checkpoint or the new one, never a mix.
     """
     directory = Path(directory)
+    try:
+        return _save_checkpoint(session, directory)
+    except OSError as e:  # a full disk, a read-only folder: say where, and what is kept
+        kept = ("the previous checkpoint there is kept" if (directory / RUN_FILE).is_file()
+                else "nothing was written")
+        raise CheckpointError(f"{directory}: cannot write the checkpoint "
+                              f"({e.strerror or e}); {kept}") from None
+
+
+def _save_checkpoint(session, directory: Path) -> Path:
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(parent)  # what a killed save left behind (first: it may restore DIR)
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"{directory}: exists and is not a directory")
     if (directory.is_dir() and any(directory.iterdir())
             and not (directory / RUN_FILE).exists()):
         raise CheckpointError(f"{directory}: exists, is not empty and holds no checkpoint; "
                               "refusing to overwrite it")
-    parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
     model_tensors, optimizer_tensors, run = _serialise(session)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=PARTIAL, dir=parent))
     try:
         _write(tmp / MODEL_FILE, safetensors.torch.save(model_tensors, {"format": FORMAT}))
         _write(tmp / OPTIMIZER_FILE, safetensors.torch.save(optimizer_tensors,
@@ -111,7 +122,9 @@ def save_checkpoint(session, directory: str | os.PathLike) -> Path:
         _write(tmp / RUN_FILE, (json.dumps(run, indent=1) + "\n").encode())
         fsync_dir(tmp)
         if directory.exists():
-            old = parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+            # Moved aside, not deleted, until the new one is in place; a crash between the
+            # two renames leaves it as .NAME.xxxxxxxx.old, which the next sweep renames back.
+            old = parent / f".{directory.name}.{uuid.uuid4().hex[:8]}{OLD}"
             os.replace(directory, old)
             os.replace(tmp, directory)
             shutil.rmtree(old, ignore_errors=True)
