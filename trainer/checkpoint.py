@@ -357,13 +357,19 @@ def _read_run(path: Path) -> dict:
     if counters["cursor"] > split["n_train"]:
         fail(f"counters.cursor {counters['cursor']} is past the {split['n_train']} training "
              "images")
+    fit = run["dataset"].get("fit_fraction")
+    if fit is not None and not (_is_number(fit) and 0 < fit <= 1):
+        fail(f"dataset.fit_fraction must be a number in (0, 1] (got {fit!r})")
+    from .session import HELDOUT_COLUMNS, LOGPX_COLUMNS, TRAIN_COLUMNS  # session imports us
+
+    columns = {"train": TRAIN_COLUMNS, "heldout": HELDOUT_COLUMNS, "logpx": LOGPX_COLUMNS}
     for table in ("train", "heldout", "logpx"):
         if table == "logpx" and table not in run["history"]:
             continue  # optional: runs with a latent other than 2-D have no such curve
         require(run["history"], table, dict, "history.")
         t = run["history"][table]
         if not (isinstance(t.get("columns"), list) and isinstance(t.get("rows"), list)
-                and all(isinstance(c, str) for c in t["columns"])
+                and tuple(t["columns"]) == columns[table]
                 and _is_int(t.get("limit")) and 10 <= t["limit"] <= 10**6
                 and len(t["rows"]) <= t["limit"] + 1
                 and all(isinstance(r, list) and len(r) == len(t["columns"])

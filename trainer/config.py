@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -122,8 +123,9 @@ class TrainConfig:
         integer("seed", 0, MAX_SEED)
         if not 0 < real("heldout_fraction") < 1:
             fail("heldout_fraction", "must be between 0 and 1")
-        if not isinstance(self.device, str) or not self.device:
-            fail("device", "must be a device name such as cpu or cuda")
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d{1,3})?",
+                                                                self.device):
+            fail("device", "must be cpu, cuda, cuda:N or mps")
         integer("threads", 1, MAX_THREADS, optional=True)
         if not -30 <= real("min_logvar") <= 10:
             fail("min_logvar", "must be between -30 and 10")

@@ -64,8 +64,12 @@ class Snapshot:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA GPU")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} was asked for but torch sees no CUDA GPU")
+    if name.startswith("cuda:") and name[5:].isdigit() and \
+            int(name[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r} was asked for but torch sees "
+                          f"{torch.cuda.device_count()} CUDA GPU(s)")
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device: 'mps' was asked for but it is not available")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
@@ -192,7 +196,12 @@ class Session:
         if strict and not same_data:
             raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
                                   "checkpoint was trained on (fingerprints differ)")
-        session = cls(dataset, config)
+        try:
+            session = cls(dataset, config)
+        except ConfigError as e:
+            if device is not None:
+                raise  # the caller's choice of device, not the checkpoint's
+            raise CheckpointError(f"{checkpoint.path}: {e}") from None
         session._restore(checkpoint, same_data)
         return session
 

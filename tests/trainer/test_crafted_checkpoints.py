@@ -99,6 +99,12 @@ LOAD_CASES = [
     ("hidden_huge", run_edit("config.hidden", [20000, 20000]),
      ["model.safetensors", "shape", "recorded config"]),
     ("lr_nan", run_edit("config.lr", float("nan")), ["run.json", "lr"]),
+    ("device_unknown", run_edit("config.device", "tpu"), ["run.json", "device"]),
+    ("device_malformed", run_edit("config.device", "cuda:x"), ["run.json", "device"]),
+    ("history_columns", run_edit("history.train.columns", ["a", "b", "c", "d", "e", "f", "g"]),
+     ["run.json", "history.train"]),
+    ("fit_fraction_text", run_edit("dataset.fit_fraction", "big"),
+     ["run.json", "dataset.fit_fraction"]),
     ("beta_inf", run_edit("config.beta", float("inf")), ["run.json", "beta"]),
     ("step_nan", run_edit("counters.step", float("nan")), ["run.json", "counters.step"]),
     ("step_negative", run_edit("counters.step", -5), ["run.json", "counters.step"]),
@@ -161,6 +167,7 @@ LOAD_CASES = [
 
 # Valid for load_checkpoint, refused when a Session is built on the recorded dataset.
 SESSION_CASES = [
+    ("device_absent", run_edit("config.device", "cuda:999"), ["crafted: device", "cuda:999"]),
     ("order_holds_heldout_index", lambda d: _order_with_heldout(d),
      ["engine.order", "permutation of this split's training indices"]),
 ]
