@@ -303,10 +303,16 @@ def _read(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 def _check_meta(path: Path, data: bytes) -> dict:
+    def no_constants(name: str):  # the writer never writes NaN or Infinity
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        meta = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        meta = json.loads(data.decode("utf-8"), parse_constant=no_constants)
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
         raise SessionFileError(f"{path}: {SESSION_JSON} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise SessionFileError(f"{path}: {SESSION_JSON} is not valid JSON (nested too "
+                               "deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise SessionFileError(f"{path}: not a Latent Explorer session (format {found!r})")

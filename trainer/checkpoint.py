@@ -202,9 +202,11 @@ _SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.
                        "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
                        "BOOL": torch.bool}
 # Adam's state per parameter, and the size of the engine's sampling RNG state: torch's CPU
-# generator (mt19937, 5056 bytes) or a Philox generator (CUDA, MPS: seed + offset, 16 bytes).
+# generator (mt19937, 5056 bytes) or a Philox generator (CUDA: seed + offset, 16 bytes; MPS:
+# a few dozen), so the CPU size or at most MAX_PHILOX_STATE bytes.
 _ADAM_STATE = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-_RNG_SIZES = (int(torch.Generator().get_state().numel()), 16)
+_CPU_RNG_SIZE = int(torch.Generator().get_state().numel())
+MAX_PHILOX_STATE = 64
 
 
 def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
@@ -265,7 +267,7 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
         numel = sum(p.numel() for p in VAE.from_config(h * w, config).parameters())
     header = 1024**2
     return {MODEL_FILE: 8 * numel + header,
-            OPTIMIZER_FILE: 3 * 8 * numel + 8 * run["dataset"]["n"] + _RNG_SIZES[0] + header}
+            OPTIMIZER_FILE: 3 * 8 * numel + 8 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
 
 
 # key -> the JSON types it may hold; checked before anything is used.
@@ -481,10 +483,11 @@ def _check_optimizer_header(path: Path, header: dict, param_shapes: list[tuple[i
         parts = key.split(".")
         if key == "engine.rng_state":
             want, kinds = None, (torch.uint8,)
-            if len(shape) != 1 or shape[0] not in _RNG_SIZES:
+            if len(shape) != 1 or not (shape[0] == _CPU_RNG_SIZE
+                                       or 1 <= shape[0] <= MAX_PHILOX_STATE):
                 raise CheckpointError(f"{path}: engine.rng_state has shape {list(shape)}; a "
-                                      f"sampling RNG state is {' or '.join(map(str, _RNG_SIZES))}"
-                                      " bytes")
+                                      f"sampling RNG state is {_CPU_RNG_SIZE} bytes (CPU) or "
+                                      f"at most {MAX_PHILOX_STATE} (GPU)")
         elif key == "engine.order":
             want, kinds = None, (torch.int64,)
             if len(shape) != 1:
@@ -522,7 +525,7 @@ def _check_engine(path: Path, engine: dict[str, torch.Tensor], run: dict) -> Non
             raise CheckpointError(f"{path}: engine.order is not a permutation of training "
                                   f"indices (values must be distinct, from 0 to {n - 1})")
     rng = engine.get("rng_state")
-    if rng is not None and len(rng) == _RNG_SIZES[0]:
+    if rng is not None and len(rng) == _CPU_RNG_SIZE:
         try:
             torch.Generator().set_state(rng)
         except RuntimeError as e:
@@ -545,7 +548,9 @@ def _check_param_groups(run_path: Path, groups: list, n_params: int) -> None:
     if len(groups) != 1 or not isinstance(groups[0], dict):
         fail(f"expected one group (the engine's Adam), got {len(groups)}")
     group = groups[0]
-    unknown = sorted(set(group) - set(_GROUP_KEYS) - {"params"})
+    # Keys this torch's Adam knows count too (a later torch adds options with defaults).
+    known = set(_GROUP_KEYS) | set(torch.optim.Adam([torch.zeros(1)]).defaults) | {"params"}
+    unknown = sorted(set(group) - known)
     missing = [k for k in _GROUP_REQUIRED if k not in group]
     if unknown or missing:
         fail(f"unknown keys {unknown[:3]}, missing keys {missing[:3]}")

@@ -231,7 +231,11 @@ class Session:
             # A sampling RNG state of another device kind (CUDA's 16-byte Philox on a CPU
             # run) cannot be set: continue with a fresh, seeded epoch order instead.
             if rng is not None and rng.numel() == self._gen.get_state().numel():
-                self._gen.set_state(rng)
+                try:
+                    self._gen.set_state(rng)
+                except RuntimeError as e:  # e.g. a Philox offset CUDA refuses
+                    raise CheckpointError(f"{checkpoint.path}: engine.rng_state is not a "
+                                          f"valid RNG state ({str(e).splitlines()[0]})") from None
                 self._order = order.to(self.device)
                 self._cursor = int(c["cursor"])
         self.version += 1

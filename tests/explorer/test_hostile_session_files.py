@@ -197,3 +197,15 @@ def test_a_session_whose_recorded_dataset_is_now_a_fifo(tmp_path):
     loaded = load_session(path)
     found, reason = _in_thread(find_dataset, loaded, fifo=data)
     assert found is None and "named pipe" in reason and str(data) in reason
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"format": "latent-explorer-session", "version": 1, "view": {"sigma_level": NaN}}',
+     "NaN is not a JSON number"),
+])
+def test_hostile_session_json_is_one_line(saved, tmp_path, text, fragment):
+    parts = members_of(saved)
+    parts[SESSION_JSON] = text.encode()
+    path = raw_zip(tmp_path / "json.lexp", [stored(name, parts[name]) for name in MEMBERS])
+    refused_quickly_and_small(path, SESSION_JSON, fragment)

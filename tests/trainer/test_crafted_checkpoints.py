@@ -271,3 +271,16 @@ def test_a_huge_hidden_size_is_refused_before_allocating(base, tmp_path):
     refused, peak_kib = done.stdout.splitlines()
     assert refused.startswith("refused:") and "shape" in refused
     assert int(peak_kib) < 1024**2, f"peak RSS {int(peak_kib) / 1024:.0f} MiB"
+
+
+def test_a_gpu_rng_state_resumes_on_the_cpu_with_a_fresh_order(base, tmp_path, digits):
+    """A run saved on CUDA holds a 16-byte Philox state (seed, offset) that a CPU generator
+    cannot take: the weights, Adam state and counters resume; the epoch order starts afresh."""
+    philox = torch.tensor(list((7).to_bytes(8, "little") + (0).to_bytes(8, "little")),
+                          dtype=torch.uint8)
+    d = crafted(base, tmp_path, tensor_edit(OPTIMIZER_FILE,
+                                            set_tensor("engine.rng_state", lambda t: philox)))
+    checkpoint = load_checkpoint(d)
+    session = Session.from_checkpoint(checkpoint, digits)
+    assert session.step_count == checkpoint.counters["step"] and session._cursor == 0
+    assert session.step() is not None
