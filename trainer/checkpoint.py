@@ -266,8 +266,10 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
     with torch.device("meta"):
         numel = sum(p.numel() for p in VAE.from_config(h * w, config).parameters())
     header = 1024**2
+    # The optimizer file also holds index tensors (the epoch order, split indices): 8 bytes
+    # per datapoint each, two of them at most.
     return {MODEL_FILE: 8 * numel + header,
-            OPTIMIZER_FILE: 3 * 8 * numel + 8 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
+            OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
 
 
 # key -> the JSON types it may hold; checked before anything is used.

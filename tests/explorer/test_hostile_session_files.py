@@ -203,9 +203,64 @@ def test_a_session_whose_recorded_dataset_is_now_a_fifo(tmp_path):
     ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     ('{"format": "latent-explorer-session", "version": 1, "view": {"sigma_level": NaN}}',
      "NaN is not a JSON number"),
-])
+], ids=["deep", "nan"])
 def test_hostile_session_json_is_one_line(saved, tmp_path, text, fragment):
     parts = members_of(saved)
     parts[SESSION_JSON] = text.encode()
     path = raw_zip(tmp_path / "json.lexp", [stored(name, parts[name]) for name in MEMBERS])
     refused_quickly_and_small(path, SESSION_JSON, fragment)
+
+
+CHILD_SAVE = """
+import sys, time
+import explorer.session_file as sf
+from trainer import Session, TrainConfig, load_source
+
+real_load = sf.load_checkpoint
+
+def load_then_hang(folder):  # the checkpoint is fully staged now: the parent kills us
+    checkpoint = real_load(folder)
+    print(folder, flush=True)
+    time.sleep(600)
+    return checkpoint
+
+sf.load_checkpoint = load_then_hang
+s = Session(load_source("digits"), TrainConfig(hidden=(16,), threads=1))
+s.step()
+sf.save_session(sys.argv[1], sf.SessionState(s))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_kill_9_mid_session_save_leaves_nothing_in_tmpdir_and_the_old_file(saved, tmp_path):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from trainer.atomic import STALE_SECONDS, is_staging_name
+
+    root = Path(__file__).resolve().parents[2]
+    folder, tmpdir = tmp_path / "sessions", tmp_path / "tmpdir"
+    folder.mkdir()
+    tmpdir.mkdir()
+    target = shutil.copy(saved, folder / "run.lexp")
+    before = Path(target).read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(root), "TMPDIR": str(tmpdir)}
+    child = subprocess.Popen([sys.executable, "-c", CHILD_SAVE, str(target)], cwd=root,
+                             env=env, text=True, stdout=subprocess.PIPE)
+    try:
+        staged = Path(child.stdout.readline().strip())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(60)
+    assert Path(target).read_bytes() == before
+    assert list(tmpdir.iterdir()) == []  # nothing staged in $TMPDIR
+    [leftover] = [p for p in folder.iterdir() if p.name != "run.lexp"]
+    assert is_staging_name(leftover.name) and staged.is_relative_to(leftover)
+    then = os.path.getmtime(leftover) - 2 * STALE_SECONDS
+    os.utime(leftover, (then, then))
+    session = Session(load_source("digits"), SMALL)
+    session.step()
+    save_session(target, SessionState(session))
+    assert sorted(p.name for p in folder.iterdir()) == ["run.lexp"]
