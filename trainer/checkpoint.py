@@ -571,6 +571,8 @@ def _check_param_groups(run_path: Path, groups: list, n_params: int) -> None:
                 value > 0 if rule == "positive" else value >= 0)
         else:
             ok = isinstance(value, rule)
+        if key in ("maximize", "differentiable"):  # the engine minimises, and never
+            ok = value is False                    # differentiates through a step
         if not ok:
             fail(f"{key} is {value!r}, which Adam cannot use")
 
