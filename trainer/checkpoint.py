@@ -235,14 +235,15 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     param_shapes = list(expected.values())
 
     model_path = directory / MODEL_FILE
-    header = _read_header(model_path)
+    header, size = _read_header(model_path)
     _check_names_shapes(model_path, header, expected)
-    model_state = _read_tensors(model_path)
+    model_state = _read_tensors(model_path, header, size)
     _check_finite(model_path, model_state)
 
     optimizer_path = directory / OPTIMIZER_FILE
-    _check_optimizer_header(optimizer_path, _read_header(optimizer_path), param_shapes)
-    tensors = _read_tensors(optimizer_path)
+    header, size = _read_header(optimizer_path)
+    _check_optimizer_header(optimizer_path, header, param_shapes)
+    tensors = _read_tensors(optimizer_path, header, size)
     engine_state = {k.removeprefix("engine."): v for k, v in tensors.items()
                     if k.startswith("engine.")}
     optimizer_state = _optimizer_state(optimizer_path, run_path, tensors, run["optimizer"],
@@ -396,9 +397,9 @@ def _regular_size(path: Path, missing: str) -> int:
     return st.st_size
 
 
-def _read_header(path: Path) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
-    """Tensor name -> (dtype, shape) from a safetensors header, reading only the header:
-    an 8-byte little-endian length, then that many bytes of JSON."""
+def _read_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], int]:
+    """Tensor name -> (dtype, shape) from a safetensors header, reading only the header
+    (an 8-byte little-endian length, then that many bytes of JSON), and the file's size."""
     size = _regular_size(path, "missing")
 
     def bad(why: str) -> CheckpointError:
@@ -436,16 +437,29 @@ def _read_header(path: Path) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
         end = max(end, info["data_offsets"][1])
     if 8 + n + end != size:
         raise bad(f"the header describes {8 + n + end:,} bytes, the file has {size:,}")
+    return tensors, size
+
+
+def _read_tensors(path: Path, header: dict, size: int) -> dict[str, torch.Tensor]:
+    """The tensors, which must be those ``header`` (checked before) listed, in no more bytes
+    than it described: the file may have changed between the two reads."""
+    changed = CheckpointError(f"{path}: changed while it was being read")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(size + 1)
+    except FileNotFoundError:
+        raise changed from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read it ({e})") from None
+    if len(data) != size:
+        raise changed
+    tensors = _load_safetensors(path, data)
+    if {k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()} != header:
+        raise changed
     return tensors
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
-    except OSError as e:
-        raise CheckpointError(f"{path}: cannot read it ({e})") from None
+def _load_safetensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
     try:
         # safetensors parses a length-prefixed JSON header and raw little-endian bytes;
         # it has no code path that could execute anything in the file.
