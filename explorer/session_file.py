@@ -65,6 +65,10 @@ MAX_TOTAL_BYTES = 2 * 1024**3
 MAX_GREY_SIDE = 4096
 MAX_JSON_BYTES = {SESSION_JSON: 8 * 1024**2, "run.json": 16 * 1024**2}
 MAX_RATIO = 100
+# Files written before the writer stored near-constant arrays deflated them: a session of
+# many near-blank drawings may reach a few hundred to one (the 1000:1 of deflate's limit
+# means all-constant data: a bomb, or only blank images).
+MAX_ARRAY_RATIO = 500
 RATIO_FLOOR = 1024**2
 
 
@@ -283,10 +287,11 @@ def _check_cap(path: Path | str, info: zipfile.ZipInfo, cap: int) -> None:
 
 def _check_inflation(path: Path | str, infos: list[zipfile.ZipInfo]) -> None:
     for info in infos:
+        ratio = MAX_ARRAY_RATIO if info.filename.endswith((".npz", ".npy")) else MAX_RATIO
         if (info.file_size > RATIO_FLOOR
-                and info.file_size > MAX_RATIO * max(1, info.compress_size)):
+                and info.file_size > ratio * max(1, info.compress_size)):
             raise SessionFileError(f"{path}: {info.filename} inflates {info.compress_size:,} "
-                                   f"bytes to {info.file_size:,}, more than {MAX_RATIO}:1 "
+                                   f"bytes to {info.file_size:,}, more than {ratio}:1 "
                                    "(a zip bomb?)")
 
 
