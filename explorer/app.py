@@ -185,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv)
     args = parse_args(argv)
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
+    from .platform_check import platform_problem
+
+    problem = platform_problem()  # before loading data; Qt would abort with a core dump
+    if problem is not None:
+        print(f"latent-explorer: {problem}", file=sys.stderr)
+        return 2
     from trainer import CheckpointError, ConfigError, DataError
 
     from .main_window import app_icon, app_settings
@@ -203,8 +211,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latent-explorer: {args.source}: loading interrupted", file=sys.stderr)
         return 130
 
-    if args.screenshot:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
