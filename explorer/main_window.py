@@ -53,6 +53,7 @@ from .dataset_panel import DatasetPanel
 from .dataset_views import AggregateDensityLayer, PointColouring, Trails
 from .elbo_view import ElboView
 from .encoded_images import EncodedImagesPanel
+from .explainer import ParameterCounts, help_html, parameter_counts
 from .export_actions import MOSAIC_EXPORT_SIDE, ExportActions
 from .image_actions import IMAGE_FILTER, MAX_LISTED_PROBLEMS, ImageActions
 from .image_panel import ImagePanel
@@ -131,13 +132,6 @@ def scrolled(widget: QWidget) -> QScrollArea:
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     return area
-
-
-def help_html() -> str:
-    """The explainer (theta, phi, lambda_i and the gaps), then the guide to the window."""
-    folder = resources.files("resources")
-    return "<hr>".join((folder / name).read_text(encoding="utf-8")
-                       for name in ("explainer.html", "help.html"))
 
 
 class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QMainWindow):
@@ -722,12 +716,23 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         dialog.setWindowTitle("What am I looking at?")
         browser = QTextBrowser(dialog)
         browser.setOpenExternalLinks(True)
-        browser.setHtml(help_html())
+        browser.setHtml(help_html(self.parameter_counts()))
         QVBoxLayout(dialog).addWidget(browser)
         dialog.resize(620, 560)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         self.help_dialog = dialog
+
+    def parameter_counts(self) -> ParameterCounts:
+        """|phi|, |theta| and the lambda_i counts of the live model (of the configured one
+        before the first snapshot)."""
+        if self.model is not None:
+            vae = self.model.model
+        else:
+            from trainer.model import VAE
+
+            vae = VAE.from_config(self.dataset.n_pixels, self.config)
+        return parameter_counts(vae, len(self.dataset))
 
     def about_text(self) -> str:
         rows = "".join(f"<tr><td>{name}</td><td>{v}</td></tr>" for name, v in versions())
