@@ -71,6 +71,13 @@ from .session_actions import (
     recent_list,
 )
 from .theme import apply_theme, style_plot
+from .window_size import (
+    DEFAULT_SIZE,
+    MENU_AND_STATUS,
+    WindowLayout,
+    first_window_layout,
+    layout_for_window,
+)
 from .worker import TrainingWorker
 
 # The constants and helpers that moved to the action modules stay importable from here.
@@ -82,7 +89,6 @@ __all__ = ["APPLICATION", "DATASET_FILTER", "DEFAULT_SIZE", "IMAGE_FILTER",
 
 ORGANISATION = "LatentExplorer"
 APPLICATION = "LatentExplorer"
-DEFAULT_SIZE = (1400, 860)
 
 
 def app_icon() -> QIcon:
@@ -266,18 +272,36 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.latent_view.viewRegionChanged.connect(self.manifold_view.set_view_region)
         self.image_panel.mode_group.buttonToggled.connect(self._on_decode_mode)
 
-        self.resize(*DEFAULT_SIZE)
-        d = self.docks
-        self.resizeDocks([d["controls"], d["image"]], [280, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["image"], d["manifold"]], [300, 520], Qt.Orientation.Vertical)
-        self.resizeDocks([d["controls"], d["dataset"]], [420, 400], Qt.Orientation.Vertical)
-        self.resizeDocks([d["elbo"]], [270], Qt.Orientation.Vertical)
+        self.apply_layout(self.first_layout())
         if self._settings is not None:
             self._restore_settings()
         if launch:
             self.worker.start()
 
     # ----------------------------------------------------------------- layout
+    @staticmethod
+    def first_layout() -> WindowLayout:
+        """DEFAULT_SIZE, fitted to the screen's available geometry. Headless platforms
+        (tests, --screenshot) have no person's screen: they keep DEFAULT_SIZE."""
+        screen = QApplication.primaryScreen()
+        if screen is None or QApplication.platformName() in ("offscreen", "minimal"):
+            return layout_for_window(*DEFAULT_SIZE)
+        available = screen.availableGeometry()
+        return first_window_layout(available.width(), available.height())
+
+    def apply_layout(self, layout: WindowLayout) -> None:
+        """Resize the window and its docks (the first window, or a --size screenshot)."""
+        self.resize(layout.width, layout.height)
+        d = self.docks
+        self.resizeDocks([d["controls"], d["image"]], [layout.left, layout.right],
+                         Qt.Orientation.Horizontal)
+        column = layout.height - MENU_AND_STATUS
+        self.resizeDocks([d["image"], d["manifold"]], [layout.image, column - layout.image],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([d["controls"], d["dataset"]],
+                         [layout.controls, column - layout.controls], Qt.Orientation.Vertical)
+        self.resizeDocks([d["elbo"]], [layout.curves], Qt.Orientation.Vertical)
+
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")  # saveState needs stable names
