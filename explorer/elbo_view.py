@@ -10,6 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QVBoxLayout, QWidget
 
+from .legend import ABOVE_PLOT, OutsideLegend
+
 X_AXES = {"samples": "samples seen", "seconds": "training time (s)"}
 SMOOTH_ROWS = 10
 
@@ -71,15 +73,14 @@ class ElboView(QWidget):
                                                  style=Qt.PenStyle.DotLine))
         self.recon = item.plot(pen=pg.mkPen((60, 180, 90), width=1.5))
         self.kl = item.plot(pen=pg.mkPen((190, 100, 210), width=1.5))
-        self.legend = pg.LegendItem(offset=(-10, -40), labelTextSize="8pt",
-                                    brush=pg.mkBrush(128, 128, 128, 60))
-        self.legend.setParentItem(item.getViewBox())
-        self._names = {self.raw: "train ELBO", self.smoothed: "train ELBO, smoothed",
+        # Above the plot, never over the newest part of the curves.
+        self.legend = OutsideLegend(item, ABOVE_PLOT)
+        self._names = {self.raw: "train ELBO", self.smoothed: "train, smoothed",
                        self.heldout: "held-out ELBO",
-                       self.logpx: "held-out exact log p(x) (grid)",
-                       self.logpx_elbo: "ELBO of the same points (gap = KL(q || p(z|x)))",
-                       self.recon: "train reconstruction E_q[log p(x|z)] (nats)",
-                       self.kl: "train KL(q || p) (nats, >= 0)"}
+                       self.logpx: "held-out log p(x) (grid)",
+                       self.logpx_elbo: "their ELBO (gap: KL(q || p(z|x)))",
+                       self.recon: "train E_q[log p(x|z)]",
+                       self.kl: "train KL(q || p) (>= 0)"}
         for curve in self._names:
             # Draw about one point per pixel column, only what is in view: paints stay cheap
             # however long the history grows.

@@ -26,6 +26,7 @@ from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QToolTip
 
 from . import palette
+from .legend import ABOVE_PLOT, OutsideLegend
 
 POINT_SIZE = 5  # px, diameter of a datapoint's dot
 PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
@@ -343,9 +344,10 @@ class LatentView(pg.PlotWidget):
         self._status.setParentItem(self._vb)
         self._status.setPos(4, 2)
         self._status_text = ""
-        self.legend = pg.LegendItem(offset=(-10, 10))
-        self.legend.setParentItem(self._vb)
-        self.legend.hide()
+        # Labels and the prior in a row above the plot: a legend inside it covers clusters.
+        self.legend = OutsideLegend(pi, ABOVE_PLOT)
+        self._prior_sample = pg.PlotDataItem(
+            pen=pg.mkPen(PRIOR_COLOUR, width=1.5, style=Qt.PenStyle.DashLine))
         self._colorbar: pg.ColorBarItem | None = None
 
         self._mu: np.ndarray | None = None
@@ -595,17 +597,16 @@ class LatentView(pg.PlotWidget):
 
     def _rebuild_legend(self) -> None:
         self.legend.clear()
-        if self._values is not None or self._labels is None:
-            self.legend.hide()
-            return
-        for i in range(self._n_label_colours()):
-            sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
-                                        brush=pg.mkBrush(palette.label_colour(i)))
-            self.legend.addItem(sample, self._label_name(i))
-        self.legend.show()
+        if self._values is None and self._labels is not None:
+            for i in range(self._n_label_colours()):
+                sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
+                                            brush=pg.mkBrush(palette.label_colour(i)))
+                self.legend.addItem(sample, self._label_name(i))
+        self.legend.addItem(self._prior_sample, "prior p(z): 1, 2, 3 \u03c3")
 
     def legend_names(self) -> list[str]:
-        return [label.text for _, label in self.legend.items]
+        """The label entries (the prior's entry, always last, left out)."""
+        return [name for sample, name in self.legend.items if sample is not self._prior_sample]
 
     # ---- ellipses: level of detail ----------------------------------------------------------
 

@@ -66,3 +66,4 @@ def style_plot(plot: pg.PlotWidget) -> None:
         axis = plot.getPlotItem().getAxis(name)
         axis.setPen(fg)
         axis.setTextPen(fg)
+
