@@ -171,6 +171,9 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self._settings = app_settings() if restore_state else None
         self.prefs = Preferences.load(self._settings) if self._settings else Preferences()
         self.session_path: Path | None = None  # the .lexp this run was opened from / saved to
+        # Until it is saved, a run resumed from a checkpoint folder is named after the folder.
+        self.run_name = (None if checkpoint is None or checkpoint.path is None
+                         else Path(checkpoint.path).resolve().name)
         self._clean_step = 0 if checkpoint is None else int(checkpoint.counters["step"])
         self._restoring = False  # encoded images being restored do not count as changes
         self._pending_restore: dict = {}  # selection and colouring, once a snapshot arrives
@@ -553,7 +556,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         if p.step != self._clean_step:
             self.setWindowModified(True)  # training moved on since the last save or open
         self.elbo_view.set_history(p.train, p.heldout, p.logpx)
-        self.rate_label.setText(f"{p.samples_per_second:,.0f} samples/s")
+        # A paused run trains no samples: its last rate would read as a live one.
+        self.rate_label.setText("paused" if p.paused else f"{p.samples_per_second:,.0f} samples/s")
         self.epoch_label.setText(f"{p.epoch} epochs done")
         train, heldout = p.train.get("elbo", ()), p.heldout.get("elbo", ())
         if len(train):
@@ -607,6 +611,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         else:
             self._show_selected()
             self._inspect_selected()
+            if self.snapshot is not None and self.selected < len(self.snapshot.mu):
+                self.decode_z(*(float(v) for v in self.snapshot.mu[self.selected]))  # z = mu_i
 
     def _model_inputs(self) -> np.ndarray:
         """All images flattened to [0, 1] floats: what per-point colourings score."""
