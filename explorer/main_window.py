@@ -24,11 +24,13 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QProgressDialog,
+    QPushButton,
     QScrollArea,
     QTextBrowser,
     QVBoxLayout,
@@ -89,6 +91,7 @@ __all__ = ["APPLICATION", "DATASET_FILTER", "DEFAULT_SIZE", "IMAGE_FILTER",
 
 ORGANISATION = "LatentExplorer"
 APPLICATION = "LatentExplorer"
+HINT_KEY = "guide/f1_hint_dismissed"
 
 
 def app_icon() -> QIcon:
@@ -198,6 +201,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
+        self.hint = self._build_hint()
+        layout.addWidget(self.hint)
         layout.addWidget(self.latent_view, 1)
         self.setCentralWidget(central)
 
@@ -242,6 +247,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_status_bar()
         self._build_menus()
+        self._add_view_tips()
         self.controls.set_running(self._running, self._started)
 
         if checkpoint is not None:
@@ -312,6 +318,66 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.addDockWidget(area, dock)
         return dock
 
+    def _build_hint(self) -> QWidget:
+        """One line on the first start pointing to F1; "Got it" hides it for good."""
+        hint = QWidget()
+        row = QHBoxLayout(hint)
+        row.setContentsMargins(6, 2, 6, 2)
+        label = QLabel("New here? Press <b>F1</b> (Help &gt; What am I looking at?) to see which "
+                       "numbers are &theta;, &phi; and each point's &lambda;<sub>i</sub>.")
+        label.setWordWrap(True)
+        button = QPushButton("Got it")
+        button.setToolTip("Hide this hint; F1 stays in the Help menu")
+        button.clicked.connect(self.dismiss_hint)
+        row.addWidget(label, 1)
+        row.addWidget(button)
+        dismissed = self._settings is None or self._settings.value(HINT_KEY, False, bool)
+        hint.setVisible(not dismissed)
+        return hint
+
+    def dismiss_hint(self) -> None:
+        self.hint.hide()
+        if self._settings is not None:
+            self._settings.setValue(HINT_KEY, True)
+            self._settings.sync()
+
+    def _add_view_tips(self) -> None:
+        """Tooltips for the views and the controls of panels that set none themselves."""
+        tips = (  # (panel, its widget's attribute or None for the panel itself, tip)
+            (self.latent_view, None, "Each dot is one datapoint's mu_i, each ellipse its "
+             "sigma_i (lambda_i = f_phi(x_i)); click empty plane to decode z, click a dot to "
+             "inspect it"),
+            (self.controls, None, "Start, pause, step or reset training; the settings "
+             "above the line apply at once, those below on Reset"),
+            (self.elbo_view, None, "The ELBO per datapoint over training (nats, higher is "
+             "better)"),
+            (self.image_panel, None, "The decoder's image of the clicked z, and the selected "
+             "datapoint beside its reconstruction"),
+            (self.image_panel, "mean_button", "Show the decoder's mean image E[x|z]"),
+            (self.image_panel, "sample_button", "Show one random image x ~ p(x|z), a new "
+             "one each time"),
+            (self.manifold_view, None, "Decoded images over a grid of z: what the decoder "
+             "makes of each place in the plane"),
+            (self.manifold_view, "mode_box", "Which part of the plane the grid covers"),
+            (self.dataset_panel, None, "What the model trains on and how x is made from "
+             "each image"),
+            (self.encoded_panel, None, "Images you dropped, pasted or encoded: where the "
+             "encoder puts them"),
+            (self.encoded_panel, "remove_button", "Remove the selected encoded images"),
+            (self.encoded_panel, "clear_button", "Remove every encoded image"),
+            (self.inspector, None, "The selected point: exact posterior p(z|x), log p(x), "
+             "ELBO and the gaps (nats)"),
+            (self.inspector, "copy_button", "Copy the inspector's numbers to the clipboard"),
+            (self.colouring, None, "Colour the dots by label or by a per-point number"),
+            (self.colouring, "combo", "What the dots' colours show (values are computed in "
+             "the background for the newest model)"),
+            (self.colouring, "cancel_button", "Stop computing the per-point values"),
+        )
+        for panel, name, tip in tips:
+            widget = panel if name is None else getattr(panel, name, None)
+            if widget is not None and not widget.toolTip():  # the panel's own tip wins
+                widget.setToolTip(tip)
+
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.rate_label = QLabel()
@@ -359,6 +425,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             shortcuts(keys.Open, "Ctrl+O"),
             tip="Open a saved session (.lexp): the run, its curves, encoded images and view")
         self.recent_menu = file_menu.addMenu("Open recent")
+        self.recent_menu.menuAction().setStatusTip("Sessions opened or saved lately")
         self.recent_menu.setToolTipsVisible(True)
         self.recent_menu.aboutToShow.connect(self._rebuild_recent_menu)
         self.save_action = action(
@@ -369,6 +436,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             shortcuts(keys.SaveAs, "Ctrl+Shift+S"), tip="Save the session under a new name")
         file_menu.addSeparator()
         export_menu = file_menu.addMenu("Export")
+        export_menu.menuAction().setStatusTip("Latents, the plane, the manifold or the curves "
+                                              "as files")
         export_menu.setToolTipsVisible(True)
         self.export_actions = {
             "latents": action(export_menu, "Latents CSV...", self._export_latents_dialog,

@@ -384,7 +384,9 @@ class SessionActions:
             a.setStatusTip(a.toolTip())
             a.triggered.connect(lambda _checked=False, p=path: self.open_session(p))
         if not files:
-            menu.addAction("(none)").setEnabled(False)
+            empty = menu.addAction("(none)")
+            empty.setEnabled(False)
+            empty.setStatusTip("No session opened or saved yet")
         menu.addSeparator()
         clear = menu.addAction("Clear list")
         clear.setStatusTip("Forget the recently opened sessions")
