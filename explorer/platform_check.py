@@ -53,14 +53,14 @@ def missing_libraries(ldd_output: str) -> list[str]:
 
 def chosen_platform(env: dict) -> str:
     """The platform plugin Qt will try first (QT_QPA_PLATFORM may list several, ';'-separated;
-    unset on Linux means xcb, or wayland in a Wayland session)."""
+    unset on Linux means xcb, or wayland first in a Wayland session)."""
     requested = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
     if requested:
         return requested
     if sys.platform != "linux":
         return "native"
-    if env.get("XDG_SESSION_TYPE") == "wayland" and env.get("WAYLAND_DISPLAY"):
-        return "wayland"
+    if env.get("XDG_SESSION_TYPE") == "wayland" or env.get("WAYLAND_DISPLAY"):
+        return "wayland"  # Qt tries Wayland first there, then falls back to xcb
     return "xcb"
 
 
@@ -97,6 +97,8 @@ def platform_problem(env: dict | None = None) -> str | None:
     platform = chosen_platform(env)
     if platform != "xcb" or sys.platform != "linux":
         return None
+    if len([p for p in env.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]) > 1:
+        return None  # Qt falls back to the next platform listed
     plugin = xcb_plugin()
     ldd = shutil.which("ldd")
     if plugin is not None and ldd is not None:

@@ -49,7 +49,10 @@ def test_chosen_platform_reads_the_environment():
         assert chosen_platform({}) == "xcb"
         assert chosen_platform({"XDG_SESSION_TYPE": "wayland", "WAYLAND_DISPLAY": "w0"}) == (
             "wayland")
+        assert chosen_platform({"WAYLAND_DISPLAY": "wayland-0"}) == "wayland"
     assert platform_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+    # a fallback listed after xcb is Qt's to try: no refusal
+    assert platform_problem({"QT_QPA_PLATFORM": "xcb;offscreen"}) is None
 
 
 def real_missing_xcb_libraries() -> list[str]:
