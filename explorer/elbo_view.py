@@ -227,10 +227,8 @@ class ElboView(QWidget):
         self.kl.setVisible(show_kl)
         if self._legend_for != (show_recon, show_kl, has_logpx):  # rebuilding it is slow
             self._legend_for = (show_recon, show_kl, has_logpx)
-            self.legend.clear()
-            for curve, name in self._names.items():
-                if curve.isVisible():
-                    self.legend.addItem(curve, name)
+            self.legend.set_items([(curve, name) for curve, name in self._names.items()
+                                   if curve.isVisible()])
         if self._x_label != x:  # setting a label, even the same one, rebuilds the axis
             self._x_label = x
             self.plot.getPlotItem().setLabel("bottom", X_AXES[x])

@@ -599,13 +599,14 @@ class LatentView(pg.PlotWidget):
         self._points.set_colour_index(self._colour_index[self._order])
 
     def _rebuild_legend(self) -> None:
-        self.legend.clear()
+        entries = []
         if self._values is None and self._labels is not None:
             for i in range(self._n_label_colours()):
                 sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
                                             brush=pg.mkBrush(palette.label_colour(i)))
-                self.legend.addItem(sample, self._label_name(i))
-        self.legend.addItem(self._prior_sample, "prior p(z): 1, 2, 3 \u03c3")
+                entries.append((sample, self._label_name(i)))
+        entries.append((self._prior_sample, "prior p(z): 1, 2, 3 \u03c3"))
+        self.legend.set_items(entries)
 
     def restyle(self) -> None:
         """Colours that follow the theme: value colours and the colour bar's map (the dark

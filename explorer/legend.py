@@ -45,6 +45,7 @@ class OutsideLegend(pg.LabelItem):
         super().__init__("", size=f"{FONT_POINTS}pt", justify="left")
         self.plot_item = plot_item
         self.items: list[tuple[object, str]] = []
+        self._shown = None  # what the text was drawn from
         if row == ABOVE_PLOT:  # the title's cell: these plots have no title
             plot_item.layout.removeItem(plot_item.titleLabel)
             plot_item.titleLabel.hide()
@@ -59,6 +60,11 @@ class OutsideLegend(pg.LabelItem):
 
     def clear(self) -> None:
         self.items = []
+        self._render()
+
+    def set_items(self, items) -> None:
+        """All entries at once, [(sample, name)]: one redraw (none when nothing changed)."""
+        self.items = [(sample, str(name)) for sample, name in items]
         self._render()
 
     def restyle(self) -> None:
@@ -89,6 +95,13 @@ class OutsideLegend(pg.LabelItem):
         self.updateGeometry()
 
     def _render(self, *args) -> None:
+        # Redrawn on every resize and entry change; setText relays out the whole plot, so
+        # only when the text differs.
+        key = (tuple((sample_glyph(s), n) for s, n in self.items), self.plot_item.vb.width(),
+               text_colour().name())
+        if key == self._shown:
+            return
+        self._shown = key
         if not self.items:
             self.setText("")
             self.setMaximumHeight(0)

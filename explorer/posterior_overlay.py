@@ -246,8 +246,6 @@ class PosteriorOverlay(QObject):
         if row[1] == visible:
             return
         row[1] = visible
-        self.legend.clear()  # rebuilt: a hidden row would still take its space
-        for sample, (name, shown) in self._legend_rows.items():
-            if shown:
-                self.legend.addItem(sample, name)
+        self.legend.set_items([(sample, name) for sample, (name, shown)
+                               in self._legend_rows.items() if shown])
         self.legend.setVisible(any(shown for _, shown in self._legend_rows.values()))
