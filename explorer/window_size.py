@@ -42,10 +42,11 @@ def first_window_layout(available_width: int, available_height: int) -> WindowLa
 def layout_for_window(width: int, height: int) -> WindowLayout:
     """Dock sizes for a window of ``width`` x ``height`` (the --size of a screenshot)."""
     column = max(1, height - MENU_AND_STATUS)  # what the docks share vertically
+    wide = width > DEFAULT_SIZE[0]  # a big --size: the side columns may grow a little
     return WindowLayout(
         width=width, height=height,
-        left=clamp(0.2 * width, 230, 280),
-        right=clamp(0.286 * width, 330, 400),  # the Inspector's numbers need 330
+        left=clamp(0.2 * width, 230, 300 if wide else 280),
+        right=clamp(0.286 * width, 330, 480 if wide else 400),  # the Inspector needs 330
         curves=clamp(0.314 * height, 170, 270),
         controls=clamp(0.517 * column, 300, 420),
         image=clamp(0.37 * column, 220, 300),

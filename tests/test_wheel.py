@@ -92,12 +92,14 @@ def test_wheel_installs_into_a_fresh_venv_and_launches(tmp_path):
     python = make_venv_seeing_running_packages(venv, tmp_path)
     bin_dir = python.parent
     # The system's pip installs into the venv (``--python``): no ensurepip, no network.
+    # ``--ignore-installed``: the running interpreter's copy of this project (an editable
+    # install, or a checkout's egg-info on PYTHONPATH) is visible there and must not count.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
-         "--disable-pip-version-check", "-q", wheel], cwd=tmp_path)
+         "--ignore-installed", "--disable-pip-version-check", "-q", wheel], cwd=tmp_path, env=env)
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
     probe = ("import explorer, trainer, resources\n"

@@ -80,3 +80,12 @@ def test_a_bad_size_is_a_one_line_error(qapp, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--size" in err and "WIDTHxHEIGHT" in err
+
+
+def test_a_bigger_window_gives_the_side_columns_a_little_more_room():
+    from explorer.window_size import layout_for_window
+
+    small, big = layout_for_window(*DEFAULT_SIZE), layout_for_window(1920, 1080)
+    assert (small.left, small.right) == (280, 400)
+    assert (big.left, big.right) == (300, 480)
+    assert big.width - big.left - big.right > small.width - small.left - small.right
