@@ -166,6 +166,7 @@ class DatasetActions:
             self.controls.set_config(self.config)
             self._running, self._started = False, True
         self.session_path = None  # a new run is untitled until saved (open sets it after)
+        self.run_name = None
         self._reset_views()
         self.setWindowModified(False)
         self._failure = None  # a new worker: the old one's failure is no longer the state
