@@ -14,7 +14,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 from trainer import ImageDataset, atomic_write, load_source, save_checkpoint
+from trainer.atomic import staging_dir
 
 from .dataset_actions import DATASET_FILTER
 from .dataset_loader import source_title
@@ -207,8 +207,10 @@ class SessionActions:
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         self.statusBar().showMessage(f"Saving {path}...")
         try:
-            with tempfile.TemporaryDirectory(prefix="lexp-checkpoint-") as tmp:
-                folder = Path(tmp) / "checkpoint"
+            # Staged beside the session (same file system, swept when stale), not in $TMPDIR,
+            # where a kill -9 mid-save left the checkpoint's weights behind for good.
+            with staging_dir(path) as tmp:
+                folder = tmp / "checkpoint"
                 error = self._write_checkpoint(folder)
                 if error:
                     raise SessionFileError(f"{path}: cannot save the checkpoint ({error})")

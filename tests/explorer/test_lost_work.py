@@ -163,3 +163,30 @@ def test_closing_during_a_save_waits_for_it_then_autosaves(qtbot, make_window, t
     assert autosave_path().exists() == (final != saved)
     if final != saved:
         assert load_session(autosave_path()).checkpoint.counters["step"] == final
+
+
+def test_a_save_stages_beside_the_session_not_in_tmpdir(qtbot, make_window, tmp_path,
+                                                        monkeypatch):
+    import tempfile
+
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    target = tmp_path / "docs" / "run.lexp"
+    target.parent.mkdir()
+    w = make_window()
+    qtbot.waitUntil(lambda: steps(w) > 5, timeout=WAIT_MS)
+    seen = []
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: seen.append((sorted(p.name for p in tmpdir.iterdir()),
+                                               sorted(p.name for p in target.parent.iterdir()))))
+    timer.start()
+    assert w.save_session_to(target)  # the window's event loop runs while the worker writes
+    timer.stop()
+    # (torch makes its own compile-cache folder there; nothing of this app's appears)
+    assert seen and all([n for n in in_tmp if not n.startswith("torchinductor")] == []
+                        for in_tmp, _ in seen)
+    assert any(any(n.startswith(".run.lexp.") and n.endswith(".partial") for n in beside)
+               for _, beside in seen)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run.lexp"]
