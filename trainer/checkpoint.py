@@ -2,8 +2,8 @@
 
     DIR/model.safetensors      the VAE's weights (readable by any safetensors tool)
     DIR/optimizer.safetensors  what else an exact resume needs: Adam's state tensors
-                               ("state.<i>.<name>") and the engine's sampling RNG state and
-                               epoch order ("engine.<name>")
+                               ("state.<i>.<name>") and the engine's sampling RNG state,
+                               epoch order and held-out indices ("engine.<name>")
     DIR/run.json               format + version, config, history, counters, dataset reference,
                                split, likelihood and binarization, Adam's scalar settings,
                                library versions
@@ -51,7 +51,7 @@ class Checkpoint:
     config: TrainConfig
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict  # in torch's Optimizer.state_dict() layout
-    engine_state: dict[str, torch.Tensor]  # "rng_state", "order"
+    engine_state: dict[str, torch.Tensor]  # "rng_state", "order", "heldout"
     run: dict  # run.json as read
 
     @property
@@ -207,10 +207,29 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
         rng = engine_state.get("rng_state")
         if rng is not None and rng.dtype != torch.uint8:
             raise ValueError("engine.rng_state must be uint8")
+        _check_heldout(engine_state.get("heldout"), order, int(run["dataset"]["n"]))
     except ValueError as e:
         raise CheckpointError(f"{optimizer_path}: {e}") from None
     return Checkpoint(path=directory, config=config, model_state=model_state,
                       optimizer_state=optimizer_state, engine_state=engine_state, run=run)
+
+
+def _check_heldout(heldout: torch.Tensor | None, order: torch.Tensor | None, n: int) -> None:
+    """The saved held-out indices must be a proper split of the n images, and the saved
+    epoch order must not train on any of them."""
+    if heldout is None:
+        return  # an older checkpoint: the split is rebuilt from run.json's record
+    if heldout.dtype != torch.int64 or heldout.ndim != 1:
+        raise ValueError("engine.heldout must be a 1-D int64 tensor")
+    if not 0 < len(heldout) < n:
+        raise ValueError(f"engine.heldout holds {len(heldout)} indices; a split of {n} "
+                         "images needs between 1 and n - 1")
+    if int(heldout.min()) < 0 or int(heldout.max()) >= n:
+        raise ValueError(f"engine.heldout has an index outside 0..{n - 1}")
+    if len(torch.unique(heldout)) != len(heldout):
+        raise ValueError("engine.heldout repeats an index")
+    if order is not None and bool(torch.isin(order, heldout).any()):
+        raise ValueError("engine.order would train on held-out images (engine.heldout)")
 
 
 # key -> the JSON types it may hold; checked before anything is used.
