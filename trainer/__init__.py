@@ -22,7 +22,7 @@ from .data import (
     split_indices,
 )
 from .download import KNOWN_DATASETS, DatasetSpec, DownloadCancelled, DownloadError, fetch_dataset
-from .elbo import ElboTerms, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
+from .elbo import ElboTerms, IwaeEstimate, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
 from .frozen import FrozenVAE
 from .images import (
     IMAGE_SUFFIXES,
@@ -52,7 +52,7 @@ from .session import Progress, Session, Snapshot, available_devices
 __all__ = [
     "ConfigError", "DataError", "ElboTerms", "FrozenVAE", "ImageDataset", "Progress", "Session",
     "Snapshot", "Split", "TrainConfig", "VAE", "available_devices", "elbo_terms", "gaussian_kl",
-    "grid_log_px", "iwae_log_px", "load_source", "split_indices",
+    "grid_log_px", "iwae_log_px", "IwaeEstimate", "load_source", "split_indices",
     "KNOWN_DATASETS", "DatasetSpec", "DownloadCancelled", "DownloadError", "fetch_dataset",
     "DutyCycle", "GaussianFit", "LocalOptimum", "PointInference", "PosteriorGrid",
     "SharedGridEstimate", "aggregate_posterior_density", "dataset_gaps", "describe_shape",
