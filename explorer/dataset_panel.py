@@ -8,9 +8,9 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 from trainer import ImageDataset, TrainConfig, split_indices
 
 BINARIZATION_TEXT = {
-    "dynamic": "dynamic: x ~ Bernoulli(grey level), redrawn each step "
-               "(held-out: drawn once)",
-    "threshold": "threshold: x = 1 where grey level > 0.5, else 0",
+    "dynamic": "dynamic: training draws x ~ Bernoulli(grey level) afresh each step; every "
+               "view and number uses one fixed draw per image (seeded by its pixels and index)",
+    "threshold": "threshold: x = 1 where grey level > 0.5, else 0, in training and every number",
     "none": "none: grey levels in [0, 1] used as they are",
 }
 LIKELIHOOD_TEXT = {

@@ -445,8 +445,9 @@ def cmd_export_latents(args) -> int:
         raise DataError(f"{out.parent}: no such folder for --out")
     checkpoint, dataset, _, _ = _open_run(args.checkpoint, args.source,
                                           "exporting its latents")
-    model = FrozenVAE(checkpoint.build_model(), checkpoint.image_shape)
-    rows_job = iter_latent_rows(dataset, model, checkpoint.config.binarization)
+    model = FrozenVAE(checkpoint.build_model(), checkpoint.image_shape,
+                      checkpoint.config.binarization)
+    rows_job = iter_latent_rows(dataset, model)
     with tqdm(total=len(dataset), unit="img", file=sys.stderr, disable=args.quiet,
               desc="latents") as bar:
         while True:

@@ -28,11 +28,12 @@ def latent_columns(latent_dim: int = 2) -> tuple[str, ...]:
             *(f"sigma{k + 1}" for k in range(latent_dim)), "elbo_nats")
 
 
-def iter_latent_rows(dataset, model, binarization: str, elbo_samples: int = ELBO_SAMPLES,
+def iter_latent_rows(dataset, model, elbo_samples: int = ELBO_SAMPLES,
                      batch: int = ELBO_BATCH) -> Iterator[tuple[int, int]]:
     """A generator that yields (done, total) after each batch and returns the rows (see
-    ``latent_columns``). ``model`` is a trainer.FrozenVAE; the work runs in the caller's
-    thread, so a GUI runs it as a background job and a CLI beside a progress bar."""
+    ``latent_columns``). ``model`` is a trainer.FrozenVAE (its ``binarization`` makes each
+    x); the work runs in the caller's thread, so a GUI runs it as a background job and a
+    CLI beside a progress bar."""
     n = len(dataset)
     if tuple(model.image_shape) != tuple(dataset.image_shape):
         raise ValueError(f"the model is for {model.image_shape[0]}x{model.image_shape[1]} images"
@@ -43,7 +44,7 @@ def iter_latent_rows(dataset, model, binarization: str, elbo_samples: int = ELBO
     yield 0, n
     for start in range(0, n, batch):
         idx = np.arange(start, min(n, start + batch))
-        x = dataset_evidence(dataset, binarization, idx)
+        x = dataset_evidence(dataset, model.binarization, idx)
         mu, sigma = model.encode(x)
         elbo = model.elbo(x, samples=elbo_samples)["elbo"]
         for j, i in enumerate(idx):
@@ -55,11 +56,10 @@ def iter_latent_rows(dataset, model, binarization: str, elbo_samples: int = ELBO
     return rows
 
 
-def latent_rows(dataset, model, binarization: str, elbo_samples: int = ELBO_SAMPLES,
-                batch: int = ELBO_BATCH,
+def latent_rows(dataset, model, elbo_samples: int = ELBO_SAMPLES, batch: int = ELBO_BATCH,
                 progress: Callable[[int, int], None] | None = None) -> list[list]:
     """The rows at once; ``progress(done, total)`` after each batch."""
-    rows = iter_latent_rows(dataset, model, binarization, elbo_samples, batch)
+    rows = iter_latent_rows(dataset, model, elbo_samples, batch)
     while True:
         try:
             done, total = next(rows)

@@ -497,7 +497,8 @@ class Session:
         self.version += 1
         return Snapshot(version=self.version, progress=self.progress(),
                         mu=self._latent_mu.copy(), sigma=self._latent_sigma.copy(),
-                        model=FrozenVAE(self.model, self.dataset.image_shape),
+                        model=FrozenVAE(self.model, self.dataset.image_shape,
+                                        self.config.binarization),
                         config=self.config)
 
     @torch.no_grad()
