@@ -179,11 +179,12 @@ class Inspector(QWidget):
         self.tiles: dict[str, ImageTile] = {}
         self.tile_captions: dict[str, QLabel] = {}
         for col, (key, caption) in enumerate((
-                ("image", "image"), ("scored", "x_i as scored"),
-                ("recon", "reconstruction E[x | z = \u03bc_i]"),
-                ("sample", "decoded sample z ~ q (follows a drag)"))):
+                ("image", "image"), ("scored", "x_i, as scored"),
+                ("recon", "decoded mean at z = \u03bc_i"),
+                ("sample", "decoded z ~ q (follows a drag)"))):
             tile = ImageTile()
             tile.setMinimumSize(48, 48)
+            tile.setMaximumHeight(110)  # a square image: no empty band above its caption
             self.tiles[key] = tile
             tiles.addWidget(tile, 0, col)
             cap = wrapped(caption)
