@@ -23,6 +23,7 @@ from .data import (
 )
 from .download import KNOWN_DATASETS, DatasetSpec, DownloadCancelled, DownloadError, fetch_dataset
 from .elbo import ElboTerms, IwaeEstimate, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
+from .evidence import dataset_evidence, evidence_input
 from .frozen import FrozenVAE
 from .images import (
     IMAGE_SUFFIXES,
@@ -44,6 +45,7 @@ from .inference import (
     heldout_log_px,
     inspect_point,
 )
+from .latent_table import latent_columns, latent_rows
 from .local_opt import GaussianFit, LocalOptimum, encoder_fit, gaussian_fit, optimise_point
 from .model import VAE
 from .posterior import PosteriorGrid, aggregate_posterior_density, describe_shape, posterior_grid
@@ -63,4 +65,5 @@ __all__ = [
     "load_folder", "load_image_for", "preprocess_image", "read_image",
     "ink_on_dark",
     "Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "atomic_write",
+    "dataset_evidence", "evidence_input", "latent_columns", "latent_rows",
 ]
