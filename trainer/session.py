@@ -32,6 +32,8 @@ LOGPX_COLUMNS = ("step", "samples", "seconds", "epoch", "log_px", "elbo", "resol
 # Fixed subsets of the held-out and training sets are drawn with this seed (and the next):
 # a property of the split, not of the model's seed.
 SUBSET_SEED = 1
+# Keep each datapoint's fixed dynamic binarisation (1 byte per pixel) up to this size.
+EVIDENCE_CACHE_BYTES = 512 * 2**20
 # How often the last finite weights are copied aside for the divergence guard.
 GUARD_EVERY_SECONDS = 1.0
 # Train curve rows are means over this much training time.
@@ -146,6 +148,7 @@ class Session:
         self._pixels = pixels.to(self.device)
         self._scale = float(dataset.scale)
         self._train_idx = torch.from_numpy(self.split.train).to(self.device)
+        self._evidence: tuple[torch.Tensor, torch.Tensor] | None = None  # dynamic x, lazily
         self._latent_mu = np.zeros((len(dataset), self.config.latent_dim), np.float32)
         self._latent_sigma = np.ones((len(dataset), self.config.latent_dim), np.float32)
         self.paused = False
@@ -266,9 +269,26 @@ class Session:
         return self.datapoint_inputs(torch.from_numpy(idx).to(self.device))
 
     def datapoint_inputs(self, idx: torch.Tensor) -> torch.Tensor:
-        """The fixed x of the datapoints at ``idx`` (trainer.evidence's rule), on the device."""
-        grey = self._pixels[idx].float() * self._scale
-        return evidence_tensor(grey, self.config.binarization, idx)
+        """The fixed x of the datapoints at ``idx`` (trainer.evidence's rule), on the device.
+
+        Dynamic binarisations are kept once made (one byte per pixel, while that fits
+        EVIDENCE_CACHE_BYTES): their hash costs ~2.5x an encoder pass on 784 pixels, and the
+        plane re-encodes every datapoint again and again."""
+        b = self.config.binarization
+        if b != "dynamic" or self._pixels.numel() > EVIDENCE_CACHE_BYTES:
+            return evidence_tensor(self._pixels[idx].float() * self._scale, b, idx)
+        if self._evidence is None:
+            self._evidence = (torch.zeros(self._pixels.shape, dtype=torch.uint8,
+                                          device=self.device),
+                              torch.zeros(len(self._pixels), dtype=torch.bool,
+                                          device=self.device))
+        cache, ready = self._evidence
+        todo = idx[~ready[idx]]
+        if len(todo):
+            x = evidence_tensor(self._pixels[todo].float() * self._scale, b, todo)
+            cache[todo] = x.to(torch.uint8)
+            ready[todo] = True
+        return cache[idx].float()
 
     def _to_model_input(self, px: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         x = px.float() * self._scale

@@ -139,3 +139,14 @@ def assert_not_clipped(label: QLabel, width: int, height: int) -> None:
     else:
         assert metrics.horizontalAdvance(text) <= width, (text, width)
         assert metrics.height() <= height, text
+
+
+def test_a_stopped_latents_job_writes_nothing(window, digits, tmp_path):
+    from explorer.export import latents_csv_job
+
+    path = tmp_path / "stopped.csv"
+    job = latents_csv_job(path, digits, window.snapshot.model)
+    assert next(job) == (0, len(digits))
+    assert next(job)[0] > 0  # one batch done
+    job.close()  # what Cancel does: the worker stops at its next yield
+    assert not path.exists() and list(tmp_path.iterdir()) == []
