@@ -8,9 +8,9 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 from trainer import ImageDataset, TrainConfig, split_indices
 
 BINARIZATION_TEXT = {
-    "dynamic": "dynamic: training draws x ~ Bernoulli(grey level) afresh each step; every "
-               "view and number uses one fixed draw per image (seeded by its pixels and index)",
-    "threshold": "threshold: x = 1 where grey level > 0.5, else 0, in training and every number",
+    "dynamic": "dynamic: x ~ Bernoulli(grey) redrawn each training step; every view and "
+               "number uses one fixed draw per image",
+    "threshold": "threshold: x = 1 where grey level > 0.5, else 0",
     "none": "none: grey levels in [0, 1] used as they are",
 }
 LIKELIHOOD_TEXT = {
@@ -47,8 +47,7 @@ class DatasetPanel(QWidget):
             "image size": f"{h} x {w} pixels, grey",
             "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
             "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "
-                     f"({config.heldout_fraction:.0%}, drawn once, kept through resets and "
-                     "checkpoints)",
+                     f"({config.heldout_fraction:.0%}, kept through resets)",
             # What loading changed or skipped (rescaled values, missing labels, ...).
             "notes": "\n".join(dataset.notes) or "none",
         }
