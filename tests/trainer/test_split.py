@@ -39,7 +39,10 @@ def test_reset_with_a_new_seed_save_and_resume_never_trains_on_heldout(digits, t
     train_recording(session, 10, seen)
     save_checkpoint(session, tmp_path / "ckpt")
 
-    resumed = Session.from_checkpoint(load_checkpoint(tmp_path / "ckpt"), digits)
+    ck = load_checkpoint(tmp_path / "ckpt")
+    assert ck.split["indices"] == "optimizer.safetensors: engine.heldout"
+    np.testing.assert_array_equal(ck.engine_state["heldout"].numpy(), heldout)
+    resumed = Session.from_checkpoint(ck, digits)
     assert resumed.config.seed == 7
     np.testing.assert_array_equal(resumed.split.heldout, heldout)
     steps_per_epoch = -(-len(resumed.split.train) // SMALL.batch_size)
