@@ -157,8 +157,7 @@ def _serialise(session) -> tuple[dict, dict, dict]:
                     "image_shape": list(dataset.image_shape),
                     "fingerprint": dataset.fingerprint(),
                     "fit_fraction": fit_fraction(dataset)},
-        # The held-out indices themselves are data: optimizer.safetensors, engine.heldout.
-        "split": {**session.split.describe(), "indices": f"{OPTIMIZER_FILE}: engine.heldout"},
+        "split": session.split.describe(),  # the indices themselves: engine.heldout
         "optimizer": {"type": "Adam", "param_groups": opt["param_groups"],
                       "scalar_state": scalar_state},
         "libraries": {"python": platform.python_version(), "torch": torch.__version__,

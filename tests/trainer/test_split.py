@@ -40,7 +40,6 @@ def test_reset_with_a_new_seed_save_and_resume_never_trains_on_heldout(digits, t
     save_checkpoint(session, tmp_path / "ckpt")
 
     ck = load_checkpoint(tmp_path / "ckpt")
-    assert ck.split["indices"] == "optimizer.safetensors: engine.heldout"
     np.testing.assert_array_equal(ck.engine_state["heldout"].numpy(), heldout)
     resumed = Session.from_checkpoint(ck, digits)
     assert resumed.config.seed == 7
