@@ -241,6 +241,8 @@ def test_exports_from_the_menu_parse_back(qtbot, make_window, tmp_path, monkeypa
     for a in w.export_actions.values():
         assert a.statusTip()
         a.trigger()
+    # The latents CSV is computed by a background job (its ELBOs take a while on big data).
+    qtbot.waitUntil(lambda: not w.latents_export_busy(), timeout=WAIT_MS)
     assert tell.calls == []
 
     with open(tmp_path / "latents.csv", newline="", encoding="utf-8") as f:
