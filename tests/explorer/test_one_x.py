@@ -49,6 +49,8 @@ def inspect_command(capsys, checkpoint_dir, index: int) -> dict:
 def test_the_planes_dot_the_inspector_and_inspect_agree(qtbot, window, checkpoint_dir,
                                                         digits, capsys):
     w = window
+    # Per-point colourings score the same x (the window's inputs for them).
+    np.testing.assert_array_equal(w._model_inputs(), dataset_evidence(digits, "dynamic"))
     for i in POINTS:
         w.select_point(i)
         qtbot.waitUntil(lambda: w.inspector.values()["log_px"] is not None, timeout=WAIT_MS)
