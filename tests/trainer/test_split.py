@@ -90,7 +90,7 @@ def test_another_dataset_gets_the_recorded_split_rule(digits, tmp_path):
     (lambda t: t["engine.heldout"].__setitem__(0, -1), "outside"),
     (lambda t: t.update({"engine.heldout": t["engine.heldout"].int()}), "int64"),
     (lambda t: t.update({"engine.heldout": torch.arange(1797)}), "between 1 and n - 1"),
-    (lambda t: t["engine.heldout"].__setitem__(0, int(t["engine.order"][0])), "train on held-out"),
+    (lambda t: t.update({"engine.heldout": t["engine.heldout"][:-1]}), "records 180"),
 ])
 def test_a_crafted_heldout_set_is_refused(digits, tmp_path, edit, message):
     session = Session(digits, SMALL)
@@ -100,3 +100,13 @@ def test_a_crafted_heldout_set_is_refused(digits, tmp_path, edit, message):
     with pytest.raises(CheckpointError, match=message) as info:
         load_checkpoint(tmp_path / "ckpt")
     assert OPTIMIZER_FILE in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_saved_order_that_trains_on_a_saved_heldout_image_is_refused(digits, tmp_path):
+    session = Session(digits, SMALL)
+    session.step()
+    save_checkpoint(session, tmp_path / "ckpt")
+    rewrite_engine(tmp_path / "ckpt",
+                   lambda t: t["engine.heldout"].__setitem__(0, int(t["engine.order"][0])))
+    with pytest.raises(CheckpointError, match="engine.order is not a permutation"):
+        Session.from_checkpoint(load_checkpoint(tmp_path / "ckpt"), digits)
