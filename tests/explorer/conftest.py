@@ -80,3 +80,17 @@ def no_guarded_failures(request):
     if request.node.get_closest_marker("guarded_failure") is None:
         assert paint_guard.failure_count() == before, (
             f"a guarded Qt callback raised (see the log): {paint_guard.failures()}")
+
+
+@pytest.fixture
+def restore_look(qapp):
+    """Themes change the whole app: put the style, palette and plot colours back after
+    (a window whose preferences are applied sets the theme)."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QPalette
+
+    style, palette = qapp.style().name(), QPalette(qapp.palette())
+    yield
+    qapp.setStyle(style)
+    qapp.setPalette(palette)
+    pg.setConfigOptions(background="k", foreground="d")

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 from PIL import Image
 from PySide6.QtGui import QKeySequence, QPalette
@@ -28,16 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENT_EXPLORER_DATA", str(tmp_path / "data"))
-
-
-@pytest.fixture
-def restore_look(qapp):
-    """Themes change the whole app: put the style, palette and plot colours back after."""
-    style, palette = qapp.style().name(), QPalette(qapp.palette())
-    yield
-    qapp.setStyle(style)
-    qapp.setPalette(palette)
-    pg.setConfigOptions(background="k", foreground="d")
 
 
 @pytest.fixture(scope="module")

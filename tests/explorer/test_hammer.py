@@ -35,7 +35,7 @@ def accept_active_dialog() -> None:
         dialog.accept()
 
 
-def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path):
+def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, restore_look):
     rng = np.random.default_rng(SEED)
     small = subset(digits, 300, "digits-300")
     blown = load_checkpoint(exploded_checkpoint(tmp_path / "blown"))

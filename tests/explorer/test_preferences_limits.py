@@ -24,7 +24,8 @@ autosave_on_quit=maybe
 """
 
 
-def test_a_settings_file_of_bad_values_opens_a_window_that_trains(qtbot, make_window):
+def test_a_settings_file_of_bad_values_opens_a_window_that_trains(qtbot, make_window,
+                                                                   restore_look):
     path = Path(app_settings().fileName())  # the real ini file the window reads
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(BAD_INI, encoding="utf-8")
@@ -49,7 +50,7 @@ def test_each_curve_rate_is_clamped_or_defaulted(qtbot, tmp_path, text, expected
     assert prefs.curve_hz == expected and prefs.ellipse_budget == 0
 
 
-def test_preferences_set_from_code_are_clamped_too(qtbot, make_window):
+def test_preferences_set_from_code_are_clamped_too(qtbot, make_window, restore_look):
     w = make_window()
     w.set_preferences(Preferences(curve_hz=0.0, latent_hz=-1.0, ellipse_budget=-5,
                                   torch_threads=0))
