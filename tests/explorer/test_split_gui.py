@@ -19,6 +19,7 @@ def test_reset_new_seed_save_and_reopen_keeps_the_split(qtbot, make_window, tmp_
     qtbot.waitUntil(lambda: first.snapshot is not None and steps(first) > 5, timeout=WAIT_MS)
     heldout = first.worker.session.split.heldout.copy()
     first.controls.seed.setValue(7)
+    monkeypatch.setattr(first, "_ask_unsaved", lambda *args: "discard")  # Reset asks first now
     first.reset_training()
     qtbot.waitUntil(lambda: first.worker.session.config.seed == 7 and steps(first) > 5,
                     timeout=WAIT_MS)
