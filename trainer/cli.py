@@ -207,7 +207,7 @@ def cmd_train(args) -> int:
         "steps": session.step_count,
         "samples_per_s": round(session.samples_seen / spent, 1) if spent > 0 else 0.0,
         "likelihood": session.config.likelihood, "binarization": session.config.binarization,
-        "precision": "bf16" if session._autocast_dtype is not None else "fp32",
+        "precision": session.precision.name, "precision_reason": session.precision.reason,
         "dataset": dataset.source, "n_train": len(session.split.train),
         "n_heldout": len(session.split.heldout), "checkpoint": str(out),
         "units": "per-datapoint nats; ELBO higher is better; held-out terms in fp32",
