@@ -134,9 +134,12 @@ class PosteriorOverlay(QObject):
             self.image.hide()
             self._set_legend_row(self._legend_sample, False)
             return
-        mass = grid.mass
+        # An adaptive grid may be 32 x 32 cells: draw its contours from a smooth 128 x 128
+        # interpolation of the same posterior.
+        shown = grid.for_display()
+        mass = shown.mass
         self.image.setImage(band_image(mass), autoLevels=False, levels=(0, len(MASS_LEVELS)))
-        x0, x1, y0, y1 = grid.extent
+        x0, x1, y0, y1 = shown.extent
         self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         # pyqtgraph's isocurve (extendToEdge) already puts cell i's centre at i + 0.5.
         for curve, thr in zip(self.isocurves, hpd_thresholds(mass), strict=True):

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from _machine import LoadWatch, machine_line  # noqa: E402
+
 from trainer import (  # noqa: E402
     DutyCycle,
     ImageDataset,
@@ -133,10 +135,12 @@ def main() -> None:
     ap.add_argument("--train", type=float, default=5.0, help="seconds of training first")
     ap.add_argument("--window", type=float, default=8.0, help="seconds per throughput window")
     args = ap.parse_args()
+    watch = LoadWatch()
     torch.set_num_threads(args.threads)
-    result = {"bench": "inference", "threads": args.threads, "torch": torch.__version__,
+    result = {"bench": "inference", "threads": args.threads,
               "digits": bench(load_source("digits"), (512, 512), args.train, args.window),
               "mnist_sized": bench(upsampled_digits(), (512, 512), args.train, args.window)}
+    result.update(machine_line(watch, "fp32 grid (bf16 grid as a baseline)"))
     print(json.dumps(result))
 
 
