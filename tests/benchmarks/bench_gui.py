@@ -208,9 +208,11 @@ def main() -> None:
                     help="alternating GUI-live / headless rounds of the same length")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for training (the GUI's setting is 1)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="training precision (fp32: as on a CPU without native bf16)")
     args = ap.parse_args()
     watch = LoadWatch()
-    config = TrainConfig(threads=args.threads)
+    config = TrainConfig(threads=args.threads, precision=args.precision)
     dataset = random_mnist(args.n)
 
     t_start = time.perf_counter()

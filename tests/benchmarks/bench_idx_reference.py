@@ -145,9 +145,9 @@ class Reference:
 
 # ----------------------------------------------------------------------------- engine
 
-def engine_session(dataset: ImageDataset, threads: int) -> Session:
+def engine_session(dataset: ImageDataset, threads: int, precision: str = "auto") -> Session:
     return Session(dataset, TrainConfig(hidden=HIDDEN, batch_size=BATCH, lr=LR, seed=SEED,
-                                        threads=threads))
+                                        threads=threads, precision=precision))
 
 
 def run_engine_for(session: Session, seconds: float) -> float:
@@ -190,6 +190,8 @@ def main() -> None:
                     help="wall-time budgets for each contender, comma-separated (one run "
                          "scores both at each)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="the engine's precision (fp32: as on a CPU without native bf16)")
     ap.add_argument("--slice", type=float, default=1.0,
                     help="the contenders take turns training this many seconds each")
     ap.add_argument("--draws", type=int, default=16, help="ELBO draws per held-out point")
@@ -217,7 +219,7 @@ def main() -> None:
     split = split_indices(len(dataset), TrainConfig().heldout_fraction, SEED)
     train_x = torch.from_numpy(dataset.as_float(split.train))  # float32 in memory
     if args.warmup > 0:
-        run_engine_for(engine_session(dataset, args.threads), args.warmup)
+        run_engine_for(engine_session(dataset, args.threads, args.precision), args.warmup)
         Reference(train_x).train_for(args.warmup)
 
     # Alternating slices, so that other load on the shared machine hits both alike. At each
@@ -225,7 +227,8 @@ def main() -> None:
     # scored afterwards: with a constant learning rate the first T seconds of a longer run
     # are a run of T seconds.
     budgets = sorted(float(b) for b in str(args.seconds).split(","))
-    session, reference = engine_session(dataset, args.threads), Reference(train_x)
+    session = engine_session(dataset, args.threads, args.precision)
+    reference = Reference(train_x)
     assert np.array_equal(session.split.train, split.train)
     engine_wall = ref_wall = 0.0
     at_budget = []
