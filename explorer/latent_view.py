@@ -188,6 +188,7 @@ class PointCloudItem(pg.GraphicsObject):
 
     def _prepare(self, key: tuple) -> None:
         """Fill the fragment array for this transform and device; cull what is off it."""
+        self._image = None  # stamped again from these positions at this paint
         n = len(self._x)
         if len(self._frags) != n:
             self._frags = np.empty((n, 10))
@@ -294,9 +295,14 @@ class EllipseSetItem(pg.GraphicsObject):
     Outlines are made in device coordinates at paint time, with a segment count from their
     size on screen, and kept until the data or the view transform change."""
 
-    def __init__(self, pen: QPen):
+    def __init__(self, pen: QPen, raster: bool = False):
         super().__init__()
         self._pen = pen
+        # raster: 1-px rings stamped with numpy into a cached image (see _rasterise), for
+        # the thousands of dataset ellipses; outlines with a pen width stay drawLines.
+        self._raster = raster
+        self._image: QImage | None = None
+        self._image_owner = None
         self.centres = np.zeros((0, 2))  # (n, 2) data coordinates
         self.half_axes = np.zeros((0, 2))  # (n, 2), finite
         self._bounds: tuple[float, float, float, float] | None = None
@@ -340,6 +346,9 @@ class EllipseSetItem(pg.GraphicsObject):
         for a in (ax, ay):
             np.clip(np.nan_to_num(a, nan=0.0, posinf=big), 0.0, big, out=a)
         n = len(cx)
+        if self._raster:
+            self._rasterise(key, cx, cy, ax, ay)
+            return
         radius = float(np.percentile(np.maximum(ax, ay), 90))
         k = ellipse_segments(radius, n)
         theta = np.linspace(0.0, 2.0 * np.pi, k + 1)
@@ -364,8 +373,50 @@ class EllipseSetItem(pg.GraphicsObject):
             self._prepare(key)
             self._device_key = key
         p.resetTransform()
+        if self._raster:
+            if self._image is not None:
+                p.drawImage(QPointF(0.0, 0.0), self._image)
+            return
         p.setPen(self._pen)
         p.drawLines(shiboken6.wrapInstance(self._lines.ctypes.data, QLineF), len(self._lines))
+
+    def _rasterise(self, key: tuple, cx, cy, ax, ay) -> None:
+        """Rings sampled about one pixel apart (ellipses grouped by size, so each group is
+        one vectorised pass), counted per pixel, and shaded 1 - (1 - alpha)^count: where
+        many rings cross, the grey saturates as overlapping translucent lines would."""
+        dpr = key[-1]
+        w, h = int(round(key[6] * dpr)), int(round(key[7] * dpr))
+        self._image = None
+        if w <= 0 or h <= 0 or w > 16384 or h > 16384 or len(cx) == 0:
+            return
+        cx, cy, ax, ay = cx * dpr, cy * dpr, ax * dpr, ay * dpr
+        # Samples per ring ~ its perimeter in pixels, in powers of two from 8 to 4096
+        # (a bigger ring is drawn only where it crosses the screen: clipped below).
+        perimeter = np.pi * (ax + ay)
+        size = np.clip(np.ceil(np.log2(np.maximum(perimeter, 1.0))), 3, 12).astype(np.int64)
+        hits = []
+        for b in np.unique(size):
+            idx = np.flatnonzero(size == b)
+            theta = np.linspace(0.0, 2.0 * np.pi, 1 << int(b), endpoint=False)
+            px = np.rint(cx[idx, None] + ax[idx, None] * np.cos(theta)).ravel()
+            py = np.rint(cy[idx, None] + ay[idx, None] * np.sin(theta)).ravel()
+            ok = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+            hits.append(py[ok].astype(np.int64) * w + px[ok].astype(np.int64))
+        flat = np.concatenate(hits) if hits else np.zeros(0, np.int64)
+        counts = np.bincount(flat, minlength=w * h)
+        pixels = self._shades()[np.minimum(counts, 255)].reshape(h, w)
+        image = QImage(memoryview(pixels.reshape(-1)), w, h, w * 4,
+                       QImage.Format.Format_ARGB32_Premultiplied)
+        image.setDevicePixelRatio(dpr)
+        self._image, self._image_owner = image, pixels
+
+    def _shades(self) -> np.ndarray:
+        """Premultiplied ARGB for 0..255 overlapping rings of the pen's colour."""
+        c = self._pen.color()
+        alpha = 1.0 - (1.0 - c.alphaF()) ** np.arange(256)
+        a = np.rint(255 * alpha).astype(np.uint32)
+        return ((a << 24) | ((c.red() * a // 255) << 16) | ((c.green() * a // 255) << 8)
+                | (c.blue() * a // 255)).astype(np.uint32)
 
 
 class LatentView(pg.PlotWidget):
@@ -389,7 +440,7 @@ class LatentView(pg.PlotWidget):
         self._prior = pg.PlotCurveItem(
             *prior_circles(), connect="finite",
             pen=pg.mkPen(PRIOR_COLOUR, width=1, style=Qt.PenStyle.DashLine))
-        self._ellipses = EllipseSetItem(pg.mkPen(ELLIPSE_COLOUR, width=0))
+        self._ellipses = EllipseSetItem(pg.mkPen(ELLIPSE_COLOUR, width=0), raster=True)
         self._points = PointCloudItem()
         self._selected_ellipse = EllipseSetItem(pg.mkPen(HIGHLIGHT_COLOUR, width=2))
         self._ring = pg.ScatterPlotItem(symbol="o", size=14, brush=None,

@@ -65,6 +65,22 @@ def test_the_later_dot_is_on_top_and_repaints_reuse_the_image(plot):
     assert plot._points._image is image
 
 
+def test_moved_and_recoloured_dots_are_drawn_where_they_now_are(plot):
+    plot.set_ellipse_budget(0)
+    show(plot, [[-1.0, -1.0], [2.0, 2.0]], labels=[0, 1])
+    background = colour_at(plot, 0.0, 0.0)
+    assert colour_at(plot, -1.0, -1.0) != background
+    plot.set_latents(np.array([[0.0, 0.0], [2.0, 2.0]], np.float32),
+                     np.full((2, 2), 1e-3, np.float32))
+    plot.viewport().repaint()  # same view, new data
+    assert colour_at(plot, -1.0, -1.0) == background
+    assert colour_at(plot, 0.0, 0.0) != background
+    before = colour_at(plot, 0.0, 0.0).name()
+    plot.set_point_values(np.array([0.0, 1.0]), "a value")  # a colouring by value
+    plot.viewport().repaint()
+    assert colour_at(plot, 0.0, 0.0).name() != before
+
+
 def test_non_finite_latents_and_a_huge_sigma_paint_without_crashing(plot):
     mu = np.array([[np.nan, 0.0], [1.0, 1.0], [np.inf, 2.0], [-np.inf, np.nan],
                    [0.5, -0.5]], np.float32)
