@@ -79,8 +79,9 @@ def _rect(b: tuple[float, float, float, float] | None) -> QRectF:
 
 
 # A dot's pixels around its centre: a disc of radius 2.5 px, POINT_SIZE across (21 pixels).
-DOT_STAMP = np.array([(dx, dy) for dy in range(-2, 3) for dx in range(-2, 3)
-                      if dx * dx + dy * dy <= 2.5 ** 2])
+DOT_STAMP = np.array(sorted(((dx, dy) for dy in range(-2, 3) for dx in range(-2, 3)
+                             if dx * dx + dy * dy <= 2.5 ** 2),
+                            key=lambda d: -(d[0] ** 2 + d[1] ** 2)))  # rim first
 DOT_STAMP_RADIUS = 3  # pixels of padding around the image buffer, > the stamp's reach
 
 
@@ -238,8 +239,9 @@ class PointCloudItem(pg.GraphicsObject):
 
     def _rasterise(self, key: tuple) -> None:
         """Stamp every visible dot into one image with numpy, in draw order (a later dot
-        overwrites an earlier one): ~4x cheaper than drawPixmapFragments at 70,000 dots,
-        and a repaint that changes no data or view only blits the image."""
+        overwrites an earlier one, though an earlier dot's centre shows through a later
+        one's rim): ~4x cheaper than drawPixmapFragments at 70,000 dots, and a repaint
+        that changes no data or view only blits the image."""
         self._image_key = self._device_key
         dpr = key[-1]
         w, h = int(round(key[6] * dpr)), int(round(key[7] * dpr))
@@ -268,8 +270,11 @@ class PointCloudItem(pg.GraphicsObject):
             centre = iy * width + ix
             argb = self._argb[(v[:, 2] / max(1, self._side)).astype(np.int64)]
             flat = buf.reshape(-1)
-            flat[(centre[:, None] + self._stamp[None, :]).ravel()] = np.repeat(
-                argb, len(self._stamp))
+            # One pass per stamp pixel: later dots overwrite earlier ones within a pass,
+            # and the centre pass comes last, so a later dot's edge never covers an
+            # earlier dot's centre.
+            for offset in self._stamp:
+                flat[centre + offset] = argb
         # The unpadded picture starts pad rows and pad columns in, one padded row apart.
         inner = memoryview(buf.reshape(-1)[pad * width + pad:])
         image = QImage(inner, w, h, width * 4, QImage.Format.Format_ARGB32_Premultiplied)
