@@ -39,9 +39,9 @@ MAX_ELLIPSE_INK = 1_000_000
 # Device coordinates are clamped to this before any outline arithmetic (finite, and far
 # beyond any screen).
 MAX_DEVICE_COORD = 1e12
-# Ring samples per frame for the rasterised ellipses (~1 per outline pixel, so about the
-# ink cap): ~7 ms of numpy for 5,000 rings of 10 px radius, ~20 ms at the cap.
-MAX_RING_SAMPLES = MAX_ELLIPSE_INK
+# Ring samples per frame (~1 per outline pixel) up to which the ellipses are rasterised
+# with numpy (~5 ms: 5,000 rings of 10 px radius); past it, drawLines with its segment cap.
+MAX_RING_SAMPLES = 300_000
 PRIOR_EXTENT = 3.0  # the followed view always shows the prior's 3-sigma circle
 FOLLOW_FILL = 0.6  # refit the followed view when the data fill less than this of it
 PRIORITY_SEED = 0  # seeds the fixed order in which points get an ellipse and are drawn
@@ -364,7 +364,11 @@ class EllipseSetItem(pg.GraphicsObject):
         for a in (ax, ay):
             np.clip(np.nan_to_num(a, nan=0.0, posinf=big), 0.0, big, out=a)
         n = len(cx)
-        if self._raster:
+        self._image = None
+        # Many small rings: stamped with numpy (cost ~ their pixels). Big ones (an untrained
+        # encoder's sigma ~ 1): drawLines, whose cost is capped by the segment budget.
+        if self._raster and int(ring_samples(ax * key[-1], ay * key[-1]).sum()) \
+                <= MAX_RING_SAMPLES:
             self._rasterise(key, cx, cy, ax, ay)
             return
         radius = float(np.percentile(np.maximum(ax, ay), 90))
@@ -391,9 +395,8 @@ class EllipseSetItem(pg.GraphicsObject):
             self._prepare(key)
             self._device_key = key
         p.resetTransform()
-        if self._raster:
-            if self._image is not None:
-                p.drawImage(QPointF(0.0, 0.0), self._image)
+        if self._image is not None:
+            p.drawImage(QPointF(0.0, 0.0), self._image)
             return
         p.setPen(self._pen)
         p.drawLines(shiboken6.wrapInstance(self._lines.ctypes.data, QLineF), len(self._lines))
@@ -410,12 +413,7 @@ class EllipseSetItem(pg.GraphicsObject):
         cx, cy, ax, ay = cx * dpr, cy * dpr, ax * dpr, ay * dpr
         # Samples per ring ~ its perimeter in pixels (a ring bigger than 4096 samples shows
         # gaps; only where it crosses the screen is drawn: clipped below).
-        size = ring_samples(ax, ay)
-        # Within a per-frame sample budget, keeping the first ellipses (priority order);
-        # LatentView already chose within it, so this is a guard.
-        keep = int(np.searchsorted(np.cumsum(size), MAX_RING_SAMPLES, side="right"))
-        if keep < len(size):
-            cx, cy, ax, ay, size = cx[:keep], cy[:keep], ax[:keep], ay[:keep], size[:keep]
+        size = ring_samples(ax, ay)  # _prepare checked their sum is within the budget
         hits = []
         for b in np.unique(size):
             idx = np.flatnonzero(size == b)
@@ -821,18 +819,14 @@ class LatentView(pg.PlotWidget):
             px = np.pi * (ex[idx] / pw + ey[idx] / ph)
             return dpr * np.minimum(np.nan_to_num(px, nan=0.0, posinf=most), most)
 
-        def samples(idx: np.ndarray) -> np.ndarray:  # what the ring raster spends on each
-            return ring_samples(dpr * ex[idx] / pw, dpr * ey[idx] / ph)
-
-        px, rings = ink(chosen), samples(chosen)
-        if float(px.sum()) <= MAX_ELLIPSE_INK and int(rings.sum()) <= MAX_RING_SAMPLES:
+        px = ink(chosen)
+        if float(px.sum()) <= MAX_ELLIPSE_INK:
             return chosen
         if not ranked:
             # Re-rank by priority, so the cut keeps a random subset, not the low indices.
             chosen = self._order[in_view[self._order]]
-            px, rings = ink(chosen), samples(chosen)
-        keep = min(int(np.searchsorted(np.cumsum(px), MAX_ELLIPSE_INK, side="right")),
-                   int(np.searchsorted(np.cumsum(rings), MAX_RING_SAMPLES, side="right")))
+            px = ink(chosen)
+        keep = int(np.searchsorted(np.cumsum(px), MAX_ELLIPSE_INK, side="right"))
         return chosen[: max(1, keep)]
 
     def _set_status_text(self) -> None:

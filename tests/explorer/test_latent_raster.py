@@ -96,3 +96,18 @@ def test_non_finite_latents_and_a_huge_sigma_paint_without_crashing(plot):
     # 1e16 px on screen, and latents far beyond any screen
     show(plot, [[0.0, 0.0], [1e30, -1e30]], sigma=[[1e16, 1e16], [1e16, 1e-30]])
     plot.viewport().repaint()
+
+
+def test_small_rings_are_rasterised_where_the_ellipse_is_and_big_ones_drawn_as_lines(plot):
+    show(plot, [[0.0, 0.0]], sigma=[[1.0, 2.0]])  # 1-sigma ring: half axes 1 and 2
+    assert plot._ellipses._image is not None  # one ring of ~100 px radius: the raster path
+    background = colour_at(plot, -3.0, 3.5)
+    for x, y in ((1.0, 0.0), (-1.0, 0.0), (0.0, 2.0), (0.0, -2.0)):
+        ring = max(colour_at(plot, x + dx, y + dy).red() for dx in (-0.02, 0, 0.02)
+                   for dy in (-0.02, 0, 0.02))
+        assert ring > background.red() + 20, (x, y)
+    assert colour_at(plot, 0.5, 0.5) == background  # inside the ring: nothing drawn
+    rng = np.random.default_rng(0)
+    many = rng.normal(size=(4000, 2)).astype(np.float32)
+    show(plot, many, sigma=np.full_like(many, 1.5))  # an untrained encoder's big rings
+    assert plot._ellipses._image is None and len(plot._ellipses._lines) > 0  # drawLines
