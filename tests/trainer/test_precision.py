@@ -86,6 +86,8 @@ def test_the_train_json_line_records_the_precision_and_why(cache, tmp_path, caps
                  "--quiet"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["precision"] in ("fp32", "bf16") and record["precision_reason"]
+    # Both clocks: training time, and the whole command (evaluations and the save too).
+    assert 0 < record["train_seconds"] == record["seconds"] < record["wall_seconds"]
     assert main(["train", "digits", "--epochs", "1", "--out", str(out), "--hidden", "32,32",
                  "--precision", "fp32", "--quiet"]) == 0
     record = json.loads(capsys.readouterr().out)
