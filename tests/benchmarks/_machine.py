@@ -2,7 +2,9 @@
 
 A figure means little without the CPU behind it (AVX-512 BF16 doubles a matmul; an AVX2-only
 CPU emulates bf16 5-15x slower than fp32), the torch build, the precision actually used and
-the other load on the machine. Use:
+the other load on the machine. A benchmark run as ``python tests/benchmarks/bench_x.py`` has
+this folder on sys.path, so ``from _machine import LoadWatch, machine_line, pairs_summary``.
+Use:
 
     watch = LoadWatch()                 # at start: load average, CPU time of the others
     ... rounds: watch.mark() after each one gives the other processes' cores in that round
