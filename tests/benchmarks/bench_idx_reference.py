@@ -9,8 +9,12 @@ one path the data takes.
 
 Both contenders: the same split (Session's: split_indices(N, 0.1, seed 0)), the same model
 size (784-512-512-2, Bernoulli), dynamic binarisation, batch 128, Adam lr 1e-3, the same
-torch thread count and the same wall-clock budget (``--seconds``), taken in alternating
-slices (``--slice``) so that other load on a shared machine hits both alike.
+torch thread count and the same wall-clock budgets (``--seconds 10,30,60``: one run, both
+models copied aside and scored as each budget is reached), taken in alternating slices
+(``--slice``) so that other load on a shared machine hits both alike. The engine's budget is
+wall time with its own evaluations included (Session.run stopped by the clock); the
+``latent-explorer train`` command adds its final evaluation and checkpoint write to that
+(its JSON line gives ``train_seconds`` and ``wall_seconds``).
 
 - engine: trainer.Session(dataset, TrainConfig(hidden=(512, 512), threads=T)).run(), default
   config otherwise (precision "auto", periodic held-out ELBO and log p(x) evaluations),
