@@ -37,9 +37,14 @@ def test_without_native_bf16_auto_is_fp32_without_a_race(cache):
 
 @native
 def test_the_race_decides_and_never_picks_the_slower(cache):
+    threads = torch.get_num_threads()
     choice = choose_precision(SHAPE)
+    assert torch.get_num_threads() == threads  # raced on one thread, then restored
     assert not choice.cached and choice.fp32_ms > 0 and choice.bf16_ms > 0
     speedup = choice.fp32_ms / choice.bf16_ms
+    if "inconclusive" in choice.reason:  # the two races disagreed: fp32, nothing cached
+        assert choice.name == "fp32" and not cache.exists()
+        return
     assert choice.name == ("bf16" if speedup >= MIN_SPEEDUP else "fp32"), choice
     if choice.name == "bf16":
         assert choice.bf16_ms < choice.fp32_ms
@@ -50,8 +55,11 @@ def test_the_race_decides_and_never_picks_the_slower(cache):
 def test_the_cached_answer_is_reused_across_processes(cache):
     first = choose_precision(SHAPE)
     assert not first.cached
+    if "inconclusive" in first.reason:  # a busy machine: nothing is kept, the next races
+        assert not cache.exists() and not choose_precision(SHAPE).cached
+        return
     data = json.loads(cache.read_text())
-    key = machine_key(SHAPE, torch.get_num_threads())
+    key = machine_key(SHAPE)
     assert data["entries"][key]["name"] == first.name
     precision.forget()  # as a new process would start
     again = choose_precision(SHAPE)
@@ -62,22 +70,26 @@ def test_the_cached_answer_is_reused_across_processes(cache):
 
 @native
 def test_a_corrupted_cache_file_is_ignored_and_rewritten(cache):
-    cache.write_text('{"version": 1, "entries": {"broken')
+    cache.write_text('{"version": 2, "entries": {"broken')
     choice = choose_precision(SHAPE)
     assert not choice.cached and choice.fp32_ms is not None
+    if "inconclusive" in choice.reason:
+        return  # nothing to write; the corrupted file was read without harm
     data = json.loads(cache.read_text())  # valid JSON again, with the fresh answer
-    assert data["entries"][machine_key(SHAPE, torch.get_num_threads())]["name"] == choice.name
+    assert data["entries"][machine_key(SHAPE)]["name"] == choice.name
 
 
 @native
 def test_an_answer_for_another_torch_or_shape_is_not_used(cache):
-    other = machine_key(SHAPE, torch.get_num_threads()).replace(torch.__version__, "0.0.1")
+    other = machine_key(SHAPE).replace(torch.__version__, "0.0.1")
     planted = {"name": "fp32", "reason": "planted for another torch"}
-    cache.write_text(json.dumps({"version": 1, "entries": {other: planted}}))
+    cache.write_text(json.dumps({"version": precision.CACHE_VERSION,
+                                 "entries": {other: planted}}))
     choice = choose_precision(SHAPE)
     assert choice.reason != planted["reason"] and not choice.cached
     entries = json.loads(cache.read_text())["entries"]
-    assert entries[other] == planted and len(entries) == 2  # kept beside the new one
+    assert entries[other] == planted  # kept, beside the new answer when there is one
+    assert len(entries) == (1 if "inconclusive" in choice.reason else 2)
 
 
 def test_the_train_json_line_records_the_precision_and_why(cache, tmp_path, capsys):
