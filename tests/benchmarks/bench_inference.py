@@ -104,6 +104,14 @@ def bench(dataset: ImageDataset, hidden: tuple[int, ...], train_s: float, window
     session = Session(dataset, TrainConfig(hidden=hidden, seed=0))
     session.run(seconds=train_s)
     model = session.model.eval()
+    clock = [time.perf_counter()]
+
+    def phase(name: str) -> None:  # progress on stderr: where a slow run spends its time
+        now = time.perf_counter()
+        print(f"bench_inference: {dataset.n_pixels} px: {name} {now - clock[0]:.1f} s",
+              file=sys.stderr, flush=True)
+        clock[0] = now
+
     x = session.heldout_inputs(points + 1)
     band_levels(posterior_grid(model, x[0]).for_display().mass)  # warm-up (imports too)
     grids, grid_ms = [], []
@@ -119,16 +127,19 @@ def bench(dataset: ImageDataset, hidden: tuple[int, ...], train_s: float, window
     posterior_grid(model, x[0], precision="bf16")  # warm-up
     bf16_ms = [1e3 * timed(lambda i=i: posterior_grid(model, x[i], precision="bf16"))
                for i in range(1, 4)]
+    phase("grids")
     # The brute-force check, on every thread (it is seconds of decoder passes per point).
     threads = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     errors = [abs(g.log_px - brute_force_log_px(model, x[i], widen(g.extent, 1.5), n=1024))
               for i, g in enumerate(grids[:brute_points], start=1)]
     torch.set_num_threads(threads)
+    phase("brute-force check")
     optimise_point(model, x[0], steps=5)  # warm-up
     opt_s = [timed(lambda i=i: optimise_point(model, x[i])) for i in range(1, 4)]
     optimise_point(model, x[0], steps=5, method="mc")  # warm-up (Adam imports extras)
-    mc_s = [timed(lambda i=i: optimise_point(model, x[i], method="mc")) for i in range(1, 4)]
+    mc_s = [timed(lambda i=i: optimise_point(model, x[i], method="mc")) for i in range(1, 3)]
+    phase("optimise")
     gen = torch.Generator().manual_seed(0)
     pts = torch.from_numpy(dataset.as_float(np.arange(256)))
     pts = torch.bernoulli(pts, generator=gen)  # 256 fixed binarised points
@@ -175,9 +186,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the GUI uses 1)")
     ap.add_argument("--train", type=float, default=5.0, help="seconds of training first")
-    ap.add_argument("--window", type=float, default=8.0, help="seconds per throughput window")
+    ap.add_argument("--window", type=float, default=4.0, help="seconds per throughput window")
     ap.add_argument("--points", type=int, default=20, help="points timed on the adaptive grid")
-    ap.add_argument("--brute", type=int, default=3,
+    ap.add_argument("--brute", type=int, default=2,
                     help="of those, checked against a brute-force 1024 x 1024 grid")
     args = ap.parse_args()
     watch = LoadWatch()
