@@ -32,6 +32,9 @@ PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
 DEFAULT_ELLIPSE_BUDGET = 5000
 MAX_ELLIPSE_SEGMENTS = 40_000  # line segments per frame for all ellipses: drawLines costs per one
+# Ring samples per frame (~1 per outline pixel) up to which the ellipses are rasterised
+# with numpy (~5 ms: 5,000 rings of 10 px radius); past it, drawLines with its segment cap.
+MAX_RING_SAMPLES = 300_000
 # Device pixels of outline per frame for all ellipses: each pixel is alpha-blended, so 5,000
 # big ellipses (sigma ~ 1 early in training, ~80 px radius) cost ~10 ms a paint for an
 # already saturated grey; past this ink the ellipses are thinned further, in priority order.
@@ -39,9 +42,6 @@ MAX_ELLIPSE_INK = 1_000_000
 # Device coordinates are clamped to this before any outline arithmetic (finite, and far
 # beyond any screen).
 MAX_DEVICE_COORD = 1e12
-# Ring samples per frame (~1 per outline pixel) up to which the ellipses are rasterised
-# with numpy (~5 ms: 5,000 rings of 10 px radius); past it, drawLines with its segment cap.
-MAX_RING_SAMPLES = 300_000
 PRIOR_EXTENT = 3.0  # the followed view always shows the prior's 3-sigma circle
 FOLLOW_FILL = 0.6  # refit the followed view when the data fill less than this of it
 PRIORITY_SEED = 0  # seeds the fixed order in which points get an ellipse and are drawn
