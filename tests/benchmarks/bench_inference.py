@@ -164,7 +164,7 @@ def bench(dataset: ImageDataset, hidden: tuple[int, ...], train_s: float, window
         "grid_ms_p50": round(statistics.median(grid_ms), 1),
         "grid_ms_max": round(max(grid_ms), 1), "grid_points": len(grid_ms),
         "of_which_contours_ms_p50": round(statistics.median(contour_ms), 1),
-        "grid_error_nats_max": float(f"{max(errors):.2e}"),
+        "grid_error_nats_max": float(f"{max(errors):.2e}") if errors else None,
         "grid_error_nats": [float(f"{e:.2e}") for e in errors],
         "grid_error_estimates": [float(f"{g.error_nats:.2e}") for g in grids[:brute_points]],
         "grid_resolved": sum(g.resolved for g in grids),
