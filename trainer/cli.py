@@ -209,6 +209,7 @@ def _config_changes(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    wall_start = time.perf_counter()
     changes = _config_changes(args)
     dataset = load_source(args.source)
     if args.resume:
@@ -250,17 +251,19 @@ def cmd_train(args) -> int:
         "heldout_elbo": heldout["elbo"], "heldout_recon": heldout["recon"],
         "heldout_kl": heldout["kl"], "train_elbo": train["elbo"], "train_recon": train["recon"],
         "train_kl": train["kl"], "samples_seen": session.samples_seen,
-        "seconds": round(spent, 3), "epochs": session.epoch,
+        "seconds": round(spent, 3), "train_seconds": round(spent, 3), "epochs": session.epoch,
         "steps": session.step_count,
         "samples_per_s": round(session.samples_seen / spent, 1) if spent > 0 else 0.0,
         "likelihood": session.config.likelihood, "binarization": session.config.binarization,
-        "precision": "bf16" if session._autocast_dtype is not None else "fp32",
+        "precision": session.precision.name, "precision_reason": session.precision.reason,
         "dataset": dataset.source, "n_train": len(session.split.train),
         "n_heldout": len(session.split.heldout), "checkpoint": str(out),
         "units": "per-datapoint nats; ELBO higher is better; held-out terms in fp32",
     }
     if stopped:
         record["stopped"] = stopped
+    # The whole command: loading, training, its evaluations and the checkpoint write.
+    record["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     _emit(record)
     if session.stopped_reason is not None:
         print(f"{PROG}: {session.stopped_reason}", file=sys.stderr)

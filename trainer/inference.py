@@ -27,7 +27,7 @@ from .posterior import PosteriorGrid, as_input, as_module, cell_grid, describe_s
 SHARED_PEAK_CELL_LIMIT = 0.25
 SHARED_EDGE_LIMIT = 1e-4
 # The per-point inspector's settings, shared by the GUI's Inspector and ``inspect``.
-INSPECT_GRID_N = 128
+INSPECT_GRID_N = None  # the adaptive grid (trainer.posterior_grid), to ~0.01 nats
 INSPECT_IWAE_K = 1000
 
 
@@ -63,11 +63,12 @@ class PointInference:
         return None if self.optimum is None else self.log_px - self.optimum.diagonal.elbo
 
 
-def inspect_point(model, x, n: int = INSPECT_GRID_N, iwae_k: int = INSPECT_IWAE_K,
+def inspect_point(model, x, n: int | None = INSPECT_GRID_N, iwae_k: int = INSPECT_IWAE_K,
                   optimise: bool = False,
                   seed: int = 0) -> PointInference:
     """The per-point inspector's numbers for x (D,). ``optimise`` also runs the local
-    optimisation (~0.1-1 s); ``optimise_point`` can be called later instead."""
+    optimisation (~0.1-1 s); ``optimise_point`` can be called later instead. ``n=None``:
+    the adaptive grid (trainer.posterior_grid), resolved to ~0.01 nats."""
     model = as_module(model)
     x = as_input(x).reshape(-1)
     grid = posterior_grid(model, x, n)
@@ -229,7 +230,7 @@ def dataset_gaps(model, x, n: int = 128, refine: bool = True) -> SharedGridEstim
         fill_unresolved(model, x, est)
         x = as_input(x)
         for i in np.flatnonzero(~est.resolved):
-            est.log_px[i] = posterior_grid(model, x[i], n).log_px
+            est.log_px[i] = posterior_grid(model, x[i]).log_px
             est.elbo[i] = encoder_fit(model, x[i]).elbo
             est.resolved[i] = True
     return est

@@ -23,6 +23,7 @@ from .frozen import FrozenVAE
 from .history import History
 from .inference import DutyCycle, heldout_log_px
 from .model import VAE
+from .precision import PrecisionChoice, choose_precision, model_shape, onednn_bf16_native
 
 TRAIN_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
 HELDOUT_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
@@ -88,18 +89,25 @@ def bf16_is_fast(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        try:  # True on CPUs with AVX-512 BF16 or AMX, where oneDNN runs bf16 natively
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
+        return onednn_bf16_native()
     return False
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+def precision_choice(name: str, device: torch.device, shape: tuple[int, ...] = (128, 784, 512)
+                     ) -> PrecisionChoice:
+    """What ``precision`` means here, and why: "auto" races bf16 against fp32 on the
+    model's shape once per machine (trainer.precision), so it never picks the slower."""
+    if name == "bf16":
+        return PrecisionChoice("bf16", "asked for")
+    if name == "fp32":
+        return PrecisionChoice("fp32", "asked for")
+    return choose_precision(shape, device)
+
+
+def resolve_precision(name: str, device: torch.device, shape: tuple[int, ...] = (128, 784, 512)
+                      ) -> torch.dtype | None:
     """The autocast dtype for training matmuls, or None for plain fp32."""
-    if name == "bf16" or (name == "auto" and bf16_is_fast(device)):
-        return torch.bfloat16
-    return None
+    return precision_choice(name, device, shape).dtype
 
 
 def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -166,7 +174,10 @@ class Session:
         torch.manual_seed(cfg.seed)
         self.model = VAE.from_config(self.dataset.n_pixels, cfg).to(self.device)
         self.optimizer = make_adam(self.model.parameters(), cfg.lr, self.device)
-        self._autocast_dtype = resolve_precision(cfg.precision, self.device)
+        self.precision = precision_choice(
+            cfg.precision, self.device,
+            model_shape(cfg.batch_size, self.dataset.n_pixels, cfg.hidden))
+        self._autocast_dtype = self.precision.dtype
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
         self.step_count = 0

@@ -16,7 +16,7 @@ from explorer.dataset_views import (
     Trails,
     colouring_values,
 )
-from explorer.inspector import Inspector, fmt, fmt_se, input_note
+from explorer.inspector import GRID_N, Inspector, fmt, fmt_se, input_note
 from explorer.latent_view import LatentView
 from trainer import Session, TrainConfig, gaussian_fit, inspect_point
 from trainer.evidence import dataset_evidence
@@ -67,7 +67,7 @@ def test_inspect_shows_the_trainer_numbers_and_the_overlay(qtbot, inspector, tra
     assert set(np.unique(x)) <= {0.0, 1.0}
     assert inspector.note_label.text() == input_note("dynamic")
     assert inspector.tiles["scored"].isVisible()  # the binary x beside the grey image
-    expected = inspect_point(trained.model, x, n=128, iwae_k=1000)
+    expected = inspect_point(trained.model, x, n=GRID_N, iwae_k=1000)  # adaptive
     v = inspector.values()
     assert v["log_px"] == pytest.approx(expected.log_px, abs=1e-6)
     assert v["elbo"] == pytest.approx(expected.encoder.elbo, abs=1e-6)
@@ -90,6 +90,14 @@ def test_inspect_shows_the_trainer_numbers_and_the_overlay(qtbot, inspector, tra
         (x0, x1, y0, y1), abs=1e-6)
     # The 50 / 90 / 99 % outlines exist, and the image lies beneath the q ellipse.
     assert all(not c.boundingRect().isEmpty() for c in overlay.isocurves)
+    # Traced on a coarser copy, the outlines are scaled into the image's cells: inside it,
+    # and the 99 % outline spans a good part of it (not a quarter, as unscaled).
+    cells = overlay.image.boundingRect()
+    for curve in overlay.isocurves:
+        r = curve.mapRectToParent(curve.boundingRect())
+        assert cells.adjusted(-1, -1, 1, 1).contains(r), (r, cells)
+    widest = max(c.mapRectToParent(c.boundingRect()).width() for c in overlay.isocurves)
+    assert widest > 0.3 * cells.width()
     assert overlay.image.zValue() < overlay.q_curve.zValue()
 
     inspector.copy_numbers()

@@ -234,3 +234,57 @@ def test_duty_cycle_keeps_evaluation_under_its_share():
     assert not cycle.due(4.9) and cycle.due(5.0)
     cycle.ran(5.0, cost_seconds=0.01)  # cheap runs still wait min_interval
     assert not cycle.due(5.9) and cycle.due(6.0)
+
+
+# ------------------------------------------------- the adaptive grid (issue 15)
+@pytest.mark.parametrize("scale, z_true", [(1.5, (0.7, -1.2)), (12.0, (3.5, -2.5))])
+def test_adaptive_grid_is_exact_for_a_gaussian_posterior_without_refining(scale, z_true):
+    model, x, (log_px, mean, cov, _) = linear_case(scale, z_true)
+    grid = posterior_grid(model, x)  # adaptive: 32 x 32 over the mass box
+    assert grid.log_density.shape == (32, 32) and grid.refine_levels == 0
+    # Exact up to float32 decoder arithmetic (the midpoint error itself is ~1e-30 here).
+    assert grid.log_px == pytest.approx(log_px, abs=1e-5)
+    assert grid.resolved and grid.error_nats < 0.01 and grid.edge_mass < 1e-10
+    sd = np.sqrt(np.diag(cov))
+    np.testing.assert_allclose(grid.mean, mean, atol=1e-4 * sd.min())
+    np.testing.assert_allclose(grid.cov, cov, rtol=1e-4, atol=1e-4 * sd.prod())
+    # Far fewer decoder passes than one 128 x 128 grid.
+    assert grid.evaluations < 128 * 128 / 4
+
+
+def test_adaptive_grid_matches_a_brute_force_1024_grid_on_a_trained_model(trained):
+    from trainer.posterior import brute_force_log_px, widen
+
+    model, x = trained
+    for i in range(4):
+        grid = posterior_grid(model, x[i])
+        brute = brute_force_log_px(model, x[i], widen(grid.extent, 1.5), n=1024)
+        assert grid.resolved
+        assert abs(grid.log_px - brute) < 0.01, (i, grid.log_px, brute)
+        assert abs(grid.log_px - brute) <= max(3 * grid.error_nats, 2e-3)  # honest estimate
+
+
+def test_adaptive_grid_refines_where_the_shape_needs_it_and_says_when_unresolved(trained):
+    from trainer.posterior import brute_force_log_px, widen
+
+    model, x = trained
+    coarse = posterior_grid(model, x[0], tol=1.0)  # no refining asked for
+    fine = posterior_grid(model, x[0], tol=1e-5)
+    assert coarse.refine_levels == 0 and fine.refine_levels >= 1
+    assert fine.evaluations > coarse.evaluations
+    brute = brute_force_log_px(model, x[0], widen(coarse.extent, 1.5), n=1024)
+    assert abs(fine.log_px - brute) <= abs(coarse.log_px - brute) + 1e-4
+    assert np.exp(fine.log_density + fine.log_cell_area).sum() == pytest.approx(1, abs=1e-9)
+    impossible = posterior_grid(model, x[0], tol=1e-14)  # beyond float32 arithmetic
+    assert not impossible.resolved and impossible.error_nats > 1e-14
+
+
+def test_display_grid_is_a_smooth_normalised_copy(trained):
+    model, x = trained
+    grid = posterior_grid(model, x[1])
+    shown = grid.for_display(128)
+    assert shown.log_density.shape == (128, 128) and shown.extent == pytest.approx(grid.extent)
+    assert shown.mass.sum() == pytest.approx(1, abs=1e-9)
+    assert shown.log_px == grid.log_px
+    np.testing.assert_allclose(shown.mean, grid.mean, atol=0.02 * np.sqrt(grid.cov[0, 0]))
+    assert grid.for_display(16) is grid
