@@ -260,11 +260,14 @@ def test_cli_refuses_with_one_line_and_exit_2(base, tmp_path, image, capsys, com
 def test_a_huge_hidden_size_is_refused_before_allocating(base, tmp_path):
     """[20000, 20000] would allocate 3.2 GB of weights: a fresh process must stay small."""
     d = crafted(base, tmp_path, run_edit("config.hidden", [20000, 20000]))
-    code = ("import resource, sys\n"
+    # VmHWM is this process's own peak: ru_maxrss would carry over the forking pytest
+    # parent's peak across exec and fail whenever the suite itself had grown past 1 GiB.
+    code = ("import sys\n"
             "from trainer.checkpoint import load_checkpoint, CheckpointError\n"
             "try:\n    load_checkpoint(sys.argv[1])\n"
             "except CheckpointError as e:\n    print('refused:', e)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+            "print(hwm.split()[1])\n")
     done = subprocess.run([sys.executable, "-c", code, str(d)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
