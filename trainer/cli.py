@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -25,6 +26,7 @@ from .config import (
     default_binarization,
 )
 from .data import DataError, load_source
+from .distributed import Ranks, RankStopped, launch, stop_on_sigterm
 from .elbo import elbo_terms, grid_log_px, iwae_log_px
 from .inference import inspect_point
 from .session import Session
@@ -87,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--precision", choices=PRECISIONS)
     t.add_argument("--resume", metavar="DIR", help="continue from this checkpoint")
+    t.add_argument("--checkpoint-every", type=_positive(float), metavar="SECONDS",
+                   help="also write the checkpoint every SECONDS of wall time while training")
+    t.add_argument("--nproc", type=_positive(int), metavar="N",
+                   help="train on N local processes (torchrun; one per GPU with --device "
+                        "cuda); --batch-size is the total over all of them")
     _add_machine(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
@@ -125,10 +132,13 @@ def _add_machine(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help or a usage error (argparse already printed it)
         return int(e.code or 0)
+    if getattr(args, "nproc", None) and "WORLD_SIZE" not in os.environ:
+        return launch(args.nproc, _without_nproc(argv))
     try:
         return args.func(args)
     except (DataError, ConfigError, CheckpointError) as e:
@@ -136,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         return _fail(f"{where}{e.strerror or e}")
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def _fail(message: str) -> int:
@@ -162,10 +184,33 @@ def _config_changes(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    """Train in this process; under torchrun, as one rank of the run (see
+    trainer.distributed): rank 0 alone evaluates, reports and writes checkpoints."""
+    checkpoint = load_checkpoint(args.resume) if args.resume else None
+    device = args.device or (checkpoint.config.device if checkpoint else "cpu")
+    ranks, device = Ranks.from_env(device)
+    if not ranks.distributed:
+        return _train(args, checkpoint, ranks)
+    stop_on_sigterm()
+    try:
+        args.device = device
+        args.quiet = args.quiet or not ranks.is_main
+        return _train(args, checkpoint, ranks)
+    except (KeyboardInterrupt, RankStopped, torch.distributed.DistBackendError) as e:
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]
+        if ranks.is_main and "LATENT_EXPLORER_LAUNCHER" not in os.environ:
+            print(f"{PROG}: error: rank {ranks.rank} of {ranks.world_size}: {why}; the run "
+                  "stopped and wrote no checkpoint (the last complete one is intact)",
+                  file=sys.stderr)
+        return 130 if isinstance(e, KeyboardInterrupt) else 1
+    finally:
+        ranks.close()
+
+
+def _train(args, checkpoint, ranks: Ranks) -> int:
     changes = _config_changes(args)
     dataset = load_source(args.source)
-    if args.resume:
-        checkpoint = load_checkpoint(args.resume)
+    if checkpoint is not None:
         fixed = sorted(k for k in STRUCTURAL if k in changes
                        and changes[k] != getattr(checkpoint.config, k))
         if fixed:
@@ -175,7 +220,8 @@ def cmd_train(args) -> int:
             print(f"{PROG}: note: {args.source} differs from the dataset {args.resume} was "
                   "trained on; continuing with its weights on the new data", file=sys.stderr)
         session = Session.from_checkpoint(checkpoint, dataset, device=changes.get("device"),
-                                          threads=changes.get("threads"), strict=False)
+                                          threads=changes.get("threads"), strict=False,
+                                          ranks=ranks)
         for name, setter in (("lr", session.set_lr), ("beta", session.set_beta),
                              ("batch_size", session.set_batch_size)):
             if name in changes:
@@ -186,14 +232,18 @@ def cmd_train(args) -> int:
         config = TrainConfig().replace(**changes)
         if config.threads is None and config.device == "cpu":
             config = config.replace(threads=default_threads(dataset.n_pixels, config))
-        session = Session(dataset, config)
+        session = Session(dataset, config, ranks=ranks)
 
     seconds = epochs = None
     if args.epochs is not None:
         epochs = session.epoch + args.epochs
     else:
         seconds = session.seconds + (args.seconds or DEFAULT_SECONDS)
-    stopped = _run_with_progress(session, seconds, epochs, quiet=args.quiet)
+    every = args.checkpoint_every if ranks.is_main else None
+    stopped = _run_with_progress(session, seconds, epochs, quiet=args.quiet,
+                                 checkpoint=(args.out, every) if every else None)
+    if not ranks.is_main:
+        return 0
 
     heldout = session.evaluate()
     train = session.evaluate(session.train_inputs(session.config.eval_max_points))
@@ -208,6 +258,7 @@ def cmd_train(args) -> int:
         "samples_per_s": round(session.samples_seen / spent, 1) if spent > 0 else 0.0,
         "likelihood": session.config.likelihood, "binarization": session.config.binarization,
         "precision": "bf16" if session._autocast_dtype is not None else "fp32",
+        "world_size": ranks.world_size, "backend": ranks.backend,
         "dataset": dataset.source, "n_train": len(session.split.train),
         "n_heldout": len(session.split.heldout), "checkpoint": str(out),
         "units": "per-datapoint nats; ELBO higher is better; held-out terms in fp32",
@@ -237,7 +288,9 @@ def default_threads(n_pixels: int, config: TrainConfig) -> int | None:
 
 
 def _run_with_progress(session: Session, seconds: float | None, epochs: int | None,
-                       quiet: bool) -> str | None:
+                       quiet: bool, checkpoint: tuple[str, float] | None = None) -> str | None:
+    """Run with a progress bar on stderr; ``checkpoint=(DIR, SECONDS)`` also writes the
+    checkpoint every SECONDS of wall time."""
     from tqdm import tqdm
 
     if seconds is not None:
@@ -250,8 +303,12 @@ def _run_with_progress(session: Session, seconds: float | None, epochs: int | No
         bar = tqdm(total=total, unit="epoch", file=sys.stderr, disable=quiet, desc="train",
                    initial=where(session))
     last = [0.0]
+    saved = [time.monotonic()]
 
     def update(s: Session) -> None:
+        if checkpoint is not None and time.monotonic() - saved[0] >= checkpoint[1]:
+            save_checkpoint(s, checkpoint[0])
+            saved[0] = time.monotonic()
         now = time.perf_counter()
         if now - last[0] < 0.2:
             return
@@ -265,8 +322,10 @@ def _run_with_progress(session: Session, seconds: float | None, epochs: int | No
     stopped = None
     try:
         session.run(seconds=seconds, epochs=epochs, on_step=update)
-    except KeyboardInterrupt:  # keep what was learnt: evaluate and save as usual
-        stopped = "interrupted"
+    except KeyboardInterrupt:
+        if session.ranks.distributed:  # ranks stop at different steps: save nothing
+            raise
+        stopped = "interrupted"  # keep what was learnt: evaluate and save as usual
     finally:
         bar.n = where(session)
         bar.close()

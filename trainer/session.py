@@ -196,7 +196,8 @@ class Session:
     # ------------------------------------------------------------ checkpoints
     @classmethod
     def from_checkpoint(cls, checkpoint, dataset: ImageDataset, *, device: str | None = None,
-                        threads: int | None = None, strict: bool = True) -> Session:
+                        threads: int | None = None, strict: bool = True,
+                        ranks: Ranks | None = None) -> Session:
         """A session that continues ``checkpoint`` (see trainer.checkpoint) on ``dataset``.
 
         With the recorded dataset (same fingerprint) training resumes exactly: same weights,
@@ -219,7 +220,7 @@ class Session:
         if strict and not same_data:
             raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
                                   "checkpoint was trained on (fingerprints differ)")
-        session = cls(dataset, config)
+        session = cls(dataset, config, ranks=ranks)
         session._restore(checkpoint, same_data)
         return session
 

@@ -3,18 +3,23 @@ torchrun's own launcher in a subprocess, on the built-in digits with a small mod
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import safetensors.torch
 import torch
 
-from trainer import Session, TrainConfig, load_source
+from trainer import Session, TrainConfig, load_checkpoint, load_source
+from trainer.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,3 +103,96 @@ def test_two_ranks_at_half_batch_match_one_process_at_full_batch(tmp_path, binar
     # The check can fail: one process at batch 32 (one rank's half alone) differs.
     half = one_process(32, steps, binarization)
     assert not all(torch.allclose(half[k], single[k], atol=1e-6) for k in single)
+
+
+def last_json(stdout: str) -> dict:
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    assert len(lines) == 1, stdout  # rank 0 alone reports
+    return json.loads(lines[0])
+
+
+def test_torchrun_trains_digits_writes_one_checkpoint_that_evaluate_and_resume_read(
+        tmp_path, capsys):
+    out = tmp_path / "ckpt"
+    run = torchrun(["-m", "trainer", "train", "digits", "--out", str(out), "--epochs", "1",
+                    "--hidden", "64", "--batch-size", "64", "--quiet"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    record = last_json(run.stdout)
+    assert record["world_size"] == 2 and record["backend"] == "gloo"
+    n_train = record["n_train"]
+    assert n_train + record["n_heldout"] == 1797
+    # Every rank's samples count; the odd point of an epoch that does not split is left out.
+    assert record["samples_seen"] == n_train - n_train % 2
+    assert record["epochs"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no partial leftovers
+
+    # The held-out numbers are the mean over exactly the held-out points: one process
+    # computes the same ones from the checkpoint.
+    checkpoint = load_checkpoint(out)
+    session = Session.from_checkpoint(checkpoint, load_source("digits"))
+    assert session.evaluate()["elbo"] == pytest.approx(record["heldout_elbo"], rel=1e-6)
+    assert checkpoint.counters["cursor"] == 0 and len(checkpoint.engine_state["order"]) == n_train
+
+    assert main(["evaluate", "--checkpoint", str(out), "--k", "10", "--grid", "32",
+                 "--max-points", "50"]) == 0
+    evaluated = last_json(capsys.readouterr().out)
+    assert evaluated["n_points"] == 50 and math.isfinite(evaluated["grid_log_px"])
+
+    # Resumed by one process: continues the counters.
+    assert main(["train", "digits", "--resume", str(out), "--out", str(tmp_path / "more"),
+                 "--epochs", "1", "--quiet"]) == 0
+    resumed = last_json(capsys.readouterr().out)
+    assert resumed["world_size"] == 1 and resumed["backend"] is None
+    assert resumed["epochs"] == 2 and resumed["samples_seen"] == record["samples_seen"] + n_train
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    ranks = [int(e[5:]) for e in env if e.startswith(b"RANK=")]
+    return ranks[0] if ranks else None
+
+
+def test_killing_one_rank_ends_the_run_with_one_line_and_keeps_the_last_checkpoint(tmp_path):
+    out = tmp_path / "ckpt"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "train", "digits", "--nproc", "2", "--out", str(out),
+         "--seconds", "300", "--checkpoint-every", "0.5", "--hidden", "64", "--quiet"],
+        env=rank_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "run.json").exists():
+            assert launcher.poll() is None, launcher.communicate()
+            assert time.monotonic() < deadline, "no checkpoint written"
+            time.sleep(0.1)
+        victims = [p for p in _children(launcher.pid) if _rank_of(p) == 1]
+        assert len(victims) == 1
+        os.kill(victims[0], signal.SIGKILL)
+        stdout, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert launcher.returncode != 0
+    assert stdout == ""  # no final report: the run did not finish
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("latent-explorer: error: rank 1 of 2 was killed by signal 9")
+    checkpoint = load_checkpoint(out)  # the last complete checkpoint, intact
+    assert checkpoint.counters["step"] > 0
+    session = Session.from_checkpoint(checkpoint, load_source("digits"))
+    assert math.isfinite(session.evaluate()["elbo"])
