@@ -33,6 +33,7 @@ from .session import Session
 
 PROG = "latent-explorer"
 DEFAULT_SECONDS = 60.0
+FINAL_EVAL_POINTS = 20_000  # held-out points in train's final report (all, up to this)
 ENCODE_DRAWS = 64  # binarisations x z-samples averaged for one image's ELBO
 
 
@@ -245,7 +246,10 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
     if not ranks.is_main:
         return 0
 
-    heldout = session.evaluate()
+    # All held-out points up to FINAL_EVAL_POINTS (a fixed random subset beyond: a dataset
+    # larger than memory must not be turned into floats whole).
+    heldout_x = session.heldout_inputs(FINAL_EVAL_POINTS)
+    heldout = session.evaluate(heldout_x)
     train = session.evaluate(session.train_inputs(session.config.eval_max_points))
     out = save_checkpoint(session, args.out)
     spent = session.seconds
@@ -260,7 +264,8 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
         "precision": "bf16" if session._autocast_dtype is not None else "fp32",
         "world_size": ranks.world_size, "backend": ranks.backend,
         "dataset": dataset.source, "n_train": len(session.split.train),
-        "n_heldout": len(session.split.heldout), "checkpoint": str(out),
+        "n_heldout": len(session.split.heldout), "n_heldout_evaluated": len(heldout_x),
+        "checkpoint": str(out),
         "units": "per-datapoint nats; ELBO higher is better; held-out terms in fp32",
     }
     if stopped:

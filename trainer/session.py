@@ -135,12 +135,12 @@ class Session:
         self.split: Split = split_indices(len(dataset), self.config.heldout_fraction,
                                           self.config.seed)
         if pixels_in_memory is None:
-            pixels_in_memory = (not isinstance(dataset.pixels, np.memmap)
+            pixels_in_memory = (not dataset.memory_mapped
                                 or dataset.pixels.nbytes <= IN_MEMORY_LIMIT)
         self._pixels = None  # None: minibatches are read from the memory map
         if pixels_in_memory:
             # A memory map is read-only: copy it into memory; an array is used as it is.
-            pixels = (np.array(dataset.pixels) if isinstance(dataset.pixels, np.memmap)
+            pixels = (np.array(dataset.pixels) if dataset.memory_mapped
                       else np.ascontiguousarray(dataset.pixels))
             pixels = torch.from_numpy(pixels).reshape(len(dataset), -1)
             self._pixels = pixels.to(self.device)
