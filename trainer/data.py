@@ -42,6 +42,10 @@ class ImageDataset:
     label_names: list[str] | None = None  # label value -> display name
     names: list[str] | None = None  # one per image, e.g. its file name
     notes: list[str] = field(default_factory=list)  # what loading changed or skipped
+    # The dataset's polarity rule, applied to images dropped on it too: True, the source
+    # images (dark ink on light) were all inverted; False, all kept; None, no rule (images
+    # stored as they are, e.g. MNIST: a dropped image is decided by its own border).
+    inverted: bool | None = None
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
