@@ -210,7 +210,11 @@ def cmd_train(args) -> int:
 
 def _train(args, checkpoint, ranks: Ranks) -> int:
     changes = _config_changes(args)
-    dataset = load_source(args.source)
+    if ranks.distributed and not ranks.is_main:
+        torch.distributed.barrier()  # rank 0 indexes a folder into the cache first
+    dataset = _load_with_progress(args.source, quiet=args.quiet)
+    if ranks.distributed and ranks.is_main:
+        torch.distributed.barrier()
     if checkpoint is not None:
         fixed = sorted(k for k in STRUCTURAL if k in changes
                        and changes[k] != getattr(checkpoint.config, k))
@@ -275,6 +279,26 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
         print(f"{PROG}: {session.stopped_reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _load_with_progress(source: str, quiet: bool):
+    """load_source with a progress bar on stderr while a folder's images are read."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="image", desc="read images", file=sys.stderr,
+                       disable=quiet)
+        bar.update(done - bar.n)
+
+    try:
+        return load_source(source, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def default_threads(n_pixels: int, config: TrainConfig) -> int | None:

@@ -436,6 +436,8 @@ def _write_cache(where: Path, dataset: ImageDataset) -> None:
                 "label_names": dataset.label_names, "names": dataset.names,
                 "notes": dataset.notes}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if where.exists():  # a damaged cache (it failed to open): replace it
+            shutil.rmtree(where, ignore_errors=True)
         os.replace(tmp, where)
         tmp = None
     except OSError:
