@@ -18,7 +18,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from trainer import Session, TrainConfig, load_checkpoint, load_source
+from trainer import CheckpointError, Session, TrainConfig, load_checkpoint, load_source
 from trainer.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,3 +196,30 @@ def test_killing_one_rank_ends_the_run_with_one_line_and_keeps_the_last_checkpoi
     assert checkpoint.counters["step"] > 0
     session = Session.from_checkpoint(checkpoint, load_source("digits"))
     assert math.isfinite(session.evaluate()["elbo"])
+
+
+def test_checkpoint_every_keeps_a_recent_checkpoint_in_one_process(tmp_path):
+    """A long single-process run killed without warning leaves the last periodic
+    checkpoint, complete and newer than the first one."""
+    out = tmp_path / "ckpt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "train", "digits", "--out", str(out), "--seconds",
+         "300", "--checkpoint-every", "0.3", "--hidden", "64", "--quiet"],
+        env=rank_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        steps = []
+        while len(set(steps)) < 3:  # three different checkpoints seen
+            assert proc.poll() is None and time.monotonic() < deadline
+            if (out / "run.json").exists():
+                try:
+                    steps.append(load_checkpoint(out).counters["step"])
+                except CheckpointError:  # replaced while being read: try again
+                    pass
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert steps == sorted(steps)
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.counters["step"] >= max(steps)
