@@ -332,12 +332,13 @@ class Session:
         loss = training_loss(terms, self.config.beta)
         # One device sync per step for all the numbers (each .item() is a sync on GPU); with
         # several ranks one all-reduce sums them, and the stop votes, over the ranks.
-        stats = torch.stack((loss.detach(), terms.elbo.detach().sum(),
-                             terms.recon.detach().sum(), terms.kl.detach().sum(),
-                             loss.new_tensor(float(self._stop_vote))))
-        loss_sum, elbo, recon, kl, votes = self.ranks.reduce_sum(stats).tolist()
+        stats = [loss.detach(), terms.elbo.detach().sum(), terms.recon.detach().sum(),
+                 terms.kl.detach().sum()]
+        if world > 1:
+            stats.append(loss.new_tensor(float(self._stop_vote)))
+        loss_sum, elbo, recon, kl, *votes = self.ranks.reduce_sum(torch.stack(stats)).tolist()
         loss_value = loss_sum / world
-        self._stop_agreed = votes > 0
+        self._stop_agreed = bool(votes) and votes[0] > 0
         if not math.isfinite(loss_value):
             self._diverged(loss_value)
             return None
