@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -316,6 +317,20 @@ def default_threads(n_pixels: int, config: TrainConfig) -> int | None:
     return 1 if flops_per_sample < 5e6 else None
 
 
+def _save_uninterrupted(session: Session, directory: str) -> None:
+    """save_checkpoint with Ctrl+C and SIGTERM held until it is done, so a stop never
+    leaves the checkpoint half replaced (the signal then acts right after)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        save_checkpoint(session, directory)
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        save_checkpoint(session, directory)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
 def _run_with_progress(session: Session, seconds: float | None, epochs: int | None,
                        quiet: bool, checkpoint: tuple[str, float] | None = None) -> str | None:
     """Run with a progress bar on stderr; ``checkpoint=(DIR, SECONDS)`` also writes the
@@ -336,7 +351,7 @@ def _run_with_progress(session: Session, seconds: float | None, epochs: int | No
 
     def update(s: Session) -> None:
         if checkpoint is not None and time.monotonic() - saved[0] >= checkpoint[1]:
-            save_checkpoint(s, checkpoint[0])
+            _save_uninterrupted(s, checkpoint[0])
             saved[0] = time.monotonic()
         now = time.perf_counter()
         if now - last[0] < 0.2:

@@ -142,6 +142,7 @@ def launch(nproc: int, argv: list[str]) -> int:
     import socket
     import sys
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -150,7 +151,9 @@ def launch(nproc: int, argv: list[str]) -> int:
         port = s.getsockname()[1]
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per rank unless told otherwise
     os.environ["LATENT_EXPLORER_LAUNCHER"] = "1"  # ranks leave the failure line to us
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    for name in list(logging.root.manager.loggerDict):  # the agent's own log lines
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id="latent",
                           rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{port}",
                           max_restarts=0, monitor_interval=0.2)
@@ -163,8 +166,9 @@ def launch(nproc: int, argv: list[str]) -> int:
         print(f"latent-explorer: error: rank {rank} of {nproc} {how}; the run stopped and "
               "wrote no checkpoint (the last complete one is intact)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("latent-explorer: error: interrupted; the run stopped and wrote no checkpoint "
-              "(the last complete one is intact)", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, SignalException) as e:  # Ctrl+C, or kill, of the launcher
+        signum = getattr(e, "sigval", signal.SIGINT)
+        print(f"latent-explorer: error: stopped by {signal.Signals(signum).name}; the run "
+              "wrote no checkpoint (the last complete one is intact)", file=sys.stderr)
+        return 128 + int(signum)
     return 0

@@ -223,3 +223,30 @@ def test_checkpoint_every_keeps_a_recent_checkpoint_in_one_process(tmp_path):
     assert steps == sorted(steps)
     checkpoint = load_checkpoint(out)
     assert checkpoint.counters["step"] >= max(steps)
+
+
+def test_ctrl_c_ends_a_two_rank_run_with_one_line_and_no_new_checkpoint(tmp_path):
+    out = tmp_path / "ckpt"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "train", "digits", "--nproc", "2", "--out", str(out),
+         "--seconds", "300", "--checkpoint-every", "0.3", "--hidden", "64", "--quiet"],
+        env=rank_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group, as a terminal's foreground job
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "run.json").exists():
+            assert launcher.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.0)  # mid-run, between or during periodic saves
+        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl+C in a terminal does
+        stdout, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    assert launcher.returncode == 130 and stdout == ""
+    assert [ln for ln in stderr.splitlines() if ln.strip()] == [
+        "latent-explorer: error: stopped by SIGINT; the run wrote no checkpoint (the last "
+        "complete one is intact)"]
+    assert load_checkpoint(out).counters["step"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no half-replaced leftovers
