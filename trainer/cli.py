@@ -211,10 +211,12 @@ def cmd_train(args) -> int:
 
 def _train(args, checkpoint, ranks: Ranks) -> int:
     changes = _config_changes(args)
-    if ranks.distributed and not ranks.is_main:
-        torch.distributed.barrier()  # rank 0 indexes a folder into the cache first
-    dataset = _load_with_progress(args.source, quiet=args.quiet)
-    if ranks.distributed and ranks.is_main:
+    # Each machine's first rank reads a folder into its cache before the others open it.
+    first_here = ranks.local_rank == 0
+    if ranks.distributed and not first_here:
+        torch.distributed.barrier()
+    dataset = _load_with_progress(args.source, quiet=args.quiet or not first_here)
+    if ranks.distributed and first_here:
         torch.distributed.barrier()
     if checkpoint is not None:
         fixed = sorted(k for k in STRUCTURAL if k in changes

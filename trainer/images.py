@@ -447,8 +447,10 @@ def _write_cache(where: Path, dataset: ImageDataset) -> None:
                 "label_names": dataset.label_names, "names": dataset.names,
                 "notes": dataset.notes}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        if where.exists():  # a damaged cache (it failed to open): replace it
-            shutil.rmtree(where, ignore_errors=True)
+        if where.exists():
+            if _open_cache(where, Path(dataset.source)) is not None:
+                return  # another process wrote it meanwhile
+            shutil.rmtree(where, ignore_errors=True)  # a damaged cache: replace it
         os.replace(tmp, where)
         tmp = None
     except OSError:
