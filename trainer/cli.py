@@ -205,6 +205,8 @@ def cmd_train(args) -> int:
                   "stopped and wrote no checkpoint (the last complete one is intact)",
                   file=sys.stderr)
         return 130 if isinstance(e, KeyboardInterrupt) else 1
+    except (DataError, ConfigError, CheckpointError) as e:  # the same on every rank: say it once
+        return _fail(str(e)) if ranks.is_main else 2
     finally:
         ranks.close()
 

@@ -161,6 +161,8 @@ def launch(nproc: int, argv: list[str]) -> int:
         elastic_launch(config, entrypoint=sys.executable)("-m", "trainer", *argv)
     except ChildFailedError as e:
         rank, failure = e.get_first_failure()
+        if failure.exitcode == 2:  # bad input: rank 0 said why (latent-explorer: error: ...)
+            return 2
         how = (f"was killed by signal {-failure.exitcode}" if failure.exitcode < 0
                else f"exited with status {failure.exitcode}")
         print(f"latent-explorer: error: rank {rank} of {nproc} {how}; the run stopped and "

@@ -250,3 +250,14 @@ def test_ctrl_c_ends_a_two_rank_run_with_one_line_and_no_new_checkpoint(tmp_path
         "complete one is intact)"]
     assert load_checkpoint(out).counters["step"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no half-replaced leftovers
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "trainer", "train", "digits", "--nproc", "3", "--out",
+         str(tmp_path / "ckpt"), "--batch-size", "128", "--seconds", "1", "--quiet"],
+        env=rank_env(), cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 2 and run.stdout == ""
+    assert [ln for ln in run.stderr.splitlines() if ln.strip()] == [
+        "latent-explorer: error: batch_size: 128 does not split evenly over 3 ranks"]
+    assert not (tmp_path / "ckpt").exists()
