@@ -198,7 +198,9 @@ def cmd_train(args) -> int:
         args.device = device
         args.quiet = args.quiet or not ranks.is_main
         return _train(args, checkpoint, ranks)
-    except (KeyboardInterrupt, RankStopped, torch.distributed.DistBackendError) as e:
+    except (KeyboardInterrupt, RankStopped, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not _peer_failure(e):
+            raise  # a bug, not a lost rank: keep its traceback
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]
         if ranks.is_main and "LATENT_EXPLORER_LAUNCHER" not in os.environ:
             print(f"{PROG}: error: rank {ranks.rank} of {ranks.world_size}: {why}; the run "
@@ -209,6 +211,14 @@ def cmd_train(args) -> int:
         return _fail(str(e)) if ranks.is_main else 2
     finally:
         ranks.close()
+
+
+def _peer_failure(e: RuntimeError) -> bool:
+    """Whether a collective failed because another rank went away (DDP's all-reduce in
+    backward raises gloo's or NCCL's error before torchrun's SIGTERM arrives)."""
+    text = str(e).lower()
+    return (isinstance(e, (RankStopped, torch.distributed.DistBackendError))
+            or any(word in text for word in ("gloo", "nccl", "connection", "timed out")))
 
 
 def _train(args, checkpoint, ranks: Ranks) -> int:
