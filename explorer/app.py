@@ -41,6 +41,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="train offscreen, save a picture of the window and exit")
     p.add_argument("--steps", type=int, default=DEFAULT_SCREENSHOT_STEPS,
                    help=f"training steps before --screenshot (default {DEFAULT_SCREENSHOT_STEPS})")
+    p.add_argument("--size", metavar="WxH", type=window_size_arg, default=None,
+                   help="window size for --screenshot, e.g. 1366x768 (default 1400x860)")
+    p.add_argument("--theme", choices=("light", "dark"), default=None,
+                   help="colour theme (default: Preferences, else the system's)")
     p.add_argument("--device", default=None, choices=available_devices(),
                    help="where the model trains (default: Preferences, else cpu)")
     p.add_argument("--threads", type=int, default=None,
@@ -52,6 +56,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be at least 1 (got {args.threads})")
     return args
+
+
+def window_size_arg(text: str) -> tuple[int, int]:
+    """'1366x768' -> (1366, 768); argparse reports the ValueError as a one-line error."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1366x768, got "
+                                         f"{text!r}") from None
+    if not (320 <= width <= 8192 and 240 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"{text}: width 320-8192 and height 240-8192 pixels")
+    return width, height
 
 
 @dataclass
@@ -142,9 +158,10 @@ def save_png_atomically(pixmap, path: str) -> None:
     atomic_write(path, write)
 
 
-def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None) -> None:
+def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
+                      size: tuple[int, int] | None = None) -> None:
     """Train ``steps`` steps in this thread (from ``checkpoint`` when given), then draw the
-    window at its default size."""
+    window at ``size`` (default: its default size)."""
     import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -153,6 +170,10 @@ def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None) -
     from .main_window import MainWindow
 
     window = MainWindow(dataset, config, start=False, launch=False, restore_state=False)
+    if size is not None:
+        from .window_size import layout_for_window
+
+        window.apply_layout(layout_for_window(*size))
     try:
         session = (Session(dataset, config) if checkpoint is None else
                    Session.from_checkpoint(checkpoint, dataset, device=config.device,
@@ -185,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv)
     args = parse_args(argv)
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
+    from .platform_check import platform_problem
+
+    problem = platform_problem()  # before loading data; Qt would abort with a core dump
+    if problem is not None:
+        print(f"latent-explorer: {problem}", file=sys.stderr)
+        return 2
     from trainer import CheckpointError, ConfigError, DataError
 
     from .main_window import app_icon, app_settings
@@ -203,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latent-explorer: {args.source}: loading interrupted", file=sys.stderr)
         return 130
 
-    if args.screenshot:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -213,11 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     from .theme import apply_theme
 
-    apply_theme(app, prefs.theme)
+    apply_theme(app, args.theme or prefs.theme)
     if args.screenshot:
         try:
             render_screenshot(startup.dataset, startup.config, args.screenshot, args.steps,
-                              startup.checkpoint)
+                              startup.checkpoint, args.size)
         except OSError as exc:
             print(f"latent-explorer: {exc}", file=sys.stderr)
             return 1

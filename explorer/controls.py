@@ -71,6 +71,19 @@ class Controls(QWidget):
         self.hidden.setToolTip("Hidden layer sizes of the encoder (the decoder mirrors them)")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        for widget, tip in (
+                (self.lr, "Adam's step size for phi and theta; applies at once"),
+                (self.beta, "Weight of KL(q || p(z)) in the training loss (1 = the ELBO); "
+                            "applies at once; every reported ELBO uses beta = 1"),
+                (self.batch, "Datapoints per optimiser step; applies at once"),
+                (self.likelihood, "p_theta(x|z): Bernoulli per pixel (binary images) or "
+                                  "Gaussian (grey levels); applies on Reset"),
+                (self.binarization, "How a grey image becomes the binary x a Bernoulli model "
+                                    "scores: redrawn each step (dynamic) or at 0.5 (threshold); "
+                                    "applies on Reset"),
+                (self.seed, "Seed of the weights' initialisation and the minibatch order; "
+                            "applies on Reset")):
+            widget.setToolTip(tip)
         self.set_config(config)
 
         buttons = QHBoxLayout()

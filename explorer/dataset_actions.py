@@ -134,6 +134,7 @@ class DatasetActions:
             self.controls.set_running(False, True)
             self._clean_step = int(checkpoint.counters["step"])
         self.session_path = None  # a new run is untitled until saved (open sets it after)
+        self.run_name = None
         self._reset_views()
         self.setWindowModified(False)
         self.worker = self._new_worker(start_paused=not self._running, checkpoint=checkpoint)

@@ -8,7 +8,16 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .legend import ABOVE_PLOT, OutsideLegend
 
 X_AXES = {"samples": "samples seen", "seconds": "training time (s)"}
 SMOOTH_ROWS = 10
@@ -53,6 +62,43 @@ def stepped_range(lo: float, hi: float, grow: bool = False) -> tuple[float, floa
     return lo, hi
 
 
+OVERFIT_EVALUATIONS = 3  # held-out evaluations in a row that must lie well below the best
+OVERFIT_MARGIN_NATS = 1.0  # "well below": at least this many nats ...
+OVERFIT_MARGIN_FRACTION = 0.02  # ... or this fraction of |best ELBO|, whichever is larger
+
+
+def overfitting_note(train: dict[str, np.ndarray], heldout: dict[str, np.ndarray]) -> str | None:
+    """A one-line warning when the model overfits, else None: the last OVERFIT_EVALUATIONS
+    held-out ELBOs all lie well below the best one (which came before them), while the
+    smoothed train ELBO is higher now than when the held-out one was at its best."""
+    h_step = np.asarray(heldout.get("step", ()), np.float64)
+    h_elbo = np.asarray(heldout.get("elbo", ()), np.float64)
+    t_step = np.asarray(train.get("step", ()), np.float64)
+    t_elbo = np.asarray(train.get("elbo", ()), np.float64)
+    keep = np.isfinite(h_elbo)
+    h_step, h_elbo = h_step[keep], h_elbo[keep]
+    k = OVERFIT_EVALUATIONS
+    if len(h_elbo) < k + 1 or len(t_elbo) < 2:
+        return None
+    best = int(np.argmax(h_elbo))
+    if best > len(h_elbo) - 1 - k:  # the best is among the last k: not "for a while" yet
+        return None
+    margin = max(OVERFIT_MARGIN_NATS, OVERFIT_MARGIN_FRACTION * abs(h_elbo[best]))
+    if not np.all(h_elbo[-k:] < h_elbo[best] - margin):
+        return None
+    trend = smooth(t_elbo[np.isfinite(t_elbo)])
+    t_step = t_step[np.isfinite(t_elbo)]
+    if len(trend) < 2:
+        return None
+    at_best = float(np.interp(h_step[best], t_step, trend))
+    if not trend[-1] > at_best:
+        return None
+    drop = h_elbo[best] - h_elbo[-1]
+    return (f"Overfitting: the held-out ELBO is {drop:.1f} nats below its best "
+            f"({h_elbo[best]:.1f}) while the train ELBO still rises; more data, a smaller "
+            "model or stopping here would help")
+
+
 class ElboView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -71,15 +117,14 @@ class ElboView(QWidget):
                                                  style=Qt.PenStyle.DotLine))
         self.recon = item.plot(pen=pg.mkPen((60, 180, 90), width=1.5))
         self.kl = item.plot(pen=pg.mkPen((190, 100, 210), width=1.5))
-        self.legend = pg.LegendItem(offset=(-10, -40), labelTextSize="8pt",
-                                    brush=pg.mkBrush(128, 128, 128, 60))
-        self.legend.setParentItem(item.getViewBox())
-        self._names = {self.raw: "train ELBO", self.smoothed: "train ELBO, smoothed",
+        # Above the plot, never over the newest part of the curves.
+        self.legend = OutsideLegend(item, ABOVE_PLOT)
+        self._names = {self.raw: "train ELBO", self.smoothed: "train, smoothed",
                        self.heldout: "held-out ELBO",
-                       self.logpx: "held-out exact log p(x) (grid)",
-                       self.logpx_elbo: "ELBO of the same points (gap = KL(q || p(z|x)))",
-                       self.recon: "train reconstruction E_q[log p(x|z)] (nats)",
-                       self.kl: "train KL(q || p) (nats, >= 0)"}
+                       self.logpx: "held-out log p(x) (grid)",
+                       self.logpx_elbo: "their ELBO (gap: KL(q || p(z|x)))",
+                       self.recon: "train E_q[log p(x|z)]",
+                       self.kl: "train KL(q || p) (>= 0)"}
         for curve in self._names:
             # Draw about one point per pixel column, only what is in view: paints stay cheap
             # however long the history grows.
@@ -107,6 +152,20 @@ class ElboView(QWidget):
         # Panning or zooming by hand stops the following; the checkbox brings it back.
         item.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
 
+        self.overfit_label = QLabel()  # shown only while overfitting_note has something
+        self.overfit_label.setWordWrap(True)
+        self.overfit_label.setStyleSheet("font-weight: bold;")
+        self.overfit_label.hide()
+        tips = {self.plot: "ELBO per datapoint in nats, higher is better: train (every step, "
+                           "and smoothed), held-out, and the exact log p(x) of held-out points",
+                self.x_combo: "What the x axis counts",
+                self.recon_box: "Show the train reconstruction term E_q[log p(x|z)] (nats)",
+                self.kl_box: "Show the train KL(q || p(z)) term (nats, >= 0)",
+                self.follow_box: "Keep the newest part of the run in view (panning or "
+                                 "zooming by hand turns this off)"}
+        for widget, tip in tips.items():
+            widget.setToolTip(tip)
+
         row = QHBoxLayout()
         for w in (self.x_combo, self.recon_box, self.kl_box, self.follow_box):
             row.addWidget(w)
@@ -114,6 +173,7 @@ class ElboView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.overfit_label)
         layout.addLayout(row)
         self._redraw()
 
@@ -131,6 +191,10 @@ class ElboView(QWidget):
             return  # nothing new: skip the redraw
         self._shown_rows = (rows, last)
         self._train, self._heldout, self._logpx = train, heldout, logpx
+        note = overfitting_note(train, heldout)
+        if note != (self.overfit_label.text() if self.overfit_label.isVisibleTo(self) else None):
+            self.overfit_label.setText(note or "")
+            self.overfit_label.setVisible(note is not None)
         self._redraw()
 
     def _on_manual_range(self, *args) -> None:
@@ -163,10 +227,8 @@ class ElboView(QWidget):
         self.kl.setVisible(show_kl)
         if self._legend_for != (show_recon, show_kl, has_logpx):  # rebuilding it is slow
             self._legend_for = (show_recon, show_kl, has_logpx)
-            self.legend.clear()
-            for curve, name in self._names.items():
-                if curve.isVisible():
-                    self.legend.addItem(curve, name)
+            self.legend.set_items([(curve, name) for curve, name in self._names.items()
+                                   if curve.isVisible()])
         if self._x_label != x:  # setting a label, even the same one, rebuilds the axis
             self._x_label = x
             self.plot.getPlotItem().setLabel("bottom", X_AXES[x])

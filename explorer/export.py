@@ -116,7 +116,7 @@ def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
     """The latent plane as SVG, drawn through Qt's SVG paint device: axes, prior circles and
     ellipses become vector paths. (pyqtgraph 0.14's SVGExporter fails on the closed paths
     Qt 6.11 writes, "... Z": pyqtgraph issue #3485.)"""
-    from PySide6.QtCore import QRectF
+    from PySide6.QtCore import QBuffer, QIODevice, QRectF
     from PySide6.QtGui import QPainter
     from PySide6.QtSvg import QSvgGenerator
 
@@ -125,8 +125,12 @@ def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
     size = source.size().toSize()
 
     def write(tmp: str) -> None:
+        # Drawn into memory, then written by Python, whose write raises on a full disk:
+        # QSvgGenerator writing to a file fails silently, leaving a truncated SVG.
+        buffer = QBuffer()
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
         generator = QSvgGenerator()
-        generator.setFileName(tmp)
+        generator.setOutputDevice(buffer)
         generator.setSize(size)
         # pyqtgraph's axes replay QPictures, which Qt rescales by the ratio of the target's
         # DPI to the screen's: the same DPI keeps tick labels where the widget drew them.
@@ -144,6 +148,8 @@ def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
             item.scene().render(painter, QRectF(0, 0, size.width(), size.height()), source)
         finally:
             painter.end()
+        with open(tmp, "wb") as f:
+            f.write(bytes(buffer.data()))
 
     return atomic_write(path, write)
 

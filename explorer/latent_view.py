@@ -22,10 +22,11 @@ import numpy as np
 import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QToolTip
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import QApplication, QToolTip
 
 from . import palette
+from .legend import ABOVE_PLOT, OutsideLegend
 
 POINT_SIZE = 5  # px, diameter of a datapoint's dot
 PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
@@ -343,9 +344,10 @@ class LatentView(pg.PlotWidget):
         self._status.setParentItem(self._vb)
         self._status.setPos(4, 2)
         self._status_text = ""
-        self.legend = pg.LegendItem(offset=(-10, 10))
-        self.legend.setParentItem(self._vb)
-        self.legend.hide()
+        # Labels and the prior in a row above the plot: a legend inside it covers clusters.
+        self.legend = OutsideLegend(pi, ABOVE_PLOT)
+        self._prior_sample = pg.PlotDataItem(
+            pen=pg.mkPen(PRIOR_COLOUR, width=1.5, style=Qt.PenStyle.DashLine))
         self._colorbar: pg.ColorBarItem | None = None
 
         self._mu: np.ndarray | None = None
@@ -378,6 +380,7 @@ class LatentView(pg.PlotWidget):
         # Connected after the view box's own handler, so auto-range has settled first.
         self.scene().sigPrepareForPaint.connect(self._refresh_ellipses_if_dirty)
         self._set_status_text()
+        self.restyle()
 
     # ---- data -------------------------------------------------------------------------------
 
@@ -402,10 +405,12 @@ class LatentView(pg.PlotWidget):
             if self._colorbar is None:
                 self._colorbar = pg.ColorBarItem(values=(lo, hi),
                                                  colorMap=palette.value_colourmap(),
-                                                 label=label, interactive=False, width=15)
+                                                 interactive=False, width=15)
             else:
                 self._colorbar.setLevels((lo, hi))
-                self._colorbar.setLabel("right", label)
+            # The title on the left axis only (the right one holds the ticks), small enough
+            # to fit the bar's height.
+            self._colorbar.getAxis("left").setLabel(label, **{"font-size": "8pt"})
             if self._colorbar.parentItem() is None or not self._colorbar.isVisible():
                 self.plotItem.layout.addItem(self._colorbar, 2, 5)
                 self._colorbar.show()
@@ -594,18 +599,29 @@ class LatentView(pg.PlotWidget):
         self._points.set_colour_index(self._colour_index[self._order])
 
     def _rebuild_legend(self) -> None:
-        self.legend.clear()
-        if self._values is not None or self._labels is None:
-            self.legend.hide()
-            return
-        for i in range(self._n_label_colours()):
-            sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
-                                        brush=pg.mkBrush(palette.label_colour(i)))
-            self.legend.addItem(sample, self._label_name(i))
-        self.legend.show()
+        entries = []
+        if self._values is None and self._labels is not None:
+            for i in range(self._n_label_colours()):
+                sample = pg.ScatterPlotItem(symbol="o", size=9, pen=None,
+                                            brush=pg.mkBrush(palette.label_colour(i)))
+                entries.append((sample, self._label_name(i)))
+        entries.append((self._prior_sample, "prior p(z): 1, 2, 3 \u03c3"))
+        self.legend.set_items(entries)
+
+    def restyle(self) -> None:
+        """Colours that follow the theme: value colours and the colour bar's map (the dark
+        theme skips viridis's darkest end), and the status text (theme.style_plot calls this)."""
+        pal = QApplication.palette()  # the widget's own follows it only later, by an event
+        text, base = pal.color(QPalette.ColorRole.WindowText), pal.color(QPalette.ColorRole.Base)
+        self._status.setColor(text)
+        self._status.fill = pg.mkBrush(base.red(), base.green(), base.blue(), 200)
+        if self._colorbar is not None:
+            self._colorbar.setColorMap(palette.value_colourmap())
+        self._recolour()
 
     def legend_names(self) -> list[str]:
-        return [label.text for _, label in self.legend.items]
+        """The label entries (the prior's entry, always last, left out)."""
+        return [name for sample, name in self.legend.items if sample is not self._prior_sample]
 
     # ---- ellipses: level of detail ----------------------------------------------------------
 

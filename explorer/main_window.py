@@ -24,11 +24,13 @@ from PySide6.QtWidgets import (
     QDialog,
     QDockWidget,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QProgressDialog,
+    QPushButton,
     QScrollArea,
     QTextBrowser,
     QVBoxLayout,
@@ -53,6 +55,7 @@ from .dataset_panel import DatasetPanel
 from .dataset_views import AggregateDensityLayer, PointColouring, Trails
 from .elbo_view import ElboView
 from .encoded_images import EncodedImagesPanel
+from .explainer import ParameterCounts, help_html, parameter_counts
 from .export_actions import MOSAIC_EXPORT_SIDE, ExportActions
 from .image_actions import IMAGE_FILTER, MAX_LISTED_PROBLEMS, ImageActions
 from .image_panel import ImagePanel
@@ -70,6 +73,13 @@ from .session_actions import (
     recent_list,
 )
 from .theme import apply_theme, style_plot
+from .window_size import (
+    DEFAULT_SIZE,
+    MENU_AND_STATUS,
+    WindowLayout,
+    first_window_layout,
+    layout_for_window,
+)
 from .worker import TrainingWorker
 
 # The constants and helpers that moved to the action modules stay importable from here.
@@ -81,7 +91,7 @@ __all__ = ["APPLICATION", "DATASET_FILTER", "DEFAULT_SIZE", "IMAGE_FILTER",
 
 ORGANISATION = "LatentExplorer"
 APPLICATION = "LatentExplorer"
-DEFAULT_SIZE = (1400, 860)
+HINT_KEY = "guide/f1_hint_dismissed"
 
 
 def app_icon() -> QIcon:
@@ -133,13 +143,6 @@ def scrolled(widget: QWidget) -> QScrollArea:
     return area
 
 
-def help_html() -> str:
-    """The explainer (theta, phi, lambda_i and the gaps), then the guide to the window."""
-    folder = resources.files("resources")
-    return "<hr>".join((folder / name).read_text(encoding="utf-8")
-                       for name in ("explainer.html", "help.html"))
-
-
 class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QMainWindow):
     def __init__(self, dataset: ImageDataset, config: TrainConfig, start: bool = True,
                  launch: bool = True, restore_state: bool = True,
@@ -171,6 +174,9 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self._settings = app_settings() if restore_state else None
         self.prefs = Preferences.load(self._settings) if self._settings else Preferences()
         self.session_path: Path | None = None  # the .lexp this run was opened from / saved to
+        # Until it is saved, a run resumed from a checkpoint folder is named after the folder.
+        self.run_name = (None if checkpoint is None or checkpoint.path is None
+                         else Path(checkpoint.path).resolve().name)
         self._clean_step = 0 if checkpoint is None else int(checkpoint.counters["step"])
         self._restoring = False  # encoded images being restored do not count as changes
         self._pending_restore: dict = {}  # selection and colouring, once a snapshot arrives
@@ -195,6 +201,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
+        self.hint = self._build_hint()
+        layout.addWidget(self.hint)
         layout.addWidget(self.latent_view, 1)
         self.setCentralWidget(central)
 
@@ -239,6 +247,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_status_bar()
         self._build_menus()
+        self._add_view_tips()
         self.controls.set_running(self._running, self._started)
 
         if checkpoint is not None:
@@ -272,24 +281,102 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.latent_view.viewRegionChanged.connect(self.manifold_view.set_view_region)
         self.image_panel.mode_group.buttonToggled.connect(self._on_decode_mode)
 
-        self.resize(*DEFAULT_SIZE)
-        d = self.docks
-        self.resizeDocks([d["controls"], d["image"]], [280, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([d["image"], d["manifold"]], [300, 520], Qt.Orientation.Vertical)
-        self.resizeDocks([d["controls"], d["dataset"]], [420, 400], Qt.Orientation.Vertical)
-        self.resizeDocks([d["elbo"]], [270], Qt.Orientation.Vertical)
+        self.apply_layout(self.first_layout())
         if self._settings is not None:
             self._restore_settings()
         if launch:
             self.worker.start()
 
     # ----------------------------------------------------------------- layout
+    @staticmethod
+    def first_layout() -> WindowLayout:
+        """DEFAULT_SIZE, fitted to the screen's available geometry. Headless platforms
+        (tests, --screenshot) have no person's screen: they keep DEFAULT_SIZE."""
+        screen = QApplication.primaryScreen()
+        if screen is None or QApplication.platformName() in ("offscreen", "minimal"):
+            return layout_for_window(*DEFAULT_SIZE)
+        available = screen.availableGeometry()
+        return first_window_layout(available.width(), available.height())
+
+    def apply_layout(self, layout: WindowLayout) -> None:
+        """Resize the window and its docks (the first window, or a --size screenshot)."""
+        self.resize(layout.width, layout.height)
+        d = self.docks
+        self.resizeDocks([d["controls"], d["image"]], [layout.left, layout.right],
+                         Qt.Orientation.Horizontal)
+        column = layout.height - MENU_AND_STATUS
+        self.resizeDocks([d["image"], d["manifold"]], [layout.image, column - layout.image],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([d["controls"], d["dataset"]],
+                         [layout.controls, column - layout.controls], Qt.Orientation.Vertical)
+        self.resizeDocks([d["elbo"]], [layout.curves], Qt.Orientation.Vertical)
+
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")  # saveState needs stable names
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
+
+    def _build_hint(self) -> QWidget:
+        """One line on the first start pointing to F1; "Got it" hides it for good."""
+        hint = QWidget()
+        row = QHBoxLayout(hint)
+        row.setContentsMargins(6, 2, 6, 2)
+        label = QLabel("New here? Press <b>F1</b> (Help &gt; What am I looking at?) to see which "
+                       "numbers are &theta;, &phi; and each point's &lambda;<sub>i</sub>.")
+        label.setWordWrap(True)
+        button = QPushButton("Got it")
+        button.setToolTip("Hide this hint; F1 stays in the Help menu")
+        button.clicked.connect(self.dismiss_hint)
+        row.addWidget(label, 1)
+        row.addWidget(button)
+        dismissed = self._settings is None or self._settings.value(HINT_KEY, False, bool)
+        hint.setVisible(not dismissed)
+        return hint
+
+    def dismiss_hint(self) -> None:
+        self.hint.hide()
+        if self._settings is not None:
+            self._settings.setValue(HINT_KEY, True)
+            self._settings.sync()
+
+    def _add_view_tips(self) -> None:
+        """Tooltips for the views and the controls of panels that set none themselves."""
+        tips = (  # (panel, its widget's attribute or None for the panel itself, tip)
+            (self.latent_view, None, "Each dot is one datapoint's mu_i, each ellipse its "
+             "sigma_i (lambda_i = f_phi(x_i)); click empty plane to decode z, click a dot to "
+             "inspect it"),
+            (self.controls, None, "Start, pause, step or reset training; the settings "
+             "above the line apply at once, those below on Reset"),
+            (self.elbo_view, None, "The ELBO per datapoint over training (nats, higher is "
+             "better)"),
+            (self.image_panel, None, "The decoder's image of the clicked z, and the selected "
+             "datapoint beside its reconstruction"),
+            (self.image_panel, "mean_button", "Show the decoder's mean image E[x|z]"),
+            (self.image_panel, "sample_button", "Show one random image x ~ p(x|z), a new "
+             "one each time"),
+            (self.manifold_view, None, "Decoded images over a grid of z: what the decoder "
+             "makes of each place in the plane"),
+            (self.manifold_view, "mode_box", "Which part of the plane the grid covers"),
+            (self.dataset_panel, None, "What the model trains on and how x is made from "
+             "each image"),
+            (self.encoded_panel, None, "Images you dropped, pasted or encoded: where the "
+             "encoder puts them"),
+            (self.encoded_panel, "remove_button", "Remove the selected encoded images"),
+            (self.encoded_panel, "clear_button", "Remove every encoded image"),
+            (self.inspector, None, "The selected point: exact posterior p(z|x), log p(x), "
+             "ELBO and the gaps (nats)"),
+            (self.inspector, "copy_button", "Copy the inspector's numbers to the clipboard"),
+            (self.colouring, None, "Colour the dots by label or by a per-point number"),
+            (self.colouring, "combo", "What the dots' colours show (values are computed in "
+             "the background for the newest model)"),
+            (self.colouring, "cancel_button", "Stop computing the per-point values"),
+        )
+        for panel, name, tip in tips:
+            widget = panel if name is None else getattr(panel, name, None)
+            if widget is not None and not widget.toolTip():  # the panel's own tip wins
+                widget.setToolTip(tip)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -338,6 +425,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             shortcuts(keys.Open, "Ctrl+O"),
             tip="Open a saved session (.lexp): the run, its curves, encoded images and view")
         self.recent_menu = file_menu.addMenu("Open recent")
+        self.recent_menu.menuAction().setStatusTip("Sessions opened or saved lately")
         self.recent_menu.setToolTipsVisible(True)
         self.recent_menu.aboutToShow.connect(self._rebuild_recent_menu)
         self.save_action = action(
@@ -348,6 +436,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             shortcuts(keys.SaveAs, "Ctrl+Shift+S"), tip="Save the session under a new name")
         file_menu.addSeparator()
         export_menu = file_menu.addMenu("Export")
+        export_menu.menuAction().setStatusTip("Latents, the plane, the manifold or the curves "
+                                              "as files")
         export_menu.setToolTipsVisible(True)
         self.export_actions = {
             "latents": action(export_menu, "Latents CSV...", self._export_latents_dialog,
@@ -535,7 +625,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         if p.step != self._clean_step:
             self.setWindowModified(True)  # training moved on since the last save or open
         self.elbo_view.set_history(p.train, p.heldout, p.logpx)
-        self.rate_label.setText(f"{p.samples_per_second:,.0f} samples/s")
+        # A paused run trains no samples: its last rate would read as a live one.
+        self.rate_label.setText("paused" if p.paused else f"{p.samples_per_second:,.0f} samples/s")
         self.epoch_label.setText(f"{p.epoch} epochs done")
         train, heldout = p.train.get("elbo", ()), p.heldout.get("elbo", ())
         if len(train):
@@ -589,6 +680,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         else:
             self._show_selected()
             self._inspect_selected()
+            if self.snapshot is not None and self.selected < len(self.snapshot.mu):
+                self.decode_z(*(float(v) for v in self.snapshot.mu[self.selected]))  # z = mu_i
 
     def _model_inputs(self) -> np.ndarray:
         """All images flattened to [0, 1] floats: what per-point colourings score."""
@@ -722,12 +815,23 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         dialog.setWindowTitle("What am I looking at?")
         browser = QTextBrowser(dialog)
         browser.setOpenExternalLinks(True)
-        browser.setHtml(help_html())
+        browser.setHtml(help_html(self.parameter_counts()))
         QVBoxLayout(dialog).addWidget(browser)
         dialog.resize(620, 560)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         self.help_dialog = dialog
+
+    def parameter_counts(self) -> ParameterCounts:
+        """|phi|, |theta| and the lambda_i counts of the live model (of the configured one
+        before the first snapshot)."""
+        if self.model is not None:
+            vae = self.model.model
+        else:
+            from trainer.model import VAE
+
+            vae = VAE.from_config(self.dataset.n_pixels, self.config)
+        return parameter_counts(vae, len(self.dataset))
 
     def about_text(self) -> str:
         rows = "".join(f"<tr><td>{name}</td><td>{v}</td></tr>" for name, v in versions())

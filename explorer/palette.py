@@ -26,11 +26,29 @@ def label_colours(n: int) -> list[QColor]:
     return [label_colour(i) for i in range(n)]
 
 
-def value_colourmap() -> pg.ColorMap:
-    return pg.colormap.get(VALUE_MAP)
+# On a dark background viridis's dark purple end vanishes: the dark theme uses its upper part.
+DARK_VALUE_START = 0.4
 
 
-def value_colours() -> list[QColor]:
+def dark_background() -> bool:
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication.palette().color(QPalette.ColorRole.Base).lightness() < 128
+
+
+def value_colourmap(dark: bool | None = None) -> pg.ColorMap:
+    """The map for per-point values on the current theme's background (``dark`` overrides)."""
+    full = pg.colormap.get(VALUE_MAP)
+    if not (dark_background() if dark is None else dark):
+        return full
+    positions = np.linspace(0.0, 1.0, 32)
+    colours = full.map(DARK_VALUE_START + (1 - DARK_VALUE_START) * positions, mode="byte")
+    return pg.ColorMap(positions, colours)
+
+
+def value_colours(dark: bool | None = None) -> list[QColor]:
     """``VALUE_LEVELS`` steps of the value colour map, low to high."""
-    lut = value_colourmap().getLookupTable(0.0, 1.0, VALUE_LEVELS, alpha=False, mode="byte")
+    lut = value_colourmap(dark).getLookupTable(0.0, 1.0, VALUE_LEVELS, alpha=False,
+                                               mode="byte")
     return [QColor(int(r), int(g), int(b)) for r, g, b in np.asarray(lut)]

@@ -15,6 +15,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor
 
+from .legend import BELOW_PLOT, OutsideLegend
+
 MASS_LEVELS = (0.5, 0.9, 0.99)  # highest-density regions drawn, by the mass they hold
 BAND_ALPHA = (150, 95, 45)  # fill opacity of the 50, 90 and 99 % bands
 POSTERIOR_COLOUR = QColor(255, 140, 40)
@@ -103,8 +105,8 @@ class PosteriorOverlay(QObject):
                 item.setZValue(Z_ELLIPSES + z)
             plot_item.addItem(item, ignoreBounds=True)
 
-        self.legend = pg.LegendItem(offset=(10, -10))  # bottom left of the plane
-        self.legend.setParentItem(plot_item.vb)
+        # Below the plot, never over the z crosshair or the ellipses.
+        self.legend = OutsideLegend(plot_item, BELOW_PLOT)
         self._legend_sample = pg.PlotDataItem(pen=pg.mkPen(POSTERIOR_COLOUR, width=6))
         self._legend_rows = {  # item -> [name, shown]
             self._legend_sample: ["exact p(z|x): 50 / 90 / 99 % of its mass", False],
@@ -186,9 +188,7 @@ class PosteriorOverlay(QObject):
             self._view = None
         for item in self._items:
             self.plot_item.removeItem(item)
-        self.legend.setParentItem(None)
-        if self.legend.scene() is not None:
-            self.legend.scene().removeItem(self.legend)
+        self.legend.detach()
 
     def visible_items(self) -> list:
         return [i for i in self._items if i.isVisible()]
@@ -246,8 +246,6 @@ class PosteriorOverlay(QObject):
         if row[1] == visible:
             return
         row[1] = visible
-        self.legend.clear()  # rebuilt: a hidden row would still take its space
-        for sample, (name, shown) in self._legend_rows.items():
-            if shown:
-                self.legend.addItem(sample, name)
+        self.legend.set_items([(sample, name) for sample, (name, shown)
+                               in self._legend_rows.items() if shown])
         self.legend.setVisible(any(shown for _, shown in self._legend_rows.values()))

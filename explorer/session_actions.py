@@ -68,7 +68,9 @@ class SessionActions:
 
     # ----------------------------------------------------------- title, changes
     def _session_name(self) -> str:
-        return "untitled" if self.session_path is None else self.session_path.stem
+        if self.session_path is not None:
+            return self.session_path.stem
+        return self.run_name or "untitled"  # a --checkpoint run: its folder's name
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self._session_name()}[*] ({self.dataset.name}) - Latent Explorer")
@@ -304,7 +306,8 @@ class SessionActions:
             self._pending_restore["point"] = loaded.selected_point
         self._adopt_session_file(loaded.path, int(loaded.checkpoint.counters["step"]),
                                  modified=False)
-        self.statusBar().showMessage(f"Opened {loaded.path} (paused: press Start to go on)",
+        button = self.controls.start_button.text()  # "Resume": say what the button says
+        self.statusBar().showMessage(f"Opened {loaded.path} (paused: press {button} to go on)",
                                      8000)
 
     # ---------------------------------------------------- work that could be lost
@@ -381,7 +384,9 @@ class SessionActions:
             a.setStatusTip(a.toolTip())
             a.triggered.connect(lambda _checked=False, p=path: self.open_session(p))
         if not files:
-            menu.addAction("(none)").setEnabled(False)
+            empty = menu.addAction("(none)")
+            empty.setEnabled(False)
+            empty.setStatusTip("No session opened or saved yet")
         menu.addSeparator()
         clear = menu.addAction("Clear list")
         clear.setStatusTip("Forget the recently opened sessions")

@@ -44,17 +44,32 @@ from trainer import (
     load_source,
     save_checkpoint,
 )
+from trainer.atomic import staging_dir
+from trainer.checkpoint import file_size_limits
+from trainer.files import require_regular_file
 
 FORMAT = "latent-explorer-session"
 FORMAT_VERSION = 1
 SUFFIX = ".lexp"
 SESSION_JSON = "session.json"
 ENCODED_NPZ = "encoded.npz"
-CHECKPOINT_MEMBERS = ("model.safetensors", "optimizer.safetensors", "run.json")
+RUN_JSON = "run.json"
+CHECKPOINT_MEMBERS = ("model.safetensors", "optimizer.safetensors", RUN_JSON)
 MEMBERS = (*CHECKPOINT_MEMBERS, SESSION_JSON, ENCODED_NPZ)
-# Zip-bomb guard: what the archive says it unpacks to, checked before anything is read.
+# Zip-bomb guards, all checked from the zip directory before a member is inflated: what the
+# whole archive unpacks to; each member's size by its role (the JSON members hold a few
+# hundred kB; the tensors what the recorded config's shapes imply; the arrays what the
+# encoded list implies); and, for any member over RATIO_FLOOR, how far it inflates (deflate
+# reaches ~1000:1 only on near-constant data; JSON and weights stay under ~20:1).
 MAX_TOTAL_BYTES = 2 * 1024**3
 MAX_GREY_SIDE = 4096
+MAX_JSON_BYTES = {SESSION_JSON: 8 * 1024**2, "run.json": 16 * 1024**2}
+MAX_RATIO = 100
+# Files written before the writer stored near-constant arrays deflated them: a session of
+# many near-blank drawings may reach a few hundred to one (the 1000:1 of deflate's limit
+# means all-constant data: a bomb, or only blank images).
+MAX_ARRAY_RATIO = 500
+RATIO_FLOOR = 1024**2
 
 
 class SessionFileError(ValueError):
@@ -190,7 +205,9 @@ def _records(encoded: Sequence, shape: tuple[int, int]) -> list[EncodedRecord]:
 def save_session(path: str | os.PathLike, state: SessionState) -> Path:
     """Write ``state`` to ``path`` (conventionally ``NAME.lexp``), replacing it atomically."""
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="lexp-save-") as tmp:
+    # Staged beside the target (not in $TMPDIR): a killed save leaves a recognisable
+    # .NAME.xxxxxxxx.partial folder there, which the next save sweeps once stale.
+    with staging_dir(path) as tmp:
         if isinstance(state.checkpoint, (str, os.PathLike)):
             folder = Path(state.checkpoint)
         else:
@@ -213,9 +230,14 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
         with zipfile.ZipFile(tmp_path, "w") as zf:
             for name in MEMBERS:
                 # Float weights barely compress; storing them keeps autosave on quit quick.
+                # Near-constant arrays (large blank images) are stored too, so the file never
+                # trips the loader's inflation-ratio guard.
+                data = payload[name]
                 kind = (zipfile.ZIP_STORED if name.endswith(".safetensors")
+                        or (len(data) > RATIO_FLOOR
+                            and len(data) > MAX_RATIO * len(zlib.compress(data, 6)))
                         else zipfile.ZIP_DEFLATED)
-                zf.writestr(name, payload[name], compress_type=kind)
+                zf.writestr(name, data, compress_type=kind)
 
     try:
         return atomic_write(path, write)
@@ -251,7 +273,26 @@ def _members(path: Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     for name in MEMBERS:
         if found[name].flag_bits & 0x1:
             raise SessionFileError(f"{path}: {name} is encrypted")
+    _check_inflation(path, [found[name] for name in MEMBERS])
+    for name, cap in MAX_JSON_BYTES.items():
+        _check_cap(path, found[name], cap)
     return found
+
+
+def _check_cap(path: Path | str, info: zipfile.ZipInfo, cap: int) -> None:
+    if info.file_size > cap:
+        raise SessionFileError(f"{path}: {info.filename} unpacks to {info.file_size:,} bytes, "
+                               f"more than the {cap:,} it can hold")
+
+
+def _check_inflation(path: Path | str, infos: list[zipfile.ZipInfo]) -> None:
+    for info in infos:
+        ratio = MAX_ARRAY_RATIO if info.filename.endswith((".npz", ".npy")) else MAX_RATIO
+        if (info.file_size > RATIO_FLOOR
+                and info.file_size > ratio * max(1, info.compress_size)):
+            raise SessionFileError(f"{path}: {info.filename} inflates {info.compress_size:,} "
+                                   f"bytes to {info.file_size:,}, more than {ratio}:1 "
+                                   "(a zip bomb?)")
 
 
 def _read(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -267,10 +308,16 @@ def _read(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 def _check_meta(path: Path, data: bytes) -> dict:
+    def no_constants(name: str):  # the writer never writes NaN or Infinity
+        raise ValueError(f"{name} is not a JSON number")
+
     try:
-        meta = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        meta = json.loads(data.decode("utf-8"), parse_constant=no_constants)
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
         raise SessionFileError(f"{path}: {SESSION_JSON} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise SessionFileError(f"{path}: {SESSION_JSON} is not valid JSON (nested too "
+                               "deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise SessionFileError(f"{path}: not a Latent Explorer session (format {found!r})")
@@ -298,10 +345,19 @@ def _check_meta(path: Path, data: bytes) -> dict:
 
 
 def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict) -> Checkpoint:
-    with tempfile.TemporaryDirectory(prefix="lexp-open-") as tmp:
-        for name in CHECKPOINT_MEMBERS:  # known names only, written by us: nothing else lands
-            (Path(tmp) / name).write_bytes(_read(path, zf, found[name]))
+    # The members are copied out to be read; a process killed meanwhile leaves the copy in
+    # the temp folder under a staging name, swept by the next open once stale.
+    scratch = Path(tempfile.gettempdir()) / f"lexp-open-{path.name}"
+    with staging_dir(scratch) as tmp:
         try:
+            # run.json first (its size is capped): the shapes it records bound the tensors.
+            run_path = Path(tmp) / RUN_JSON
+            run_path.write_bytes(_read(path, zf, found[RUN_JSON]))
+            for name, cap in file_size_limits(run_path).items():
+                _check_cap(path, found[name], cap)
+            for name in CHECKPOINT_MEMBERS:  # known names only, written by us
+                if name != RUN_JSON:
+                    (Path(tmp) / name).write_bytes(_read(path, zf, found[name]))
             checkpoint = load_checkpoint(tmp)  # every tensor is copied into memory
         except CheckpointError as e:
             raise SessionFileError(str(e).replace(str(Path(tmp)), str(path))) from None
@@ -313,13 +369,22 @@ def _load_encoded(path: Path, data: bytes, meta: dict,
                   shape: tuple[int, int]) -> list[EncodedRecord]:
     entries = meta["encoded"]
     where = f"{path}: {ENCODED_NPZ}"
-    try:  # the arrays are a zip of their own: the same size guard before anything unpacks
-        inner = sum(i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    try:  # the arrays are a zip of their own: the same size guards before anything unpacks
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except Exception as e:  # noqa: BLE001 - any failure to parse means a bad member
         raise SessionFileError(f"{where}: not a valid .npz archive ({e})") from None
+    inner = sum(i.file_size for i in infos)
     if inner > MAX_TOTAL_BYTES:
         raise SessionFileError(f"{where}: unpacks to {inner / 1e9:.1f} GB, more than the "
                                f"{MAX_TOTAL_BYTES / 1e9:.1f} GB a session may hold")
+    _check_inflation(where, infos)
+    header = 4096  # a .npy header is 64-4096 bytes
+    caps = {"inputs.npy": len(entries) * shape[0] * shape[1] * 4 + header,
+            **{f"grey_{i}.npy": MAX_GREY_SIDE**2 + header for i in range(len(entries))}}
+    for info in infos:
+        if info.filename not in caps:
+            raise SessionFileError(f"{where}: unexpected array {info.filename!r}")
+        _check_cap(where, info, caps[info.filename])
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -348,6 +413,10 @@ def _load_encoded(path: Path, data: bytes, meta: dict,
 def load_session(path: str | os.PathLike) -> LoadedSession:
     """Read and check a session file; raises SessionFileError naming the file and reason."""
     path = Path(path)
+    try:
+        require_regular_file(path, SessionFileError)  # a FIFO or device would block the read
+    except OSError as e:
+        raise SessionFileError(f"{path}: cannot read it ({e.strerror or e})") from None
     try:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:

@@ -7,6 +7,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
+from .legend import OutsideLegend
+
 # (role, dark colour, light colour); light values are Fusion's own defaults.
 _ROLES = [
     (QPalette.ColorRole.Window, "#2b2d31", "#efefef"),
@@ -58,11 +60,21 @@ def apply_theme(app: QApplication, theme: str) -> bool:
 
 
 def style_plot(plot: pg.PlotWidget) -> None:
-    """Recolour an existing plot's background, axes and labels with the current palette."""
+    """Recolour an existing plot with the current palette, all at once: its background, every
+    axis in its scene (the colour bar's too) with its label, and every legend's text."""
     pal = QApplication.palette()
     fg = pal.color(QPalette.ColorRole.WindowText)
     plot.setBackground(pal.color(QPalette.ColorRole.Base))
-    for name in ("left", "bottom", "right", "top"):
-        axis = plot.getPlotItem().getAxis(name)
-        axis.setPen(fg)
-        axis.setTextPen(fg)
+    for item in plot.scene().items():
+        if isinstance(item, pg.AxisItem):
+            item.setPen(fg)
+            item.setTextPen(fg)  # also the axis label's colour
+        elif isinstance(item, OutsideLegend):
+            item.restyle()
+        elif isinstance(item, pg.LegendItem):
+            item.setLabelTextColor(fg)
+            for _, label in item.items:
+                label.setText(label.text, color=fg)
+    restyle = getattr(plot, "restyle", None)
+    if callable(restyle):  # what only the plot itself knows (LatentView: its value colours)
+        restyle()

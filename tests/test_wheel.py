@@ -1,15 +1,19 @@
 """The wheel built from the repo installs into a fresh virtual environment, and its
 ``latent-explorer`` launches from elsewhere with every resource found in the installed copy.
 
-The venv reuses the system's torch and PySide6 (``--system-site-packages``), so nothing is
-downloaded; the system may hold an editable install of this project, so the test checks that
-the venv's own copy is the one imported.
+The venv reuses the running interpreter's torch and PySide6, so nothing is downloaded. It is
+not made with ``--system-site-packages``: from inside a virtual environment that option reaches
+the *base* interpreter's packages, not the running one's. Instead a ``.pth`` file in the venv
+lists the running interpreter's site-packages folders, which works in a venv and in the base
+interpreter alike. Those folders may hold an editable install of this project, so the test
+checks that the venv's own copy is the one imported.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +40,40 @@ def resource_files(root: Path) -> set[str]:
             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".py", ".pyc")}
 
 
+def running_site_packages() -> list[str]:
+    """The running interpreter's site-packages folders (its venv's, and the base's when the venv
+    sees them), in import order."""
+    folders = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    user = site.getusersitepackages()
+    if site.ENABLE_USER_SITE and user in sys.path and Path(user).is_dir():
+        folders.append(user)
+    return [p for p in sys.path if p in folders]
+
+
+def make_venv_seeing_running_packages(venv: Path, cwd: Path) -> Path:
+    """A venv whose own site-packages come first, then the running interpreter's; returns its
+    python. Plain folder lines in a .pth are appended to sys.path without processing the .pth
+    files inside them, so an editable install of this project there is not activated."""
+    run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=cwd)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    own_site = run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                   cwd=cwd).stdout.strip()
+    (Path(own_site) / "running_interpreter_site.pth").write_text(
+        "".join(f"{folder}\n" for folder in running_site_packages()))
+    return python
+
+
+def test_running_interpreters_packages_are_visible_in_the_test_venv(tmp_path):
+    """The regression: in a venv, safetensors (installed there, not in the base) must import."""
+    python = make_venv_seeing_running_packages(tmp_path / "venv", tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = ("import safetensors, torch, PySide6, pyqtgraph, superqt, platformdirs, PIL, tqdm\n"
+             "print(safetensors.__file__)\n")
+    line = run([python, "-c", probe], cwd=tmp_path, env=env).stdout.strip()
+    import safetensors
+    assert Path(line).resolve() == Path(safetensors.__file__).resolve()
+
+
 def test_wheel_installs_into_a_fresh_venv_and_launches(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -51,17 +89,17 @@ def test_wheel_installs_into_a_fresh_venv_and_launches(tmp_path):
     (wheel,) = dist.glob("latent_explorer-*.whl")
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
-        cwd=tmp_path)
-    bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
-    python = bin_dir / ("python.exe" if os.name == "nt" else "python")
+    python = make_venv_seeing_running_packages(venv, tmp_path)
+    bin_dir = python.parent
     # The system's pip installs into the venv (``--python``): no ensurepip, no network.
+    # ``--ignore-installed``: the running interpreter's copy of this project (an editable
+    # install, or a checkout's egg-info on PYTHONPATH) is visible there and must not count.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--no-index",
-         "--disable-pip-version-check", "-q", wheel], cwd=tmp_path)
+         "--ignore-installed", "--disable-pip-version-check", "-q", wheel], cwd=tmp_path, env=env)
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_CACHE_HOME=str(tmp_path / "cache"))
     probe = ("import explorer, trainer, resources\n"
@@ -71,9 +109,9 @@ def test_wheel_installs_into_a_fresh_venv_and_launches(tmp_path):
              "print(r.files('resources'))\n"
              "print(len(load_source('digits')))\n")
     lines = run([python, "-c", probe], cwd=outside, env=env).stdout.splitlines()
-    site = (venv / "lib").resolve() if os.name != "nt" else (venv / "Lib").resolve()
+    venv_lib = (venv / "lib").resolve() if os.name != "nt" else (venv / "Lib").resolve()
     for line in lines[:4]:
-        assert Path(line).resolve().is_relative_to(site), f"{line} is not the venv's copy"
+        assert Path(line).resolve().is_relative_to(venv_lib), f"{line} is not the venv's copy"
     assert lines[4] == "1797"  # digits.npz read from the installed package
     installed = Path(lines[3])
     assert resource_files(installed) == resource_files(REPO / "resources")

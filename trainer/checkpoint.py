@@ -16,9 +16,11 @@ the model that the recorded config builds.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -30,8 +32,9 @@ import safetensors
 import safetensors.torch
 import torch
 
-from .atomic import fsync_dir
+from .atomic import OLD, PARTIAL, fsync_dir, sweep_stale
 from .config import ConfigError, TrainConfig
+from .files import require_regular_file
 from .model import VAE
 
 FORMAT = "latent-explorer-checkpoint"
@@ -91,16 +94,27 @@ def save_checkpoint(session, directory: str | os.PathLike) -> Path:
     into place, so a crash leaves either the old checkpoint or the new one, never a mix.
     """
     directory = Path(directory)
+    try:
+        return _save_checkpoint(session, directory)
+    except OSError as e:  # a full disk, a read-only folder: say where, and what is kept
+        kept = ("the previous checkpoint there is kept" if (directory / RUN_FILE).is_file()
+                else "nothing was written")
+        raise CheckpointError(f"{directory}: cannot write the checkpoint "
+                              f"({e.strerror or e}); {kept}") from None
+
+
+def _save_checkpoint(session, directory: Path) -> Path:
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(parent)  # what a killed save left behind (first: it may restore DIR)
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"{directory}: exists and is not a directory")
     if (directory.is_dir() and any(directory.iterdir())
             and not (directory / RUN_FILE).exists()):
         raise CheckpointError(f"{directory}: exists, is not empty and holds no checkpoint; "
                               "refusing to overwrite it")
-    parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
     model_tensors, optimizer_tensors, run = _serialise(session)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=PARTIAL, dir=parent))
     try:
         _write(tmp / MODEL_FILE, safetensors.torch.save(model_tensors, {"format": FORMAT}))
         _write(tmp / OPTIMIZER_FILE, safetensors.torch.save(optimizer_tensors,
@@ -108,7 +122,9 @@ def save_checkpoint(session, directory: str | os.PathLike) -> Path:
         _write(tmp / RUN_FILE, (json.dumps(run, indent=1) + "\n").encode())
         fsync_dir(tmp)
         if directory.exists():
-            old = parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
+            # Moved aside, not deleted, until the new one is in place; a crash between the
+            # two renames leaves it as .NAME.xxxxxxxx.old, which the next sweep renames back.
+            old = parent / f".{directory.name}.{uuid.uuid4().hex[:8]}{OLD}"
             os.replace(directory, old)
             os.replace(tmp, directory)
             shutil.rmtree(old, ignore_errors=True)
@@ -175,69 +191,126 @@ def _write(path: Path, data: bytes) -> None:
 
 # ------------------------------------------------------------------------------ load
 
+# Size caps, checked before reading: run.json holds three bounded curve tables (a few
+# hundred kB); a safetensors header lists a few dozen tensors (a few kB).
+MAX_RUN_BYTES = 64 * 1024**2
+MAX_HEADER_BYTES = 16 * 1024**2
+MAX_COUNT = 2**63 - 1
+MAX_IMAGE_PIXELS = 2**24  # 4096 x 4096
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                       "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
+                       "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                       "BOOL": torch.bool}
+# Adam's state per parameter, and the size of the engine's sampling RNG state: torch's CPU
+# generator (mt19937, 5056 bytes) or a Philox generator (CUDA: seed + offset, 16 bytes; MPS:
+# a few dozen), so the CPU size or at most MAX_PHILOX_STATE bytes.
+_ADAM_STATE = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+_CPU_RNG_SIZE = int(torch.Generator().get_state().numel())
+MAX_PHILOX_STATE = 64
+
+
 def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
-    """Read and validate a checkpoint directory; raises CheckpointError naming the file."""
+    """Read and validate a checkpoint directory; raises CheckpointError naming the file.
+
+    Everything is checked before a model is built or a large tensor is read: run.json's
+    types and ranges, then the tensor names, shapes and dtypes in each safetensors header
+    against the model the recorded config describes (so a config asking for huge layers
+    beside a small weights file is refused without allocating them), then the values
+    (finite weights and Adam state, the epoch order, the RNG state).
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
-    run = _read_run(directory / RUN_FILE)
     run_path = directory / RUN_FILE
+    run = _read_run(run_path)
     try:
         config = TrainConfig.from_dict(run["config"])
     except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{run_path}: bad config: {e}") from None
     h, w = run["dataset"]["image_shape"]
-    expected = VAE.from_config(int(h) * int(w), config).state_dict()
+    # Shapes from a model on the meta device: no memory is allocated for its weights.
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape)
+                    for k, v in VAE.from_config(h * w, config).state_dict().items()}
+    param_shapes = list(expected.values())
 
     model_path = directory / MODEL_FILE
-    model_state = _read_tensors(model_path)
-    _check_names_shapes(model_path, model_state,
-                        {k: tuple(v.shape) for k, v in expected.items()})
+    header, size = _read_header(model_path)
+    _check_names_shapes(model_path, header, expected)
+    model_state = _read_tensors(model_path, header, size)
+    _check_finite(model_path, model_state)
 
     optimizer_path = directory / OPTIMIZER_FILE
-    tensors = _read_tensors(optimizer_path)
+    header, size = _read_header(optimizer_path)
+    _check_optimizer_header(optimizer_path, header, param_shapes)
+    tensors = _read_tensors(optimizer_path, header, size)
     engine_state = {k.removeprefix("engine."): v for k, v in tensors.items()
                     if k.startswith("engine.")}
     optimizer_state = _optimizer_state(optimizer_path, run_path, tensors, run["optimizer"],
-                                       [tuple(v.shape) for v in expected.values()])
-    try:
-        order = engine_state.get("order")
-        if order is not None and (order.dtype != torch.int64 or order.ndim != 1):
-            raise ValueError("engine.order must be a 1-D int64 tensor")
-        rng = engine_state.get("rng_state")
-        if rng is not None and rng.dtype != torch.uint8:
-            raise ValueError("engine.rng_state must be uint8")
-    except ValueError as e:
-        raise CheckpointError(f"{optimizer_path}: {e}") from None
+                                       param_shapes)
+    _check_engine(optimizer_path, engine_state, run)
     return Checkpoint(path=directory, config=config, model_state=model_state,
                       optimizer_state=optimizer_state, engine_state=engine_state, run=run)
+
+
+def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
+    """The most bytes each safetensors file of the checkpoint whose run.json is ``run_path``
+    can take, from the shapes its config implies (float64 at worst, and a generous header):
+    lets an archive reader refuse an inflated member before unpacking it."""
+    run_path = Path(run_path)
+    run = _read_run(run_path)
+    try:
+        config = TrainConfig.from_dict(run["config"])
+    except (ConfigError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{run_path}: bad config: {e}") from None
+    h, w = run["dataset"]["image_shape"]
+    with torch.device("meta"):
+        numel = sum(p.numel() for p in VAE.from_config(h * w, config).parameters())
+    header = 1024**2
+    # The optimizer file also holds index tensors (the epoch order, split indices): 8 bytes
+    # per datapoint each, two of them at most.
+    return {MODEL_FILE: 8 * numel + header,
+            OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
 
 
 # key -> the JSON types it may hold; checked before anything is used.
 _RUN_SCHEMA = {"format": str, "version": int, "config": dict, "counters": dict,
                "history": dict, "dataset": dict, "split": dict, "optimizer": dict}
-_COUNTERS = ("step", "epoch", "samples", "seconds", "cursor")
+_COUNTERS = ("step", "epoch", "samples", "cursor")  # whole numbers; "seconds" is a float
 _DATASET = {"source": str, "name": str, "n": int, "image_shape": list, "fingerprint": str}
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _read_run(path: Path) -> dict:
+    size = _regular_size(path, "missing; not a checkpoint directory")
+    if size > MAX_RUN_BYTES:
+        raise CheckpointError(f"{path}: {size:,} bytes, more than the {MAX_RUN_BYTES:,} a "
+                              "run.json may hold")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; not a checkpoint directory") from None
+        with open(path, "rb") as f:
+            text = f.read(size + 1)[:MAX_RUN_BYTES].decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: cannot read it ({e})") from None
     try:
         run = json.loads(text)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(run, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     if run.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a Latent Explorer checkpoint "
                               f"(format {run.get('format')!r})")
     version = run.get("version")
-    if not isinstance(version, int):
+    if not _is_int(version):
         raise CheckpointError(f"{path}: format version missing or not a number")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer Latent Explorer (checkpoint format "
@@ -247,45 +320,146 @@ def _read_run(path: Path) -> dict:
         raise CheckpointError(f"{path}: checkpoint format {version} is older than this version "
                               f"supports ({FORMAT_VERSION})")
 
+    def fail(why: str) -> None:
+        raise CheckpointError(f"{path}: {why}")
+
     def require(d: dict, key: str, kind: type, where: str) -> None:
         value = d.get(key)
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = _is_number(value)
         if not ok:
-            raise CheckpointError(f"{path}: {where}{key!r} missing or not a "
-                                  f"{kind.__name__}")
+            fail(f"{where}{key!r} missing or not a {kind.__name__}")
 
     for key, kind in _RUN_SCHEMA.items():
         require(run, key, kind, "")
+    counters = run["counters"]
     for key in _COUNTERS:
-        require(run["counters"], key, float, "counters.")
+        require(counters, key, float, "counters.")
+        if not (_is_int(counters[key]) and 0 <= counters[key] <= MAX_COUNT):
+            fail(f"counters.{key} must be a whole number from 0 to {MAX_COUNT} "
+                 f"(got {counters[key]!r})")
+    require(counters, "seconds", float, "counters.")
+    if not (math.isfinite(counters["seconds"]) and counters["seconds"] >= 0):
+        fail(f"counters.seconds must be finite and non-negative (got {counters['seconds']!r})")
     for key, kind in _DATASET.items():
         require(run["dataset"], key, kind, "dataset.")
     shape = run["dataset"]["image_shape"]
-    if len(shape) != 2 or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise CheckpointError(f"{path}: dataset.image_shape must be two positive integers")
+    if len(shape) != 2 or not all(_is_int(s) and s > 0 for s in shape):
+        fail("dataset.image_shape must be two positive integers")
+    if shape[0] * shape[1] > MAX_IMAGE_PIXELS:
+        fail(f"dataset.image_shape {shape} is over the {MAX_IMAGE_PIXELS:,}-pixel limit")
+    n = run["dataset"]["n"]
+    if not 2 <= n <= MAX_COUNT:
+        fail(f"dataset.n must be at least 2 (got {n})")
+    split = run["split"]
+    for key in ("n_train", "n_heldout"):
+        if not (_is_int(split.get(key)) and split[key] >= 1):
+            fail(f"split.{key} missing or not a positive whole number")
+    if split["n_train"] + split["n_heldout"] != n:
+        fail(f"split.n_train + split.n_heldout is {split['n_train'] + split['n_heldout']}, "
+             f"but dataset.n is {n}")
+    if counters["cursor"] > split["n_train"]:
+        fail(f"counters.cursor {counters['cursor']} is past the {split['n_train']} training "
+             "images")
+    fit = run["dataset"].get("fit_fraction")
+    if fit is not None and not (_is_number(fit) and 0 < fit <= 1):
+        fail(f"dataset.fit_fraction must be a number in (0, 1] (got {fit!r})")
+    from .session import HELDOUT_COLUMNS, LOGPX_COLUMNS, TRAIN_COLUMNS  # session imports us
+
+    columns = {"train": TRAIN_COLUMNS, "heldout": HELDOUT_COLUMNS, "logpx": LOGPX_COLUMNS}
     for table in ("train", "heldout", "logpx"):
         if table == "logpx" and table not in run["history"]:
             continue  # optional: runs with a latent other than 2-D have no such curve
         require(run["history"], table, dict, "history.")
         t = run["history"][table]
         if not (isinstance(t.get("columns"), list) and isinstance(t.get("rows"), list)
-                and isinstance(t.get("limit"), int)
+                and tuple(t["columns"]) == columns[table]
+                and _is_int(t.get("limit")) and 10 <= t["limit"] <= 10**6
+                and len(t["rows"]) <= t["limit"] + 1
                 and all(isinstance(r, list) and len(r) == len(t["columns"])
-                        and all(isinstance(v, (int, float)) for v in r) for r in t["rows"])):
-            raise CheckpointError(f"{path}: history.{table} is malformed")
+                        and all(_is_number(v) for v in r) for r in t["rows"])):
+            fail(f"history.{table} is malformed")
     require(run["optimizer"], "param_groups", list, "optimizer.")
     return run
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def _regular_size(path: Path, missing: str) -> int:
+    """The size of ``path``, refusing FIFOs and devices (reading them could block forever)."""
     try:
-        data = path.read_bytes()
+        st = require_regular_file(path, CheckpointError)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if st is None:
+        raise CheckpointError(f"{path}: {missing}")
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"{path}: is a folder, not a file")
+    return st.st_size
+
+
+def _read_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...]]], int]:
+    """Tensor name -> (dtype, shape) from a safetensors header, reading only the header
+    (an 8-byte little-endian length, then that many bytes of JSON), and the file's size."""
+    size = _regular_size(path, "missing")
+
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: not a valid safetensors file ({why})")
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise bad("shorter than its 8-byte header length")
+            n = int.from_bytes(head, "little")
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise bad(f"header length {n:,} bytes does not fit the file")
+            header = json.loads(f.read(n))
+    except CheckpointError:
+        raise
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError
+        raise bad(f"header is not JSON: {str(e)[:80]}") from None
+    if not isinstance(header, dict):
+        raise bad("header is not a JSON object")
+    tensors: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {}
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not (isinstance(info, dict) and info.get("dtype") in _SAFETENSORS_DTYPES
+                and isinstance(info.get("shape"), list)
+                and all(_is_int(d) and d >= 0 for d in info["shape"])
+                and isinstance(info.get("data_offsets"), list) and len(info["data_offsets"]) == 2
+                and all(_is_int(o) for o in info["data_offsets"])):
+            raise bad(f"header entry {name!r} is malformed")
+        tensors[name] = (_SAFETENSORS_DTYPES[info["dtype"]], tuple(info["shape"]))
+        end = max(end, info["data_offsets"][1])
+    if 8 + n + end != size:
+        raise bad(f"the header describes {8 + n + end:,} bytes, the file has {size:,}")
+    return tensors, size
+
+
+def _read_tensors(path: Path, header: dict, size: int) -> dict[str, torch.Tensor]:
+    """The tensors, which must be those ``header`` (checked before) listed, in no more bytes
+    than it described: the file may have changed between the two reads."""
+    changed = CheckpointError(f"{path}: changed while it was being read")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(size + 1)
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing") from None
+        raise changed from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read it ({e})") from None
+    if len(data) != size:
+        raise changed
+    tensors = _load_safetensors(path, data)
+    if {k: (v.dtype, tuple(v.shape)) for k, v in tensors.items()} != header:
+        raise changed
+    return tensors
+
+
+def _load_safetensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
     try:
         # safetensors parses a length-prefixed JSON header and raw little-endian bytes;
         # it has no code path that could execute anything in the file.
@@ -295,59 +469,163 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a valid safetensors file ({reason})") from None
 
 
-def _check_names_shapes(path: Path, tensors: dict[str, torch.Tensor],
+def _check_names_shapes(path: Path, header: dict[str, tuple[torch.dtype, tuple[int, ...]]],
                         expected: dict[str, tuple[int, ...]]) -> None:
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(header))
+    extra = sorted(set(header) - set(expected))
     if missing or extra:
         raise CheckpointError(f"{path}: tensor names do not match the recorded config "
                               f"(missing {missing[:3]}, unexpected {extra[:3]})")
     for name, shape in expected.items():
-        got = tuple(tensors[name].shape)
+        dtype, got = header[name]
         if got != shape:
             raise CheckpointError(f"{path}: tensor {name} has shape {list(got)}, the recorded "
                                   f"config needs {list(shape)}")
-        if not tensors[name].is_floating_point():
-            raise CheckpointError(f"{path}: tensor {name} is {tensors[name].dtype}, "
-                                  "expected floating point")
+        if not dtype.is_floating_point:
+            raise CheckpointError(f"{path}: tensor {name} is {dtype}, expected floating point")
+
+
+def _check_finite(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    for name, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values; "
+                                  "the run had diverged when it was saved")
+
+
+def _check_optimizer_header(path: Path, header: dict, param_shapes: list[tuple[int, ...]]
+                            ) -> None:
+    """Names, shapes and dtypes of Adam's state and the engine's tensors, before reading."""
+    for key, (dtype, shape) in header.items():
+        parts = key.split(".")
+        if key == "engine.rng_state":
+            want, kinds = None, (torch.uint8,)
+            if len(shape) != 1 or not (shape[0] == _CPU_RNG_SIZE
+                                       or 1 <= shape[0] <= MAX_PHILOX_STATE):
+                raise CheckpointError(f"{path}: engine.rng_state has shape {list(shape)}; a "
+                                      f"sampling RNG state is {_CPU_RNG_SIZE} bytes (CPU) or "
+                                      f"at most {MAX_PHILOX_STATE} (GPU)")
+        elif key == "engine.order":
+            want, kinds = None, (torch.int64,)
+            if len(shape) != 1:
+                raise CheckpointError(f"{path}: engine.order must be 1-D, has shape "
+                                      f"{list(shape)}")
+        elif (len(parts) == 3 and parts[0] == "state" and parts[1].isdigit()
+              and parts[2] in _ADAM_STATE):
+            index = int(parts[1])
+            if index >= len(param_shapes):
+                raise CheckpointError(f"{path}: state for parameter {index}, but the model "
+                                      f"has {len(param_shapes)}")
+            want = () if parts[2] == "step" else param_shapes[index]
+            kinds = (torch.float32, torch.float64) if parts[2] == "step" else (torch.float32,)
+        else:
+            raise CheckpointError(f"{path}: unexpected tensor {key!r}")
+        if want is not None and shape != want:
+            raise CheckpointError(f"{path}: tensor {key} has shape {list(shape)}, "
+                                  f"expected {list(want)}")
+        if dtype not in kinds:
+            raise CheckpointError(f"{path}: tensor {key} is {dtype}, expected "
+                                  f"{' or '.join(str(k) for k in kinds)}")
+
+
+def _check_engine(path: Path, engine: dict[str, torch.Tensor], run: dict) -> None:
+    """The epoch order must be a permutation of distinct training indices, and the RNG
+    state one torch accepts."""
+    order = engine.get("order")
+    if order is not None:
+        n, n_train = run["dataset"]["n"], run["split"]["n_train"]
+        if len(order) != n_train:
+            raise CheckpointError(f"{path}: engine.order holds {len(order)} indices, the split "
+                                  f"has {n_train} training images")
+        if len(order) and (int(order.min()) < 0 or int(order.max()) >= n
+                           or len(torch.unique(order)) != len(order)):
+            raise CheckpointError(f"{path}: engine.order is not a permutation of training "
+                                  f"indices (values must be distinct, from 0 to {n - 1})")
+    rng = engine.get("rng_state")
+    if rng is not None and len(rng) == _CPU_RNG_SIZE:
+        try:
+            torch.Generator().set_state(rng)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: engine.rng_state is not a valid RNG state "
+                                  f"({str(e).splitlines()[0]})") from None
+
+
+# Adam's param-group settings and what each may hold; "params" is checked separately.
+_GROUP_KEYS = {"lr": "positive", "betas": "betas", "eps": "positive",
+               "weight_decay": "non-negative", "amsgrad": bool, "maximize": bool,
+               "foreach": (bool, type(None)), "capturable": bool, "differentiable": bool,
+               "fused": (bool, type(None)), "decoupled_weight_decay": bool}
+_GROUP_REQUIRED = ("lr", "betas", "eps", "weight_decay", "amsgrad", "params")
+
+
+def _check_param_groups(run_path: Path, groups: list, n_params: int) -> None:
+    def fail(why: str) -> None:
+        raise CheckpointError(f"{run_path}: optimizer.param_groups: {why}")
+
+    if len(groups) != 1 or not isinstance(groups[0], dict):
+        fail(f"expected one group (the engine's Adam), got {len(groups)}")
+    group = groups[0]
+    # Keys this torch's Adam knows count too (a later torch adds options with defaults).
+    known = set(_GROUP_KEYS) | set(torch.optim.Adam([torch.zeros(1)]).defaults) | {"params"}
+    unknown = sorted(set(group) - known)
+    missing = [k for k in _GROUP_REQUIRED if k not in group]
+    if unknown or missing:
+        fail(f"unknown keys {unknown[:3]}, missing keys {missing[:3]}")
+    if group["params"] != list(range(n_params)):
+        raise CheckpointError(f"{run_path}: optimizer.param_groups do not match the model's "
+                              f"{n_params} parameters ('params' must be 0..{n_params - 1})")
+    for key, rule in _GROUP_KEYS.items():
+        if key not in group:
+            continue
+        value = group[key]
+        if rule == "betas":
+            ok = (isinstance(value, list) and len(value) == 2
+                  and all(_is_number(b) and 0 <= b < 1 for b in value))
+        elif rule in ("positive", "non-negative"):
+            ok = _is_number(value) and math.isfinite(value) and (
+                value > 0 if rule == "positive" else value >= 0)
+        else:
+            ok = isinstance(value, rule)
+        if key in ("maximize", "differentiable"):  # the engine minimises, and never
+            ok = value is False                    # differentiates through a step
+        if not ok:
+            fail(f"{key} is {value!r}, which Adam cannot use")
 
 
 def _optimizer_state(path: Path, run_path: Path, tensors: dict[str, torch.Tensor],
                      meta: dict, param_shapes: list[tuple[int, ...]]) -> dict:
-    """Rebuild torch's Adam state_dict from named tensors, checking names and shapes."""
+    """Rebuild torch's Adam state_dict from named tensors (names, shapes and dtypes were
+    checked from the header), checking the values and the param groups."""
     state: dict[int, dict] = {}
     # Numeric order, so the first problem reported is the same whatever the file's order.
     natural = lambda key: [int(p) if p.isdigit() else p for p in key.split(".")]
     for key in sorted(tensors, key=natural):
-        value = tensors[key]
         if key.startswith("engine."):
             continue
-        parts = key.split(".")
-        if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
-            raise CheckpointError(f"{path}: unexpected tensor {key!r}")
-        index, name = int(parts[1]), parts[2]
-        if index >= len(param_shapes):
-            raise CheckpointError(f"{path}: state for parameter {index}, but the model has "
-                                  f"{len(param_shapes)}")
-        want = () if name == "step" else param_shapes[index]
-        if name not in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-            raise CheckpointError(f"{path}: unexpected tensor {key!r}")
-        if tuple(value.shape) != want:
-            raise CheckpointError(f"{path}: tensor {key} has shape {list(value.shape)}, "
-                                  f"expected {list(want)}")
-        state.setdefault(index, {})[name] = value
-    for index, extras in (meta.get("scalar_state") or {}).items():
-        if not str(index).isdigit() or not isinstance(extras, dict):
+        value = tensors[key]
+        _, index, name = key.split(".")
+        if not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: tensor {key} holds NaN or infinite values")
+        if name in ("step", "exp_avg_sq", "max_exp_avg_sq") and bool((value < 0).any()):
+            raise CheckpointError(f"{path}: tensor {key} is negative; Adam keeps it >= 0")
+        state.setdefault(int(index), {})[name] = value
+    scalar_state = meta.get("scalar_state") or {}
+    if not isinstance(scalar_state, dict):
+        raise CheckpointError(f"{run_path}: optimizer.scalar_state is malformed")
+    for index, extras in scalar_state.items():
+        # Only the step count may be a plain number (non-fused Adam on old torch versions).
+        if (not str(index).isdigit() or int(index) >= len(param_shapes)
+                or not isinstance(extras, dict) or set(extras) - {"step"}
+                or not all(_is_number(v) and math.isfinite(v) and v >= 0
+                           for v in extras.values())
+                or set(extras) & set(state.get(int(index), {}))):
             raise CheckpointError(f"{run_path}: optimizer.scalar_state is malformed")
         state.setdefault(int(index), {}).update(extras)
     for index, s in state.items():
         if not {"step", "exp_avg", "exp_avg_sq"} <= set(s):
             raise CheckpointError(f"{path}: incomplete Adam state for parameter {index}")
     groups = meta["param_groups"]
-    ids = [i for g in groups if isinstance(g, dict) for i in g.get("params", [])]
-    if (not all(isinstance(g, dict) for g in groups)
-            or sorted(ids) != list(range(len(param_shapes)))):
-        raise CheckpointError(f"{run_path}: optimizer.param_groups do not match the model's "
-                              f"{len(param_shapes)} parameters")
-    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else dict(g) for g in groups]
+    _check_param_groups(run_path, groups, len(param_shapes))
+    if groups[0]["amsgrad"] and state and not all("max_exp_avg_sq" in s for s in state.values()):
+        raise CheckpointError(f"{path}: amsgrad is on but max_exp_avg_sq is missing")
+    groups = [dict(g, betas=tuple(g["betas"])) for g in groups]
     return {"state": state, "param_groups": groups}

@@ -167,8 +167,27 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _finite_or_none(value, key: str, nonfinite: list[str]):
+    """``value`` with every NaN or infinity replaced by None (JSON null), naming its key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if key not in nonfinite:
+            nonfinite.append(key)
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v, key, nonfinite) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v, k, nonfinite) for k, v in value.items()}
+    return value
+
+
 def _emit(record: dict) -> None:
-    print(json.dumps(record), flush=True)
+    """One strict JSON line: NaN and infinities (a diverged model's numbers) are not JSON,
+    so they become null and a "nonfinite" field lists the keys that held them."""
+    nonfinite: list[str] = []
+    clean = {k: _finite_or_none(v, k, nonfinite) for k, v in record.items()}
+    if nonfinite:
+        clean["nonfinite"] = nonfinite
+    print(json.dumps(clean, allow_nan=False), flush=True)
 
 
 # ------------------------------------------------------------------------------ train

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import re
 from dataclasses import dataclass
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 PRECISIONS = ("auto", "fp32", "bf16")
 BINARIZATIONS = ("dynamic", "threshold", "none")
+# Upper bounds: far above any model this app trains (MNIST uses 784-512-512-2), low enough
+# that a crafted config cannot ask for terabytes of weights or a million threads.
+MAX_LATENT_DIM = 4096
+MAX_HIDDEN = 65536
+MAX_LAYERS = 32
+MAX_BATCH_SIZE = 2**20
+MAX_SEED = 2**63 - 1  # numpy and torch seeds are unsigned 64-bit; JSON readers often int64
+MAX_THREADS = 1024
+MAX_EVAL_POINTS = 10**7
+MAX_HISTORY = 10**6
 
 
 class ConfigError(ValueError):
@@ -53,37 +66,76 @@ class TrainConfig:
     history_limit: int = 2000
 
     def __post_init__(self) -> None:
-        self.hidden = tuple(int(h) for h in self.hidden)
         self.validate()
 
     def validate(self) -> None:
-        def require(ok: bool, name: str, why: str) -> None:
-            if not ok:
-                raise ConfigError(f"{name}: {why} (got {getattr(self, name)!r})")
+        """Types first (a bool is not a number, 2.5 is not a count), then ranges; the one
+        check every config passes, from the GUI, the CLI or a file. Normalises numpy and
+        integral values to plain ints and floats."""
+        def fail(name: str, why: str) -> None:
+            raise ConfigError(f"{name}: {why} (got {getattr(self, name)!r})")
 
-        require(self.latent_dim >= 1, "latent_dim", "must be at least 1")
-        require(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "hidden",
-                "needs one or more positive layer sizes")
-        require(self.likelihood in LIKELIHOODS, "likelihood", f"must be one of {LIKELIHOODS}")
-        require(self.binarization in BINARIZATIONS, "binarization",
-                f"must be one of {BINARIZATIONS}")
+        def integer(name: str, lo: int, hi: int, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if optional and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                fail(name, "must be a whole number")
+            if not lo <= value <= hi:
+                fail(name, f"must be between {lo} and {hi}")
+            setattr(self, name, int(value))
+
+        def real(name: str) -> float:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                fail(name, "must be a number")
+            if not math.isfinite(value):
+                fail(name, "must be finite")
+            setattr(self, name, float(value))
+            return float(value)
+
+        def text(name: str, choices: tuple[str, ...]) -> None:
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in choices:
+                fail(name, f"must be one of {choices}")
+
+        integer("latent_dim", 1, MAX_LATENT_DIM)
+        hidden = self.hidden
+        if (isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__")
+                or not 1 <= len(hidden := tuple(hidden)) <= MAX_LAYERS
+                or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool)
+                           and 1 <= h <= MAX_HIDDEN for h in hidden)):
+            fail("hidden", f"needs 1 to {MAX_LAYERS} whole layer sizes, each 1 to {MAX_HIDDEN}")
+        self.hidden = tuple(int(h) for h in hidden)
+        text("likelihood", LIKELIHOODS)
+        text("binarization", BINARIZATIONS)
         if self.likelihood == "gaussian":
-            require(self.binarization == "none", "binarization",
-                    "must be 'none' with the Gaussian likelihood")
-        else:
-            require(self.binarization != "none", "binarization",
-                    "must be 'dynamic' or 'threshold' with the Bernoulli likelihood")
-        require(self.precision in PRECISIONS, "precision", f"must be one of {PRECISIONS}")
-        require(self.lr > 0, "lr", "must be positive")
-        require(self.beta >= 0, "beta", "must be non-negative")
-        require(self.batch_size >= 1, "batch_size", "must be at least 1")
-        require(0 < self.heldout_fraction < 1, "heldout_fraction", "must be between 0 and 1")
-        require(self.threads is None or self.threads >= 1, "threads", "must be at least 1")
-        require(self.eval_every_seconds > 0, "eval_every_seconds", "must be positive")
-        require(self.eval_max_points >= 1, "eval_max_points", "must be at least 1")
-        require(self.logpx_points >= 0, "logpx_points", "must be non-negative")
-        require(0 < self.logpx_share <= 1, "logpx_share", "must be in (0, 1]")
-        require(self.history_limit >= 10, "history_limit", "must be at least 10")
+            if self.binarization != "none":
+                fail("binarization", "must be 'none' with the Gaussian likelihood")
+        elif self.binarization == "none":
+            fail("binarization", "must be 'dynamic' or 'threshold' with the Bernoulli "
+                 "likelihood")
+        text("precision", PRECISIONS)
+        if real("lr") <= 0:
+            fail("lr", "must be positive")
+        if real("beta") < 0:
+            fail("beta", "must be non-negative")
+        integer("batch_size", 1, MAX_BATCH_SIZE)
+        integer("seed", 0, MAX_SEED)
+        if not 0 < real("heldout_fraction") < 1:
+            fail("heldout_fraction", "must be between 0 and 1")
+        if not isinstance(self.device, str) or not re.fullmatch(r"cpu|mps|cuda(:\d{1,3})?",
+                                                                self.device):
+            fail("device", "must be cpu, cuda, cuda:N or mps")
+        integer("threads", 1, MAX_THREADS, optional=True)
+        if not -30 <= real("min_logvar") <= 10:
+            fail("min_logvar", "must be between -30 and 10")
+        if real("eval_every_seconds") <= 0:
+            fail("eval_every_seconds", "must be positive")
+        integer("eval_max_points", 1, MAX_EVAL_POINTS)
+        integer("logpx_points", 0, MAX_EVAL_POINTS)
+        if not 0 < real("logpx_share") <= 1:
+            fail("logpx_share", "must be in (0, 1]")
+        integer("history_limit", 10, MAX_HISTORY)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -99,6 +151,8 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        if "hidden" in d and not isinstance(d["hidden"], (list, tuple)):
+            raise ConfigError(f"hidden: must be a list of layer sizes (got {d['hidden']!r})")
         try:
             return cls(**d)
         except TypeError as exc:

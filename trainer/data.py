@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import require_regular_file
+
 
 class DataError(ValueError):
     """Bad input data. The message names the file and the reason in one line."""
@@ -149,6 +151,7 @@ def load_source(source: str | os.PathLike,
         return load_known(str(source), progress, cancelled)
     path = Path(source)
     try:
+        require_regular_file(path, DataError)  # a FIFO or device would block every reader
         exists, is_dir = path.exists(), path.is_dir()
     except PermissionError:  # a parent folder that cannot be entered
         raise DataError(f"{path}: permission denied") from None
@@ -294,6 +297,7 @@ def _read_array_file(path: Path, kind: str, mmap_mode: str | None = None):
     .npy file instead of reading it."""
     magic, what = _MAGIC[kind]
     try:
+        require_regular_file(path, DataError)
         with open(path, "rb") as f:
             head = f.read(len(magic))
     except PermissionError:
@@ -381,25 +385,6 @@ _IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype
                0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is gzip (told by its magic, not its name)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise DataError(f"{path}: unreadable ({e.strerror or e})") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except EOFError:
-        raise DataError(f"{path}: truncated gzip file (it ends early)") from None
-    except (gzip.BadGzipFile, zlib.error, OSError) as e:
-        raise DataError(f"{path}: corrupt gzip file ({e})") from None
-
-
 def _looks_like_idx(path: Path) -> bool:
     name = path.name.lower()
     if "idx" in name or "ubyte" in name:
@@ -412,31 +397,60 @@ def _looks_like_idx(path: Path) -> bool:
     return len(head) == 4 and head[:2] == b"\0\0" and head[2] in _IDX_DTYPES and 1 <= head[3] <= 4
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+# The most data an IDX file may hold (its header says how much, before anything inflates):
+# EMNIST ByClass, the largest of the family, is 0.64 GB of pixels.
+MAX_IDX_BYTES = 2 * 1024**3
+
+
+def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Parse an IDX file: 2 zero bytes, a type code, the number of dimensions, each
-    dimension as a big-endian uint32, then the data. One vectorised read, no Python loop."""
+    dimension as a big-endian uint32, then the data. Gzipped files (told by their magic,
+    not their name) are read as a stream: the header's sizes are checked against
+    ``max_bytes`` first, and no more than they promise is ever inflated."""
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+    try:
+        require_regular_file(path, DataError)  # a FIFO or device would block the read
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            return _parse_idx(path, f, max_bytes)
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except EOFError:
+        raise DataError(f"{path}: truncated gzip file (it ends early)") from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{path}: corrupt gzip file ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: unreadable ({e.strerror or e})") from None
+
+
+def _parse_idx(path: Path, f, max_bytes: int) -> np.ndarray:
+    head = f.read(4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
-    code, ndim = raw[2], raw[3]
+    code, ndim = head[2], head[3]
     if code not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (unknown type code 0x{code:02x})")
-    if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:
-        raise DataError(f"{path}: corrupt IDX header ({ndim} dimensions, {len(raw)} bytes)")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, offset=4))
+    dims_raw = f.read(4 * ndim) if 1 <= ndim <= 4 else b""
+    if not 1 <= ndim <= 4 or len(dims_raw) < 4 * ndim:
+        raise DataError(f"{path}: corrupt IDX header ({ndim} dimensions, "
+                        f"{4 + len(dims_raw)} bytes)")
+    dims = tuple(int(d) for d in np.frombuffer(dims_raw, ">u4", ndim))
     dtype = _IDX_DTYPES[code]
-    want = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    have = len(raw) - 4 - 4 * ndim
+    want = int(np.prod(dims, dtype=object)) * dtype.itemsize
     shape = " x ".join(str(d) for d in dims)
-    if have < want:
+    if want > max_bytes:
+        raise DataError(f"{path}: header says {shape} ({want:,} bytes of data), more than "
+                        f"the {max_bytes:,}-byte limit")
+    data = f.read(want)
+    if len(data) < want:
         raise DataError(f"{path}: truncated: header says {shape} ({want:,} bytes of data) "
-                        f"but only {have:,} bytes follow")
-    if have > want:
-        raise DataError(f"{path}: corrupt: {have - want:,} bytes after the {shape} data")
+                        f"but only {len(data):,} bytes follow")
+    if f.read(1):
+        raise DataError(f"{path}: corrupt: more bytes follow the {shape} data")
     # A copy, so the array is writable (torch.from_numpy warns about read-only buffers).
-    return np.frombuffer(raw, dtype, offset=4 + 4 * ndim).reshape(dims).astype(
-        dtype.newbyteorder("="))
+    return np.frombuffer(data, dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
 def _labels_beside(path: Path) -> list[Path]:

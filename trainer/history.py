@@ -22,6 +22,12 @@ class History:
             last = self._rows[-1]
             self._rows = self._rows[:-1:2] + [last]
 
+    def copy(self) -> History:
+        """An independent copy (rows are immutable tuples, so the list is all to copy)."""
+        other = History(self.columns, self.limit)
+        other._rows = list(self._rows)
+        return other
+
     def __len__(self) -> int:
         return len(self._rows)
 

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data import DataError, ImageDataset, LoadCancelled
+from .files import require_regular_file, special_kind
 
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
@@ -61,6 +62,7 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
             raise ImageError(path, "no such file")
         if path.is_dir():
             raise ImageError(path, "is a folder, not an image")
+        require_regular_file(path, DataError)  # a FIFO or device would block Image.open
         if path.stat().st_size == 0:
             raise ImageError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
@@ -68,6 +70,8 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
             img = Image.open(path)
     except ImageError:
         raise
+    except DataError as e:  # from require_regular_file: "PATH: is a named pipe (FIFO), ..."
+        raise ImageError(path, str(e).removeprefix(f"{path}: ")) from None
     except PermissionError:
         raise ImageError(path, "permission denied") from None
     except UnidentifiedImageError:
@@ -327,9 +331,15 @@ def _list_folder(folder: Path) -> tuple[list[tuple[Path, str | None]], list[Path
     def take(p: Path, label: str | None) -> None:
         (items.append((p, label)) if p.suffix.lower() in IMAGE_SUFFIXES else others.append(p))
 
+    def special(p: Path) -> bool:  # a FIFO, device or socket: never opened, listed as skipped
+        try:
+            return special_kind(p.stat().st_mode) is not None
+        except OSError:
+            return False
+
     entries = sorted(filter(_visible, folder.iterdir()), key=lambda p: _natural_key(p.name))
     for p in entries:
-        if p.is_file():
+        if p.is_file() or special(p):
             take(p, None)
         elif p.is_dir():
             # Paths below p as strings: pathlib's relative_to costs ~30 us a file, which a
@@ -338,7 +348,8 @@ def _list_folder(folder: Path) -> tuple[list[tuple[Path, str | None]], list[Path
             below = sorted(((str(q)[cut:], q) for q in p.rglob("*")),
                            key=lambda rq: _natural_key(rq[0]))
             for rel, q in below:
-                if (not rel.startswith(".") and os.sep + "." not in rel) and q.is_file():
+                if (not rel.startswith(".") and os.sep + "." not in rel
+                        and (q.is_file() or special(q))):
                     take(q, p.name)
     return items, others
 

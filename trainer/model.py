@@ -16,6 +16,24 @@ from torch import nn
 from .config import TrainConfig
 
 LOG_2PI = math.log(2 * math.pi)
+# The encoder's log-variance is softly held inside [ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX]
+# (as the decoder's is held above min_logvar), so training cannot blow sigma up to values no
+# view can draw (a sigma of ~1e16 once crashed the GUI). Upper: sigma <= e^10 ~ 2.2e4, ten
+# thousand times the prior's, which the KL term never favours. Lower: sigma >= e^-15 ~
+# 3e-7, the float32 resolution of a mean near 1, below which a width means nothing. Inside
+# [-20, 10] the bound moves a log-variance by less than 5e-5, and inside (-10, 0), where
+# trained posteriors lie (sigma from 0.007 to 1), not at all.
+ENCODER_LOGVAR_MIN = -30.0
+ENCODER_LOGVAR_MAX = 20.0
+
+
+def soft_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Smooth, monotone map of x into (lo, hi); the identity to within e^-(distance to the
+    nearer bound), with a gradient that never vanishes abruptly."""
+    soft = hi - F.softplus(hi - (lo + F.softplus(x - lo)))
+    # Where both softplus terms are linear (torch's threshold is 20) the map is the identity
+    # but for float rounding (~1e-6 at |lo| = 30): return x itself there.
+    return torch.where((x > lo + 20) & (x < hi - 20), x, soft)
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -49,7 +67,7 @@ class VAE(nn.Module):
         # .float(): under bf16 autocast only the Linear layers run in bf16; the latent
         # and everything downstream of it stay fp32 (a no-op in plain fp32).
         mu, logvar = self.encoder(x).float().chunk(2, dim=-1)
-        return mu, logvar
+        return mu, soft_clamp(logvar, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) -> likelihood parameters.

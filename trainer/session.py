@@ -70,8 +70,12 @@ class Snapshot:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' was asked for but torch sees no CUDA GPU")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} was asked for but torch sees no CUDA GPU")
+    if name.startswith("cuda:") and name[5:].isdigit() and \
+            int(name[5:]) >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r} was asked for but torch sees "
+                          f"{torch.cuda.device_count()} CUDA GPU(s)")
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device: 'mps' was asked for but it is not available")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
@@ -220,7 +224,12 @@ class Session:
         if strict and not same_data:
             raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
                                   "checkpoint was trained on (fingerprints differ)")
-        session = cls(dataset, config, ranks=ranks)
+        try:
+            session = cls(dataset, config, ranks=ranks)
+        except ConfigError as e:
+            if device is not None:
+                raise  # the caller's choice of device, not the checkpoint's
+            raise CheckpointError(f"{checkpoint.path}: {e}") from None
         session._restore(checkpoint, same_data)
         return session
 
@@ -239,12 +248,25 @@ class Session:
             self.logpx_history = History.from_dict(checkpoint.history["logpx"])
         if self._logpx_cycle is not None:
             self._logpx_cycle.next_at = self.seconds
+        from .checkpoint import CheckpointError  # checkpoint.py imports this module
+
         order = checkpoint.engine_state.get("order")
+        rng = checkpoint.engine_state.get("rng_state")
         if same_data and order is not None and len(order) == len(self._train_idx):
-            self._gen.set_state(checkpoint.engine_state["rng_state"])
-            self._set_order(order.to(self.device))
-            # The cursor counts positions of the epoch's order taken by all ranks together.
-            self._cursor = -(-int(c["cursor"]) // self.ranks.world_size)
+            if not torch.equal(order.sort().values, self._train_idx.cpu().sort().values):
+                raise CheckpointError(f"{checkpoint.path}: engine.order is not a permutation "
+                                      "of this split's training indices")
+            # A sampling RNG state of another device kind (CUDA's 16-byte Philox on a CPU
+            # run) cannot be set: continue with a fresh, seeded epoch order instead.
+            if rng is not None and rng.numel() == self._gen.get_state().numel():
+                try:
+                    self._gen.set_state(rng)
+                except RuntimeError as e:  # e.g. a Philox offset CUDA refuses
+                    raise CheckpointError(f"{checkpoint.path}: engine.rng_state is not a "
+                                          f"valid RNG state ({str(e).splitlines()[0]})") from None
+                self._set_order(order.to(self.device))
+                # The cursor counts positions of the epoch's order taken by all ranks together.
+                self._cursor = -(-int(c["cursor"]) // self.ranks.world_size)
         self.version += 1
 
     def engine_state(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
@@ -415,21 +437,51 @@ class Session:
 
     # ------------------------------------------------------- divergence guard
     def _save_good_state(self) -> None:
-        self._good_state = (copy.deepcopy(self.model.state_dict()),
-                            copy.deepcopy(self.optimizer.state_dict()), self.step_count)
+        """Copy aside the weights, Adam state and everything that counts them (counters,
+        epoch order, sampling RNG, curves), but only when every weight and Adam tensor is
+        finite: a copy of non-finite weights would be 'restored' after a divergence."""
         self._good_at = self.seconds
+        model_state = self.model.state_dict()
+        optim_state = self.optimizer.state_dict()
+        tensors = [*model_state.values(),
+                   *(v for s in optim_state["state"].values() for v in s.values()
+                     if torch.is_tensor(v))]
+        if not all(bool(torch.isfinite(t).all()) for t in tensors):
+            return  # keep the previous (finite) copy
+        self._good_state = {
+            "model": copy.deepcopy(model_state), "optimizer": copy.deepcopy(optim_state),
+            "counters": (self.step_count, self.epoch, self.samples_seen, self.seconds,
+                         self._cursor, self._last_eval),
+            "order": self._epoch_order.clone(), "rng": self._gen.get_state(),
+            "history": [h.copy() for h in (self.train_history, self.heldout_history,
+                                           self.logpx_history)],
+        }
 
     def _diverged(self, loss_value: float) -> None:
         where = f"step {self.step_count + 1} (lr={self.config.lr:g}, beta={self.config.beta:g})"
-        if self._good_state is not None:
-            model_state, optim_state, good_step = self._good_state
-            self.model.load_state_dict(model_state)
-            self.optimizer.load_state_dict(optim_state)
-            restored = f"restored the last finite weights, from step {good_step}"
+        good = self._good_state
+        if good is not None:
+            self.model.load_state_dict(good["model"])
+            self.optimizer.load_state_dict(good["optimizer"])
+            for group in self.optimizer.param_groups:  # the lr in use, not the saved one
+                group["lr"] = self.config.lr
+            (self.step_count, self.epoch, self.samples_seen, self.seconds, self._cursor,
+             self._last_eval) = good["counters"]
+            self._set_order(good["order"].clone())
+            self._gen.set_state(good["rng"])
+            self.train_history, self.heldout_history, self.logpx_history = (
+                h.copy() for h in good["history"])
+            self._window = [0.0, 0.0, 0.0, 0]
+            self._window_start = self.seconds
+            self._good_at = self.seconds
+            self._latents_valid = False  # re-encode every point with the restored weights
+            restored = (f"restored the last finite weights, from step {self.step_count}, with "
+                        "the counters and curves of that step")
         else:
             restored = "no finite weights to restore"
         self.stopped_reason = (f"training diverged: the loss became {loss_value} at {where}; "
                                f"{restored}. Lower the learning rate to continue.")
+        self.version += 1
         self.paused = True
 
     def clear_divergence(self) -> None:

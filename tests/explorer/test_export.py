@@ -143,3 +143,25 @@ def test_mosaic_png_is_pixel_exact_and_upscaled(qtbot, snapshot, tmp_path):
     with pytest.raises(ValueError, match="scale must be between 1 and 64"):
         export_mosaic_png(tmp_path / "big.png", mosaic, scale=0)
     assert os.listdir(tmp_path) == ["manifold.png"]
+
+
+def test_svg_on_a_full_disk_keeps_the_old_file(plane, tmp_path):
+    """A real EFBIG ("File too large") from RLIMIT_FSIZE, as a full disk gives ENOSPC: the
+    export raises and the previous SVG is untouched (Qt's SVG writer alone fails silently
+    and the truncated file used to be renamed over it)."""
+    import resource
+    import signal
+
+    target = tmp_path / "plane.svg"
+    target.write_text("<svg>the previous export</svg>")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a killing signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OSError):
+            export_plane_svg(target, plane)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert target.read_text() == "<svg>the previous export</svg>"
+    assert sorted(os.listdir(tmp_path)) == ["plane.svg"]

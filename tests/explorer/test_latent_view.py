@@ -152,7 +152,7 @@ def test_labels_give_a_legend_and_values_a_colour_bar(plot):
     assert "label one" in plot.point_info(3)
 
     plot.set_point_values(np.array([-100.0, -90.0, -80.0, np.nan]), "ELBO (nats, higher is better)")
-    assert not plot.legend.isVisible()
+    assert plot.legend_names() == []  # the colour bar says what colours mean; the prior stays
     assert plot._colorbar is not None and plot._colorbar.isVisible()
     assert "ELBO (nats, higher is better) = -90" in plot.point_info(1)
     plot.viewport().repaint()
@@ -160,7 +160,8 @@ def test_labels_give_a_legend_and_values_a_colour_bar(plot):
     assert plot.legend.isVisible() and not plot._colorbar.isVisible()
 
     plot.set_dataset(None, None)
-    assert plot.legend_names() == [] and not plot.legend.isVisible()
+    assert plot.legend_names() == []
+    assert plot.legend.names() == ["prior p(z): 1, 2, 3 \u03c3"]
 
 
 def test_hover_names_the_nearest_point(plot, qtbot):

@@ -124,7 +124,8 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint(trained, saved, monkeyp
     steps = trained.step_count
     trained.step()
     monkeypatch.setattr(module, "_write", write_then_crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"ckpt: cannot write the checkpoint \(disk full\); "
+                       "the previous checkpoint there is kept"):
         save_checkpoint(trained, saved)
     assert load_checkpoint(saved).counters["step"] == steps
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]

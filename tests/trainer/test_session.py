@@ -138,3 +138,47 @@ def test_logpx_curve_is_off_for_other_latent_sizes():
     for _ in range(5):
         session.step()
     assert len(session.progress().logpx["log_px"]) == 0
+
+
+def test_divergence_rolls_back_counters_and_curves_with_the_weights(digits, monkeypatch):
+    """After "restored the last finite weights, from step N" the session is at step N:
+    counters, curves, epoch order and RNG are those of step N, and lowering the lr goes on
+    from there."""
+    import trainer.session as engine
+
+    monkeypatch.setattr(engine, "RECORD_EVERY_SECONDS", 0.0)  # a curve row every step
+    session = Session(digits, SMALL.replace(lr=1e-3, precision="fp32"))
+    for _ in range(5):
+        session.step()
+    at_good = (session.step_count, session.samples_seen, len(session.train_history))
+    session._save_good_state()  # as the guard does once a second
+    session.set_lr(1e7)
+    for _ in range(200):
+        if session.step() is None:
+            break
+    assert session.stopped_reason is not None and f"from step {at_good[0]}," in \
+        session.stopped_reason
+    assert (session.step_count, session.samples_seen, len(session.train_history)) == at_good
+    assert session.train_history.arrays()["step"][-1] == at_good[0]
+    assert session.optimizer.param_groups[0]["lr"] == session.config.lr == 1e7
+    session.set_lr(1e-3)
+    session.clear_divergence()
+    assert session.step() is not None and session.step_count == at_good[0] + 1
+
+
+def test_the_guard_never_keeps_a_copy_of_non_finite_weights(digits, monkeypatch):
+    import trainer.session as engine
+
+    session = Session(digits, SMALL.replace(precision="fp32"))
+    for _ in range(3):
+        session.step()
+    session._save_good_state()
+    good_step = session.step_count
+    with torch.no_grad():  # weights gone bad (as an overflow in the last update would leave them)
+        session.model.decoder[0].weight.view(-1)[0] = float("nan")
+    monkeypatch.setattr(engine, "GUARD_EVERY_SECONDS", 0.0)  # the guard copies before this step
+    assert session.step() is None
+    assert f"from step {good_step}," in session.stopped_reason
+    assert all(torch.isfinite(p).all() for p in session.model.parameters())
+    assert all(torch.isfinite(v).all() for s in session.optimizer.state_dict()["state"].values()
+               for v in s.values())
