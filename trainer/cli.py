@@ -225,7 +225,11 @@ def cmd_train(args) -> int:
             print(f"{PROG}: error: rank {ranks.rank} of {ranks.world_size}: {why}; the run "
                   "stopped and wrote no checkpoint (the last complete one is intact)",
                   file=sys.stderr)
-        return 130 if isinstance(e, KeyboardInterrupt) else 1
+        # Leave at once: tearing down a process group whose peers are gone, mid-collective,
+        # can hang or abort ("terminate called without an active exception").
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130 if isinstance(e, KeyboardInterrupt) else 1)
     except (DataError, ConfigError, CheckpointError) as e:  # the same on every rank: say it once
         return _fail(str(e)) if ranks.is_main else 2
     finally:
