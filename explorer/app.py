@@ -7,7 +7,8 @@ labels), a ``.npz`` / ``.npy`` file, or an IDX file; or a saved session, ``NAME.
 e.g. on a GPU server), paused, on the dataset it records (or SOURCE, when given).
 A bad SOURCE or DIR ends with one line, status 2.
 
-``latent-explorer train|encode|evaluate ...`` forwards to the headless commands.
+``latent-explorer train|encode|evaluate|inspect|export-latents ...`` forwards to the headless
+commands.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-HEADLESS_COMMANDS = ("train", "encode", "evaluate")
+HEADLESS_COMMANDS = ("train", "encode", "evaluate", "inspect", "export-latents")
 DEFAULT_SCREENSHOT_STEPS = 3000
 
 
@@ -28,7 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="latent-explorer",
         description="Watch a VAE with a 2-D latent space learn. Headless commands: "
-                    "latent-explorer train|encode|evaluate --help")
+                    "latent-explorer train|encode|evaluate|inspect|export-latents --help")
     p.add_argument("source", nargs="?", default=None,
                    help="dataset: 'digits' (built in, the default), 'mnist' or "
                         "'fashion-mnist' (downloaded once), a folder of images (subfolders "

@@ -8,8 +8,8 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 from trainer import ImageDataset, TrainConfig, split_indices
 
 BINARIZATION_TEXT = {
-    "dynamic": "dynamic: x ~ Bernoulli(grey level), redrawn each step "
-               "(held-out: drawn once)",
+    "dynamic": "dynamic: x ~ Bernoulli(grey) redrawn each training step; every view and "
+               "number uses one fixed draw per image",
     "threshold": "threshold: x = 1 where grey level > 0.5, else 0",
     "none": "none: grey levels in [0, 1] used as they are",
 }
@@ -42,7 +42,8 @@ class DatasetPanel(QWidget):
 
     def set_dataset(self, dataset: ImageDataset, config: TrainConfig) -> None:
         """Describe ``dataset`` (again after a dataset switch)."""
-        # The session fixes its split when it is created; a reset keeps it.
+        # The session draws its split once; resets and checkpoints keep it (so no seed here:
+        # after a reset with a new seed, the split is still the first one).
         split = split_indices(len(dataset), config.heldout_fraction, config.seed)
         h, w = dataset.image_shape
         n_labels = len(dataset.label_names) if dataset.label_names else 0
@@ -54,7 +55,7 @@ class DatasetPanel(QWidget):
             "polarity": POLARITY_TEXT[dataset.inverted],
             "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
             "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "
-                     f"({config.heldout_fraction:.0%}, seed {config.seed})",
+                     f"({config.heldout_fraction:.0%}, kept through resets)",
             # What loading changed or skipped (rescaled values, missing labels, ...).
             "notes": "\n".join(dataset.notes) or "none",
         }

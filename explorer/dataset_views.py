@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 
 from trainer import aggregate_posterior_density, dataset_gaps, encoder_fit, optimise_point
 
-from .inspector import evidence_input
 from .latest_job import LatestJob
 
 # ---------------------------------------------------------------- colour points by
@@ -61,8 +60,9 @@ def colouring_values(model, x, kind: str, chunk: int = CHUNK,
                      sample: int = AMORTISATION_POINTS) -> Iterator[ColouringUpdate]:
     """Per-point values for ``kind`` of x (N, D), yielded as they are computed; returns the
     final (N,) array. ELBO_i and the inference gap use trainer.dataset_gaps (exact log p(x)
-    on a shared grid, ELBO_i by quadrature); the amortisation gap optimises a fixed sample."""
-    x = evidence_input(model.likelihood, x).reshape(len(x), -1)
+    on a shared grid, ELBO_i by quadrature); the amortisation gap optimises a fixed sample.
+    x is each datapoint's one fixed x (trainer.evidence), as the window's inputs give it."""
+    x = np.asarray(x, np.float32).reshape(len(x), -1)
     n = len(x)
     values = np.full(n, np.nan)
     if kind in ("elbo", "inference_gap"):

@@ -59,6 +59,7 @@ from PySide6.QtWidgets import (
 )
 
 from trainer import DataError, fit_fraction, preprocess_image
+from trainer.evidence import evidence_input
 
 from .image_jobs import ImageJob, PreparedImage, prepare_qimage
 from .image_panel import to_qimage
@@ -91,9 +92,9 @@ class EncodedImage:
 
 
 def elbo_label(likelihood: str | None) -> str:
-    """A Bernoulli model's ELBO of a grey image is not a log-probability of binary data."""
-    grey = "; grey input" if likelihood == "bernoulli" else ""
-    return f"ELBO (nats, higher is better{grey})"
+    """Each image is scored on its one fixed x (trainer.evidence), so for a Bernoulli model
+    too the ELBO bounds a log-probability."""
+    return "ELBO (nats, higher is better)"
 
 
 def _fit(image: QImage, side: int, smooth: bool) -> QImage:
@@ -136,7 +137,8 @@ class EncodedImagesModel(QAbstractListModel):
         super().__init__(parent)
         self._images: list[PreparedImage] = []
         self._thumbs: list[QImage] = []
-        self._x: np.ndarray | None = None  # (M, H*W) stacked inputs, built when needed
+        self._x: np.ndarray | None = None  # (M, H*W) every entry's x, built when needed
+        self._x_rule: str | None = None  # the binarization _x was made with
         self._mu: np.ndarray | None = None  # (M, 2); all entries encoded, or none
         self._sigma: np.ndarray | None = None
         self._details: dict[str, np.ndarray] | None = None  # elbo/recon/kl (M,), images
@@ -277,8 +279,13 @@ class EncodedImagesModel(QAbstractListModel):
         self._icons.clear()
 
     def _inputs(self) -> np.ndarray:
-        if self._x is None:
-            self._x = np.stack([im.input.reshape(-1) for im in self._images]).astype(np.float32)
+        """Every entry's x as the model scores it (trainer.evidence, keyed by its pixels, so
+        the same file always gives the same x), the input its mu, sigma and ELBO are for."""
+        rule = "none" if self._frozen is None else self._frozen.binarization
+        if self._x is None or self._x_rule != rule:
+            grey = np.stack([im.input.reshape(-1) for im in self._images]).astype(np.float32)
+            self._x, self._x_rule = evidence_input(grey, rule), rule
+            self._icons.clear()
         return self._x
 
     def _encode_now(self) -> None:
@@ -346,7 +353,8 @@ class EncodedImagesModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             if i not in self._icons:
                 recon = None if self._details is None else self._details["reconstruction"][i]
-                pix = row_icon(self._thumbs[i], self._images[i].input, recon)
+                x = self._images[i].input if self._x is None else self._x[i]
+                pix = row_icon(self._thumbs[i], x.reshape(self._images[i].input.shape), recon)
                 icon = QIcon(pix)
                 icon.addPixmap(pix, QIcon.Mode.Selected)  # no selection tint over the images
                 self._icons[i] = icon
@@ -371,7 +379,7 @@ class EncodedImagesModel(QAbstractListModel):
 
     def _tooltip(self, i: int) -> str:
         im = self._images[i]
-        lines = [im.source or im.name, "images: original (grey) | model input | reconstruction"]
+        lines = [im.source or im.name, "images: original (grey) | x, as scored | reconstruction"]
         if self._details is not None:
             d = self._details
             lines.append(f"reconstruction term E[log p(x|z)]: {d['recon'][i]:.2f} nats; "

@@ -1,10 +1,9 @@
 """Results out of the app in standard formats: CSV, PNG and SVG, each written atomically.
 
 - ``export_latents_csv``: one row per datapoint: index, label, name, mu1, mu2, sigma1, sigma2,
-  elbo_nats. ``elbo_nats`` is the per-datapoint ELBO in nats (higher is better) of the same
-  input that gave mu and sigma: the grey image scaled to [0, 1], as the plane encodes it. For a
-  Bernoulli decoder that is a cross-entropy bound on grey targets, not a log-probability of
-  binary data; the held-out curve's numbers use one fixed binarisation instead.
+  elbo_nats (trainer.latent_table, the same table ``latent-explorer export-latents`` writes):
+  lambda_i = f_phi(x_i) and its ELBO in nats (higher is better), for each datapoint's one fixed
+  x (trainer.evidence), the x the plane and the inspector use.
 - ``export_plane_png`` / ``export_plane_svg``: the latent plane through pyqtgraph's exporters.
 - ``export_mosaic_png``: the manifold grid, every tile pixel-exact, optionally upscaled.
 - ``export_history_csv``: the ELBO and log p(x) curves.
@@ -17,16 +16,23 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from trainer import atomic_write
+from trainer.latent_table import (
+    ELBO_BATCH,
+    ELBO_SAMPLES,
+    iter_latent_rows,
+    latent_columns,
+    write_latents_csv,
+)
+from trainer.latent_table import latent_rows as trainer_latent_rows
 
-LATENT_COLUMNS = ("index", "label", "name", "mu1", "mu2", "sigma1", "sigma2", "elbo_nats")
-ELBO_SAMPLES = 4  # reparameterised draws averaged per datapoint for the CSV's ELBO
-ELBO_BATCH = 1024
+LATENT_COLUMNS = latent_columns(2)
 MAX_MOSAIC_SCALE = 64
 
 
@@ -34,35 +40,28 @@ MAX_MOSAIC_SCALE = 64
 
 def latent_rows(dataset, snapshot, elbo_samples: int = ELBO_SAMPLES,
                 batch: int = ELBO_BATCH) -> list[list]:
-    """The CSV's rows (see LATENT_COLUMNS), ELBO computed in batches with the snapshot's
-    frozen model on the grey inputs."""
-    n = len(dataset)
-    if len(snapshot.mu) != n:
+    """The CSV's rows (trainer.latent_table) with the snapshot's frozen model."""
+    check_latents(dataset, snapshot)
+    return trainer_latent_rows(dataset, snapshot.model, elbo_samples, batch)
+
+
+def check_latents(dataset, snapshot) -> None:
+    if len(snapshot.mu) != len(dataset):
         raise ValueError(f"the snapshot has {len(snapshot.mu)} latents but the dataset "
-                         f"{dataset.name} has {n} images")
-    elbo = np.empty(n, np.float64)
-    for start in range(0, n, batch):
-        x = dataset.as_float(slice(start, start + batch))
-        elbo[start:start + len(x)] = snapshot.model.elbo(x, samples=elbo_samples)["elbo"]
-    labels = dataset.labels
-    names = dataset.names
-    mu, sigma = snapshot.mu, snapshot.sigma
-    return [[i, "" if labels is None else int(labels[i]), "" if names is None else names[i],
-             *(f"{float(v):.9g}" for v in (mu[i, 0], mu[i, 1], sigma[i, 0], sigma[i, 1])),
-             f"{elbo[i]:.9g}"] for i in range(n)]
+                         f"{dataset.name} has {len(dataset)} images")
+
+
+def latents_csv_job(path: str | os.PathLike, dataset, model) -> Iterator[tuple[int, int]]:
+    """A generator for a background job: yields (done, total) while the rows are computed,
+    then writes the CSV and returns its path (nothing is written if it is stopped)."""
+    rows = yield from iter_latent_rows(dataset, model)
+    return write_latents_csv(path, rows, model.latent_dim)
 
 
 def export_latents_csv(path: str | os.PathLike, dataset, snapshot,
                        elbo_samples: int = ELBO_SAMPLES) -> Path:
     rows = latent_rows(dataset, snapshot, elbo_samples)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(LATENT_COLUMNS)
-            w.writerows(rows)
-
-    return atomic_write(path, write)
+    return write_latents_csv(path, rows, snapshot.model.latent_dim)
 
 
 # ------------------------------------------------------------------------------ history

@@ -1,5 +1,6 @@
 """The decoded-image panel: the image of a clicked z, and a selected datapoint beside its
-reconstruction."""
+reconstruction; where the datapoint's x (what the numbers score, trainer.evidence) differs from
+its grey image, that x is shown between them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 
 MEAN_TEXT = "decoder mean E[x|z]"
 SAMPLE_TEXT = "one sample x ~ p(x|z)"
+SCORED_TEXT = "x_i, as scored\n(its fixed binarisation)"
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -67,11 +69,13 @@ class ImagePanel(QWidget):
         self.z: tuple[float, float] | None = None
         self.decoded = ImageTile()
         self.original = ImageTile()
+        self.scored = ImageTile()  # the datapoint's x, when it is not the grey image
         self.reconstruction = ImageTile()
         self.z_label = QLabel("click the plane to decode a z")
         self.point_label = QLabel("click a point to select it")
+        self.scored_label = QLabel(SCORED_TEXT)
         self.recon_label = QLabel("")
-        for label in (self.z_label, self.point_label, self.recon_label):
+        for label in (self.z_label, self.point_label, self.scored_label, self.recon_label):
             label.setWordWrap(True)
             label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         self.mean_button = QRadioButton(MEAN_TEXT)
@@ -84,10 +88,13 @@ class ImagePanel(QWidget):
         grid = QGridLayout()
         grid.addWidget(self.decoded, 0, 0)
         grid.addWidget(self.original, 0, 1)
-        grid.addWidget(self.reconstruction, 0, 2)
+        grid.addWidget(self.scored, 0, 2)
+        grid.addWidget(self.reconstruction, 0, 3)
         grid.addWidget(self.z_label, 1, 0)
         grid.addWidget(self.point_label, 1, 1)
-        grid.addWidget(self.recon_label, 1, 2)
+        grid.addWidget(self.scored_label, 1, 2)
+        grid.addWidget(self.recon_label, 1, 3)
+        self._show_scored(None)
         layout = QVBoxLayout(self)
         layout.addLayout(grid, 1)
         layout.addWidget(self.mean_button)
@@ -103,13 +110,25 @@ class ImagePanel(QWidget):
         what = "one sample x~p(x|z)" if self.shows_sample else "mean E[x|z]"
         self.z_label.setText(f"z = ({self.z[0]:.2f}, {self.z[1]:.2f})\n{what}")
 
-    def show_datapoint(self, title: str, image: np.ndarray, reconstruction: np.ndarray) -> None:
+    def show_datapoint(self, title: str, image: np.ndarray, reconstruction: np.ndarray,
+                       x: np.ndarray | None = None) -> None:
+        """``image`` the grey datapoint; ``x`` its x as every number scores it (shown beside
+        the grey when the two differ, e.g. a fixed binarisation)."""
         self.original.set_image(image)
         self.reconstruction.set_image(reconstruction)
         self.point_label.setText(title)
         self.recon_label.setText("reconstruction\nE[x|z = mu]")
+        differs = x is not None and not np.array_equal(np.asarray(x, np.float32),
+                                                       np.asarray(image, np.float32))
+        self._show_scored(x if differs else None)
+
+    def _show_scored(self, x: np.ndarray | None) -> None:
+        self.scored.set_image(x)
+        self.scored.setVisible(x is not None)
+        self.scored_label.setVisible(x is not None)
 
     def clear_datapoint(self) -> None:
+        self._show_scored(None)
         self.original.set_image(None)
         self.reconstruction.set_image(None)
         self.point_label.setText("click a point to select it")

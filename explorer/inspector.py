@@ -8,8 +8,12 @@ ELBO* - ELBO_i and the approximation gap log p(x_i) - ELBO* (Cremer, Li & Duvena
 Dragging the q ellipse on the plane moves lambda_i by hand; the ELBO readout follows live.
 
 Every computation runs off the GUI thread (``LatestJob`` lanes); only the newest request's
-answer is shown. Bernoulli models score x binarised at 0.5: the Bernoulli likelihood is a
-log-probability only for binary x, and log p(x) is meant exactly.
+answer is shown. The window passes each datapoint's one fixed x (trainer.evidence: for a
+Bernoulli model a fixed binarisation, since its likelihood is a probability only for binary x),
+the same x the plane's dot mu_i = f_phi(x_i) and ``latent-explorer inspect`` use.
+
+The layout fits a narrow dock (330 px): captions wrap, short numbers sit beside them, long
+readouts (lambda_i, the dragged q, the grid) wrap on a line of their own.
 """
 
 from __future__ import annotations
@@ -22,35 +26,36 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from trainer import gaussian_fit, inspect_point, optimise_point
+from trainer.evidence import rule
+from trainer.inference import INSPECT_GRID_N, INSPECT_IWAE_K
 
 from .image_panel import ImageTile
 from .latest_job import LatestJob
 from .posterior_overlay import PosteriorOverlay
 
-BINARISE_AT = 0.5
-BINARISED_NOTE = ("x binarised at 0.5: the Bernoulli likelihood is a probability only for "
-                  "binary x, so log p(x) is exact for this binary image")
-GRID_N = 128
-IWAE_K = 1000
+GRID_N = INSPECT_GRID_N
+IWAE_K = INSPECT_IWAE_K
 DRAG_THROTTLE_MS = 20  # the newest drag position is scored at most this often
 SAMPLE_SEED = 0  # one fixed eps per inspection: the decoded sample moves smoothly with q
+MIN_WIDTH = 260  # px: the whole inspector, numbers included, fits a 330 px dock
 
 # (key, caption): every number in nats per datapoint, with its sign convention.
 ROWS = (
     ("lambda", "\u03bb_i = (\u03bc_i, \u03c3_i) = f_\u03c6(x_i), the encoder's output"),
     ("elbo", "ELBO_i of the encoder's q (nats, higher is better)"),
-    ("recon", "    reconstruction E_q[log p(x|z)] (nats, higher is better)"),
-    ("kl", "    KL(q \u2016 p(z)), subtracted (nats, \u2265 0)"),
+    ("recon", "\u2003reconstruction E_q[log p(x|z)] (nats, higher is better)"),
+    ("kl", "\u2003KL(q \u2016 p(z)), subtracted (nats, \u2265 0)"),
     ("log_px", "log p_\u03b8(x_i), exact on the grid (nats, higher is better)"),
-    ("iwae", f"IWAE estimate, k = {IWAE_K}, a check (nats, \u2264 log p(x))"),
+    ("iwae", f"IWAE (k = {IWAE_K}): a stochastic lower bound, \u2264 log p(x) on average "
+             "(nats, \u00b1 standard error)"),
     ("inference_gap", "inference gap log p(x_i) \u2212 ELBO_i = KL(q \u2016 p(z|x_i)) "
                       "(nats, \u2265 0)"),
     ("elbo_star", "ELBO* of the best diagonal q* (nats, higher is better)"),
@@ -60,13 +65,13 @@ ROWS = (
     ("dragged", "ELBO of the dragged q (nats, higher is better)"),
     ("grid", "grid"),
 )
+# Readouts too long to sit beside their caption: each wraps on a line of its own.
+WIDE_ROWS = ("lambda", "dragged", "grid")
 
 
-def evidence_input(likelihood: str, x) -> np.ndarray:
-    """Datapoints (any shape) as the likelihood scores them: binary for Bernoulli, as given
-    otherwise."""
-    x = np.asarray(x, np.float32)
-    return (x > BINARISE_AT).astype(np.float32) if likelihood == "bernoulli" else x
+def input_note(binarization: str) -> str:
+    """The rule for x_i, in one line (trainer.evidence)."""
+    return f"Scored: {rule(binarization)}."
 
 
 @dataclass
@@ -102,6 +107,22 @@ def fmt(v: float | None, signed: bool = False) -> str:
     if v is None:
         return "\u2014"
     return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def fmt_se(v: float | None, se: float | None) -> str:
+    """An estimate with its standard error."""
+    if v is None:
+        return "\u2014"
+    return fmt(v) if se is None or not np.isfinite(se) else f"{v:.3f} \u00b1 {se:.3f}"
+
+
+def wrapped(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    # Ignored width: a wrapped label asks for no width of its own, so the dock's width
+    # decides and the text wraps instead of widening the panel.
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
 
 
 class Inspector(QWidget):
@@ -141,13 +162,12 @@ class Inspector(QWidget):
     # ---- layout -----------------------------------------------------------------------------
 
     def _build(self) -> None:
+        self.setMinimumWidth(MIN_WIDTH)
         layout = QVBoxLayout(self)
-        self.title_label = QLabel()
+        self.title_label = wrapped()
         self.title_label.setStyleSheet("font-weight: bold;")
-        self.note_label = QLabel()
-        self.note_label.setWordWrap(True)
-        self.shape_label = QLabel()  # the shape of the exact posterior, in words, prominent
-        self.shape_label.setWordWrap(True)
+        self.note_label = wrapped()
+        self.shape_label = wrapped()  # the shape of the exact posterior, in words, prominent
         font = QFont(self.shape_label.font())
         font.setPointSizeF(font.pointSizeF() * 1.25)
         font.setBold(True)
@@ -157,33 +177,50 @@ class Inspector(QWidget):
 
         tiles = QGridLayout()
         self.tiles: dict[str, ImageTile] = {}
+        self.tile_captions: dict[str, QLabel] = {}
         for col, (key, caption) in enumerate((
-                ("image", "image"), ("scored", "x_i as scored"),
-                ("recon", "reconstruction\nE[x | z = \u03bc_i]"),
-                ("sample", "decoded sample\nz ~ q (follows a drag)"))):
+                ("image", "image"), ("scored", "x_i, as scored"),
+                ("recon", "decoded mean at z = \u03bc_i"),
+                ("sample", "decoded z ~ q (follows a drag)"))):
             tile = ImageTile()
-            tile.setMinimumSize(56, 56)
+            tile.setMinimumSize(48, 48)
+            tile.setMaximumHeight(110)  # a square image: no empty band above its caption
             self.tiles[key] = tile
             tiles.addWidget(tile, 0, col)
-            cap = QLabel(caption)
-            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            cap = wrapped(caption)
+            cap.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.tile_captions[key] = cap
             tiles.addWidget(cap, 1, col)
+            tiles.setColumnStretch(col, 1)
         layout.addLayout(tiles)
         layout.addWidget(self.note_label)
 
         grid = QGridLayout()
+        grid.setColumnStretch(0, 1)
+        grid.setHorizontalSpacing(8)
         self.value_labels: dict[str, QLabel] = {}
-        for row, (key, caption) in enumerate(ROWS):
-            name = QLabel(caption)
-            value = QLabel()
+        self.caption_labels: dict[str, QLabel] = {}
+        row = 0
+        for key, caption in ROWS:
+            name = wrapped(caption)
+            if key in WIDE_ROWS:
+                value = wrapped()
+                grid.addWidget(name, row, 0, 1, 2)
+                grid.addWidget(value, row + 1, 0, 1, 2)
+                row += 2
+            else:
+                value = QLabel()
+                value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                value.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
+                grid.addWidget(name, row, 0)
+                grid.addWidget(value, row, 1)
+                row += 1
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            grid.addWidget(name, row, 0)
-            grid.addWidget(value, row, 1)
             self.value_labels[key] = value
+            self.caption_labels[key] = name
         layout.addLayout(grid)
 
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()  # two by two: four buttons in a row overflow a narrow dock
         self.optimise_button = QPushButton("Optimise this point")
         self.optimise_button.setToolTip("Freeze \u03b8 and fit (\u03bc, log \u03c3) to this x "
                                         "directly, from the encoder's output")
@@ -192,40 +229,39 @@ class Inspector(QWidget):
         self.reset_button.setToolTip("Put the dragged ellipse back on the encoder's q")
         self.reset_button.clicked.connect(self.reset_q)
         self.copy_button = QPushButton("Copy numbers")
+        self.copy_button.setToolTip("The numbers as JSON on the clipboard")
         self.copy_button.clicked.connect(self.copy_numbers)
         self.refresh_button = QPushButton("Newest model")
         self.refresh_button.setToolTip("Inspect this point again with the model as trained "
                                        "now (the numbers are for the model when inspected)")
         self.refresh_button.clicked.connect(self.refreshRequested)
-        for b in (self.optimise_button, self.reset_button, self.copy_button,
-                  self.refresh_button):
-            buttons.addWidget(b)
+        for k, b in enumerate((self.optimise_button, self.reset_button, self.copy_button,
+                               self.refresh_button)):
+            buttons.addWidget(b, k // 2, k % 2)
         layout.addLayout(buttons)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
+        self.status_label = wrapped()
         layout.addWidget(self.status_label)
         layout.addStretch(1)
 
     # ---- the window's calls -----------------------------------------------------------------
 
     def inspect(self, model, x_flat, image, title: str, mu=None, sigma=None) -> None:
-        """Inspect one datapoint: ``model`` a trainer.FrozenVAE, ``x_flat`` (D,) in model-input
-        form, ``image`` (H, W) to show, ``mu``/``sigma`` the dot's lambda on the plane."""
+        """Inspect one datapoint: ``model`` a trainer.FrozenVAE, ``x_flat`` (D,) the datapoint's
+        x as every number scores it (trainer.evidence), ``image`` (H, W) its grey image to
+        show, ``mu``/``sigma`` the dot's lambda on the plane."""
         self._cancel_all()
         self.clear(keep_status=True)
         self.model = model
-        self.x = evidence_input(model.likelihood, x_flat).reshape(-1)
+        self.x = np.asarray(x_flat, np.float32).reshape(-1)
         self.title = title
         self.title_label.setText(title)
-        self.tiles["image"].set_image(np.asarray(image, np.float32))
-        binary = model.likelihood == "bernoulli"
-        self.tiles["scored"].set_image(self.x.reshape(np.shape(image)) if binary else None)
-        self.tiles["scored"].setVisible(binary)
-        note = BINARISED_NOTE if binary else "x scored as given (Gaussian likelihood)"
-        if mu is not None and sigma is not None:
-            note += (f". The dot on the plane encodes the image as shown: \u03bc = "
-                     f"({mu[0]:.3f}, {mu[1]:.3f}), \u03c3 = ({sigma[0]:.3f}, {sigma[1]:.3f})")
-        self.note_label.setText(note)
+        image = np.asarray(image, np.float32)
+        self.tiles["image"].set_image(image)
+        differs = not np.array_equal(self.x, image.reshape(-1))
+        self.tiles["scored"].set_image(self.x.reshape(image.shape) if differs else None)
+        self.tiles["scored"].setVisible(differs)
+        self.tile_captions["scored"].setVisible(differs)
+        self.note_label.setText(input_note(getattr(model, "binarization", "none")))
         self.shape_label.setText("computing the exact posterior\u2026")
         self._inspect_job.submit(run_inspection, model, self.x)
 
@@ -265,7 +301,7 @@ class Inspector(QWidget):
         p, d = self.point, self.dragged
         v: dict[str, float | None] = dict.fromkeys(
             ("mu1", "mu2", "sigma1", "sigma2", "elbo", "recon", "kl", "log_px", "iwae",
-             "inference_gap", "elbo_star", "amortisation_gap", "approximation_gap",
+             "iwae_se", "inference_gap", "elbo_star", "amortisation_gap", "approximation_gap",
              "elbo_full", "dragged_mu1", "dragged_mu2", "dragged_sigma1", "dragged_sigma2",
              "dragged_elbo", "dragged_minus_elbo"))
         if p is None:
@@ -273,7 +309,8 @@ class Inspector(QWidget):
         e = p.encoder
         v.update(mu1=float(e.mean[0]), mu2=float(e.mean[1]), sigma1=float(e.sigma[0]),
                  sigma2=float(e.sigma[1]), elbo=e.elbo, recon=e.recon, kl=e.kl,
-                 log_px=p.log_px, iwae=p.iwae, inference_gap=p.inference_gap)
+                 log_px=p.log_px, iwae=p.iwae, iwae_se=p.iwae_se,
+                 inference_gap=p.inference_gap)
         if p.optimum is not None:
             v.update(elbo_star=p.optimum.diagonal.elbo, amortisation_gap=p.amortisation_gap,
                      approximation_gap=p.approximation_gap, elbo_full=p.optimum.full.elbo)
@@ -289,9 +326,10 @@ class Inspector(QWidget):
         t = self.value_labels
         t["lambda"].setText(f"\u03bc = ({fmt(v['mu1'])}, {fmt(v['mu2'])}), "
                             f"\u03c3 = ({fmt(v['sigma1'])}, {fmt(v['sigma2'])})")
-        for key in ("elbo", "recon", "kl", "log_px", "iwae", "inference_gap", "elbo_star",
+        for key in ("elbo", "recon", "kl", "log_px", "inference_gap", "elbo_star",
                     "amortisation_gap", "approximation_gap", "elbo_full"):
             t[key].setText(fmt(v[key]))
+        t["iwae"].setText(fmt_se(v["iwae"], v["iwae_se"]))
         if v["dragged_elbo"] is None:
             t["dragged"].setText("drag the ellipse's centre or axis handles")
         else:

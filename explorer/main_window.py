@@ -47,6 +47,7 @@ from trainer import (
     Snapshot,
     TrainConfig,
 )
+from trainer.evidence import dataset_evidence, evidence_input
 
 from .controls import Controls
 from .dataset_actions import DATASET_FILTER, DatasetActions
@@ -217,7 +218,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.colouring = PointColouring(self.latent_view, labels=dataset.labels)
         self.aggregate = AggregateDensityLayer(self.latent_view)
         self.trails = Trails(self.latent_view.plotItem)
-        self._inputs: np.ndarray | None = None  # every image in model-input form, on demand
+        self._inputs: tuple[str, np.ndarray] | None = None  # (binarization, every x)
         self._inspected: tuple[str, int] | None = None  # ("point" | "encoded", index)
         self.docks = {
             "image": self._dock("Decoded image", self.image_panel,
@@ -683,11 +684,22 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             if self.snapshot is not None and self.selected < len(self.snapshot.mu):
                 self.decode_z(*(float(v) for v in self.snapshot.mu[self.selected]))  # z = mu_i
 
+    def _binarization(self) -> str:
+        """How the shown model makes each x (the snapshot's, else the configured one)."""
+        return self.snapshot.config.binarization if self.snapshot else self.config.binarization
+
     def _model_inputs(self) -> np.ndarray:
-        """All images flattened to [0, 1] floats: what per-point colourings score."""
-        if self._inputs is None:
-            self._inputs = self.dataset.as_float()
-        return self._inputs
+        """Every datapoint's one fixed x (trainer.evidence), (N, D): what per-point
+        colourings score, the x whose f_phi(x) are the plane's dots."""
+        binarization = self._binarization()
+        if self._inputs is None or self._inputs[0] != binarization:
+            self._inputs = (binarization, dataset_evidence(self.dataset, binarization))
+        return self._inputs[1]
+
+    def _datapoint_x(self, i: int) -> np.ndarray:
+        """Datapoint i's x, (H, W)."""
+        return dataset_evidence(self.dataset, self._binarization(), [i]).reshape(
+            self.dataset.image_shape)
 
     def _inspect_selected(self) -> None:
         """The exact posterior, log p(x) and gaps of the selected datapoint, computed once
@@ -697,7 +709,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             return
         self._inspected = ("point", i)
         image = self.dataset.as_float([i]).reshape(self.dataset.image_shape)
-        self.inspector.inspect(self.snapshot.model, image.reshape(-1), image,
+        self.inspector.inspect(self.snapshot.model, self._datapoint_x(i).reshape(-1), image,
                                f"datapoint #{i}", self.snapshot.mu[i], self.snapshot.sigma[i])
         self.docks["inspector"].raise_()
 
@@ -707,8 +719,9 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             return
         self._inspected = ("encoded", index)
         entry = entries[index]
-        x = entry.image.input
-        self.inspector.inspect(self.snapshot.model, x.reshape(-1), x, entry.name,
+        grey = entry.image.input
+        x = evidence_input(grey[None], self._binarization())[0]  # keyed by its pixels
+        self.inspector.inspect(self.snapshot.model, x.reshape(-1), grey, entry.name,
                                entry.mu, entry.sigma)
         self.docks["inspector"].raise_()
 
@@ -735,7 +748,8 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
             label = f", label {names[value] if names and value < len(names) else value}"
         title = (f"datapoint #{i}{label}\nmu = ({mu[0]:.2f}, {mu[1]:.2f})\n"
                  f"sigma = ({sigma[0]:.2f}, {sigma[1]:.2f})")
-        self.image_panel.show_datapoint(title, self.dataset.as_float([i]).reshape(h, w), recon)
+        self.image_panel.show_datapoint(title, self.dataset.as_float([i]).reshape(h, w), recon,
+                                        x=self._datapoint_x(i))
 
     def _on_decode_mode(self, *args) -> None:
         if self.image_panel.z is not None:
@@ -871,6 +885,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self.loader.cancel_and_wait()
         self._end_load()
         self.encoded_panel.cancel_and_wait()
+        self.shutdown_exports()
         for job in (self.inspector, self.colouring, self.aggregate):
             job.shutdown()
         self.worker.stop()

@@ -5,6 +5,12 @@ import os
 # Set before anything imports Qt, so every widget test runs without a screen.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import tempfile  # noqa: E402
+
+# The precision race's answer (trainer.precision) and downloads go to a throwaway cache,
+# never the user's; tests that need their own set the variable themselves.
+os.environ.setdefault("LATENT_EXPLORER_CACHE", tempfile.mkdtemp(prefix="latent-explorer-tests-"))
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 

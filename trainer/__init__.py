@@ -22,7 +22,8 @@ from .data import (
     split_indices,
 )
 from .download import KNOWN_DATASETS, DatasetSpec, DownloadCancelled, DownloadError, fetch_dataset
-from .elbo import ElboTerms, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
+from .elbo import ElboTerms, IwaeEstimate, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
+from .evidence import dataset_evidence, evidence_input
 from .frozen import FrozenVAE
 from .images import (
     IMAGE_SUFFIXES,
@@ -44,6 +45,7 @@ from .inference import (
     heldout_log_px,
     inspect_point,
 )
+from .latent_table import latent_columns, latent_rows
 from .local_opt import GaussianFit, LocalOptimum, encoder_fit, gaussian_fit, optimise_point
 from .model import VAE
 from .posterior import PosteriorGrid, aggregate_posterior_density, describe_shape, posterior_grid
@@ -52,7 +54,7 @@ from .session import Progress, Session, Snapshot, available_devices
 __all__ = [
     "ConfigError", "DataError", "ElboTerms", "FrozenVAE", "ImageDataset", "Progress", "Session",
     "Snapshot", "Split", "TrainConfig", "VAE", "available_devices", "elbo_terms", "gaussian_kl",
-    "grid_log_px", "iwae_log_px", "load_source", "split_indices",
+    "grid_log_px", "iwae_log_px", "IwaeEstimate", "load_source", "split_indices",
     "KNOWN_DATASETS", "DatasetSpec", "DownloadCancelled", "DownloadError", "fetch_dataset",
     "DutyCycle", "GaussianFit", "LocalOptimum", "PointInference", "PosteriorGrid",
     "SharedGridEstimate", "aggregate_posterior_density", "dataset_gaps", "describe_shape",
@@ -63,4 +65,5 @@ __all__ = [
     "load_folder", "load_image_for", "preprocess_image", "read_image",
     "ink_on_dark",
     "Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "atomic_write",
+    "dataset_evidence", "evidence_input", "latent_columns", "latent_rows",
 ]

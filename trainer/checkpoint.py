@@ -2,8 +2,8 @@
 
     DIR/model.safetensors      the VAE's weights (readable by any safetensors tool)
     DIR/optimizer.safetensors  what else an exact resume needs: Adam's state tensors
-                               ("state.<i>.<name>") and the engine's sampling RNG state and
-                               epoch order ("engine.<name>")
+                               ("state.<i>.<name>") and the engine's sampling RNG state,
+                               epoch order and held-out indices ("engine.<name>")
     DIR/run.json               format + version, config, history, counters, dataset reference,
                                split, likelihood and binarization, Adam's scalar settings,
                                library versions
@@ -54,7 +54,7 @@ class Checkpoint:
     config: TrainConfig
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict  # in torch's Optimizer.state_dict() layout
-    engine_state: dict[str, torch.Tensor]  # "rng_state", "order"
+    engine_state: dict[str, torch.Tensor]  # "rng_state", "order", "heldout"
     run: dict  # run.json as read
 
     @property
@@ -173,7 +173,7 @@ def _serialise(session) -> tuple[dict, dict, dict]:
                     "image_shape": list(dataset.image_shape),
                     "fingerprint": dataset.fingerprint(),
                     "fit_fraction": fit_fraction(dataset)},
-        "split": session.split.describe(),
+        "split": session.split.describe(),  # the indices themselves: engine.heldout
         "optimizer": {"type": "Adam", "param_groups": opt["param_groups"],
                       "scalar_state": scalar_state},
         "libraries": {"python": platform.python_version(), "torch": torch.__version__,
@@ -273,6 +273,27 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
             OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
 
 
+def _check_heldout(heldout: torch.Tensor | None, n: int, n_heldout: int) -> None:
+    """The saved held-out indices must be a proper split of the n images, as many as
+    run.json records."""
+    if heldout is None:
+        return  # an older checkpoint: the split is rebuilt from run.json's record
+    if heldout.dtype != torch.int64 or heldout.ndim != 1:
+        raise ValueError("engine.heldout must be a 1-D int64 tensor")
+    if not 0 < len(heldout) < n:
+        raise ValueError(f"engine.heldout holds {len(heldout)} indices; a split of {n} "
+                         "images needs between 1 and n - 1")
+    if len(heldout) != n_heldout:
+        raise ValueError(f"engine.heldout holds {len(heldout)} indices, run.json's split "
+                         f"records {n_heldout}")
+    if int(heldout.min()) < 0 or int(heldout.max()) >= n:
+        raise ValueError(f"engine.heldout has an index outside 0..{n - 1}")
+    if len(torch.unique(heldout)) != len(heldout):
+        raise ValueError("engine.heldout repeats an index")
+    # That the epoch order holds only training indices (none of these) is checked by the
+    # Session it resumes, against the split it restores.
+
+
 # key -> the JSON types it may hold; checked before anything is used.
 _RUN_SCHEMA = {"format": str, "version": int, "config": dict, "counters": dict,
                "history": dict, "dataset": dict, "split": dict, "optimizer": dict}
@@ -356,6 +377,11 @@ def _read_run(path: Path) -> dict:
     for key in ("n_train", "n_heldout"):
         if not (_is_int(split.get(key)) and split[key] >= 1):
             fail(f"split.{key} missing or not a positive whole number")
+    # The split's rule: what a resume on other data (or an older checkpoint) redraws it from.
+    if not (_is_number(split.get("fraction")) and 0 < split["fraction"] < 1):
+        fail(f"split.fraction must be a number between 0 and 1 (got {split.get('fraction')!r})")
+    if not (_is_int(split.get("seed")) and 0 <= split["seed"] < 2**63):
+        fail(f"split.seed must be a non-negative whole number (got {split.get('seed')!r})")
     if split["n_train"] + split["n_heldout"] != n:
         fail(f"split.n_train + split.n_heldout is {split['n_train'] + split['n_heldout']}, "
              f"but dataset.n is {n}")
@@ -504,10 +530,10 @@ def _check_optimizer_header(path: Path, header: dict, param_shapes: list[tuple[i
                 raise CheckpointError(f"{path}: engine.rng_state has shape {list(shape)}; a "
                                       f"sampling RNG state is {_CPU_RNG_SIZE} bytes (CPU) or "
                                       f"at most {MAX_PHILOX_STATE} (GPU)")
-        elif key == "engine.order":
+        elif key in ("engine.order", "engine.heldout"):
             want, kinds = None, (torch.int64,)
             if len(shape) != 1:
-                raise CheckpointError(f"{path}: engine.order must be 1-D, has shape "
+                raise CheckpointError(f"{path}: {key} must be 1-D, has shape "
                                       f"{list(shape)}")
         elif (len(parts) == 3 and parts[0] == "state" and parts[1].isdigit()
               and parts[2] in _ADAM_STATE):
@@ -540,6 +566,10 @@ def _check_engine(path: Path, engine: dict[str, torch.Tensor], run: dict) -> Non
                            or len(torch.unique(order)) != len(order)):
             raise CheckpointError(f"{path}: engine.order is not a permutation of training "
                                   f"indices (values must be distinct, from 0 to {n - 1})")
+    try:
+        _check_heldout(engine.get("heldout"), run["dataset"]["n"], run["split"]["n_heldout"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     rng = engine.get("rng_state")
     if rng is not None and len(rng) == _CPU_RNG_SIZE:
         try:

@@ -1,4 +1,4 @@
-"""Headless commands: ``train``, ``encode`` and ``evaluate``.
+"""Headless commands: ``train``, ``encode``, ``evaluate``, ``inspect`` and ``export-latents``.
 
 Each prints JSON lines on stdout (numbers in per-datapoint nats: ELBO and log p(x) are
 higher-is-better, KL >= 0); progress and notes go to stderr. Bad input ends with one line,
@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -29,13 +30,16 @@ from .config import (
 from .data import DataError, load_source
 from .distributed import Ranks, RankStopped, launch, stop_on_sigterm
 from .elbo import elbo_terms, grid_log_px, iwae_log_px
-from .inference import inspect_point
+from .evidence import dataset_evidence, evidence_input
+from .frozen import FrozenVAE
+from .inference import INSPECT_GRID_N, INSPECT_IWAE_K, inspect_point
+from .latent_table import iter_latent_rows, write_latents_csv
 from .session import Session
 
 PROG = "latent-explorer"
 DEFAULT_SECONDS = 60.0
 FINAL_EVAL_POINTS = 20_000  # held-out points in train's final report (all, up to this)
-ENCODE_DRAWS = 64  # binarisations x z-samples averaged for one image's ELBO
+ENCODE_DRAWS = 64  # z samples averaged for one image's ELBO
 
 
 # ------------------------------------------------------------------------ arguments
@@ -124,6 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     _add_machine(v)
     v.set_defaults(func=cmd_evaluate)
+
+    i = sub.add_parser("inspect", help="the inspector's numbers for one datapoint",
+                       description="Print one JSON line with the Inspector's numbers for "
+                       "datapoint --index of SOURCE (default: the dataset the checkpoint was "
+                       "trained on): lambda_i = (mu, sigma), ELBO_i and its terms, the exact "
+                       "log p(x) on a grid, IWAE with its standard error and the inference "
+                       "gap; with --optimise also q* and the amortization and approximation "
+                       "gaps. Needs a 2-D latent.")
+    i.add_argument("--checkpoint", required=True, metavar="DIR")
+    i.add_argument("source", nargs="?", metavar="SOURCE")
+    i.add_argument("--index", required=True, type=int, metavar="I", help="datapoint index")
+    i.add_argument("--optimise", "--optimize", action="store_true",
+                   help="also fit the best per-point Gaussian q* (theta frozen)")
+    i.set_defaults(func=cmd_inspect)
+
+    x = sub.add_parser("export-latents", help="write every datapoint's mu, sigma and ELBO",
+                       description="Write the CSV that File > Export > Latents writes: "
+                       "index,label,name,mu1,mu2,...,sigma1,sigma2,...,elbo_nats (ELBO in nats, "
+                       "higher is better, of each datapoint's fixed x).")
+    x.add_argument("--checkpoint", required=True, metavar="DIR")
+    x.add_argument("source", nargs="?", metavar="SOURCE")
+    x.add_argument("--out", required=True, metavar="FILE.csv")
+    x.add_argument("--quiet", action="store_true", help="no progress bar")
+    x.set_defaults(func=cmd_export_latents)
     return parser
 
 
@@ -245,6 +273,7 @@ def _peer_failure(e: RuntimeError) -> bool:
 
 
 def _train(args, checkpoint, ranks: Ranks) -> int:
+    wall_start = time.perf_counter()
     changes = _config_changes(args)
     # Each machine's first rank reads a folder into its cache before the others open it.
     first_here = ranks.local_rank == 0
@@ -299,11 +328,11 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
         "heldout_elbo": heldout["elbo"], "heldout_recon": heldout["recon"],
         "heldout_kl": heldout["kl"], "train_elbo": train["elbo"], "train_recon": train["recon"],
         "train_kl": train["kl"], "samples_seen": session.samples_seen,
-        "seconds": round(spent, 3), "epochs": session.epoch,
+        "seconds": round(spent, 3), "train_seconds": round(spent, 3), "epochs": session.epoch,
         "steps": session.step_count,
         "samples_per_s": round(session.samples_seen / spent, 1) if spent > 0 else 0.0,
         "likelihood": session.config.likelihood, "binarization": session.config.binarization,
-        "precision": "bf16" if session._autocast_dtype is not None else "fp32",
+        "precision": session.precision.name, "precision_reason": session.precision.reason,
         "world_size": ranks.world_size, "backend": ranks.backend,
         "dataset": dataset.source, "n_train": len(session.split.train),
         "n_heldout": len(session.split.heldout), "n_heldout_evaluated": len(heldout_x),
@@ -312,6 +341,8 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
     }
     if stopped:
         record["stopped"] = stopped
+    # The whole command: loading, training, its evaluations and the checkpoint write.
+    record["wall_seconds"] = round(time.perf_counter() - wall_start, 3)
     _emit(record)
     if session.stopped_reason is not None:
         print(f"{PROG}: {session.stopped_reason}", file=sys.stderr)
@@ -439,16 +470,13 @@ def cmd_encode(args) -> int:
 
 @torch.no_grad()
 def _encode_one(model, x: torch.Tensor, binarization: str, seed: int) -> dict:
-    """mu and sigma of q(z|x) for the grey image (as the latent view shows datapoints), and
-    its ELBO averaged over ENCODE_DRAWS binarisations and z samples."""
+    """mu and sigma of q(z|x) and its ELBO (averaged over ENCODE_DRAWS z samples) for the
+    image's one fixed x (trainer.evidence: an image from outside the dataset is binarised
+    with noise keyed by its pixels, so the same file always gives the same numbers)."""
+    x = torch.from_numpy(evidence_input(x.numpy(), binarization))
     mu, logvar = model.encode(x)
     g = torch.Generator().manual_seed(seed)
-    xs = x.expand(ENCODE_DRAWS, -1)
-    if binarization == "dynamic":
-        xs = (torch.rand(xs.shape, generator=g) < xs).float()
-    elif binarization == "threshold":
-        xs = (xs > 0.5).float()
-    t = elbo_terms(model, xs, g)
+    t = elbo_terms(model, x.expand(ENCODE_DRAWS, -1), g)
     return {"mu": mu[0].tolist(), "sigma": torch.exp(0.5 * logvar[0]).tolist(),
             "elbo": t.elbo.mean().item(), "recon": t.recon.mean().item(),
             "kl": t.kl.mean().item(), "binarization": binarization}
@@ -456,24 +484,40 @@ def _encode_one(model, x: torch.Tensor, binarization: str, seed: int) -> dict:
 
 # --------------------------------------------------------------------------- evaluate
 
-def cmd_evaluate(args) -> int:
-    checkpoint = load_checkpoint(args.checkpoint)
-    source = args.source or checkpoint.dataset_ref["source"]
+def _open_run(checkpoint_dir: str, source: str | None, doing: str):
+    """The checkpoint and the dataset to use it on (its recorded one unless SOURCE is given),
+    with a note on stderr when they differ."""
+    checkpoint = load_checkpoint(checkpoint_dir)
+    source = source or checkpoint.dataset_ref["source"]
     dataset = load_source(source)
     same = dataset.fingerprint() == checkpoint.dataset_ref["fingerprint"]
     if not same:
-        print(f"{PROG}: note: {source} is not the dataset {args.checkpoint} was trained on "
-              "(fingerprints differ); evaluating on its held-out split", file=sys.stderr)
+        print(f"{PROG}: note: {source} is not the dataset {checkpoint_dir} was trained on "
+              f"(fingerprints differ); {doing}", file=sys.stderr)
+    if tuple(dataset.image_shape) != checkpoint.image_shape:
+        h, w = checkpoint.image_shape
+        raise DataError(f"{source}: has {dataset.image_shape[0]}x{dataset.image_shape[1]} "
+                        f"images, but {checkpoint_dir} was trained on {h}x{w}")
+    return checkpoint, dataset, source, same
+
+
+def cmd_evaluate(args) -> int:
+    checkpoint, dataset, source, same = _open_run(args.checkpoint, args.source,
+                                                  "evaluating on its held-out split")
     session = Session.from_checkpoint(checkpoint, dataset, device=args.device,
                                       threads=args.threads, strict=False)
     x = session.heldout_inputs(args.max_points)
     terms = session.evaluate(x)
     model = session.model.eval()
     g = torch.Generator(session.device).manual_seed(args.seed)
-    iwae = torch.cat([iwae_log_px(model, x[i:i + 256], k=args.k, generator=g)
-                      for i in range(0, len(x), 256)])
+    runs = [iwae_log_px(model, x[i:i + 256], k=args.k, generator=g)
+            for i in range(0, len(x), 256)]
+    iwae = torch.cat([r.log_px for r in runs]).double()
+    se = torch.cat([r.se for r in runs]).double()
+    # The mean's standard error: the per-point estimates are independent draws.
     record = {"heldout_elbo": terms["elbo"], "heldout_recon": terms["recon"],
-              "heldout_kl": terms["kl"], "iwae": iwae.mean().item(), "k": args.k,
+              "heldout_kl": terms["kl"], "iwae": iwae.mean().item(),
+              "iwae_se": (se.pow(2).sum().sqrt() / len(se)).item(), "k": args.k,
               "gap_iwae_minus_elbo": iwae.mean().item() - terms["elbo"]}
     if session.config.latent_dim == 2:
         # The grid is decoded once per chunk of images; (256, grid^2) log-joints ~67 MB.
@@ -486,8 +530,78 @@ def cmd_evaluate(args) -> int:
     record.update(n_points=len(x), dataset=str(source), same_dataset=same,
                   likelihood=session.config.likelihood,
                   binarization=session.config.binarization,
-                  units="per-datapoint nats; higher is better; gap = log p(x) - ELBO >= 0")
+                  units="per-datapoint nats; higher is better; gap = log p(x) - ELBO >= 0; "
+                        "iwae_se: standard error of the mean IWAE estimate (Monte Carlo)")
     _emit(record)
+    return 0
+
+
+# ---------------------------------------------------------------------------- inspect
+
+def cmd_inspect(args) -> int:
+    checkpoint, dataset, _, _ = _open_run(args.checkpoint, args.source,
+                                          "inspecting its datapoint")
+    config = checkpoint.config
+    if config.latent_dim != 2:
+        raise ConfigError(f"{args.checkpoint}: inspect needs a 2-D latent (the exact "
+                          f"posterior is a grid), this model has {config.latent_dim}")
+    if not 0 <= args.index < len(dataset):
+        raise DataError(f"--index {args.index} is out of range: {dataset.source} has "
+                        f"{len(dataset)} images (0..{len(dataset) - 1})")
+    x = dataset_evidence(dataset, config.binarization, [args.index])[0]
+    point = inspect_point(checkpoint.build_model(), x, n=INSPECT_GRID_N, iwae_k=INSPECT_IWAE_K,
+                          optimise=args.optimise)
+    _emit(inspect_record(point, args.index, dataset, config.binarization))
+    return 0
+
+
+def inspect_record(point, index: int, dataset, binarization: str) -> dict:
+    """The Inspector's numbers for one datapoint as a JSON-ready dict."""
+    e = point.encoder
+    label = None if dataset.labels is None else int(dataset.labels[index])
+    record = {"index": index, "label": label, "mu": e.mean.tolist(), "sigma": e.sigma.tolist(),
+              "elbo": e.elbo, "recon": e.recon, "kl": e.kl, "log_px": point.log_px,
+              "iwae": point.iwae, "iwae_se": point.iwae_se, "iwae_k": point.iwae_k,
+              "inference_gap": point.inference_gap, "posterior_shape": point.shape}
+    if point.optimum is not None:
+        q = point.optimum.diagonal
+        record.update(q_star_mu=q.mean.tolist(), q_star_sigma=q.sigma.tolist(),
+                      elbo_star=q.elbo, amortization_gap=point.amortisation_gap,
+                      approximation_gap=point.approximation_gap,
+                      elbo_full_covariance=point.optimum.full.elbo)
+    record.update(binarization=binarization,
+                  units="nats per datapoint; ELBO, log p(x), IWAE: higher is better; KL and "
+                        "the gaps >= 0; IWAE is a stochastic lower bound, <= log p(x) on "
+                        "average, iwae_se its standard error")
+    return record
+
+
+# --------------------------------------------------------------------- export-latents
+
+def cmd_export_latents(args) -> int:
+    from tqdm import tqdm
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise DataError(f"{out}: is a folder; --out names the CSV file to write")
+    if not out.parent.is_dir():  # before the work, not after it
+        raise DataError(f"{out.parent}: no such folder for --out")
+    checkpoint, dataset, _, _ = _open_run(args.checkpoint, args.source,
+                                          "exporting its latents")
+    model = FrozenVAE(checkpoint.build_model(), checkpoint.image_shape,
+                      checkpoint.config.binarization)
+    rows_job = iter_latent_rows(dataset, model)
+    with tqdm(total=len(dataset), unit="img", file=sys.stderr, disable=args.quiet,
+              desc="latents") as bar:
+        while True:
+            try:
+                done, _ = next(rows_job)
+            except StopIteration as finished:
+                rows = finished.value
+                break
+            bar.update(done - bar.n)
+    out = write_latents_csv(args.out, rows, checkpoint.config.latent_dim)
+    print(f"{PROG}: wrote {len(rows)} rows to {out}", file=sys.stderr)
     return 0
 
 

@@ -51,7 +51,8 @@ class TrainConfig:
     # Precision of the Linear layers' matmuls while training. Weights, Adam state, the
     # loss and every reported ELBO stay fp32. "bf16" runs the matmuls in bfloat16
     # (autocast): ~2x the training throughput on CPUs with native bf16 (AVX-512 BF16,
-    # AMX) and GPUs, same held-out ELBO. "auto" picks bf16 where the hardware has it.
+    # AMX) and GPUs, same held-out ELBO. "auto" picks bf16 only where it was measured
+    # faster than fp32 on this machine (trainer.precision: a short race, cached).
     precision: str = "auto"
     # The smallest log-variance the Gaussian decoder may output: without a floor,
     # constant background pixels drive the variance to zero and the ELBO to +inf.

@@ -160,11 +160,11 @@ def launch(nproc: int, argv: list[str]) -> int:
     try:
         elastic_launch(config, entrypoint=sys.executable)("-m", "trainer", *argv)
     except ChildFailedError as e:
+        if any(f.exitcode == 2 for f in e.failures.values()):
+            return 2  # bad input: rank 0 said why (latent-explorer: error: ...)
         # The cause first: a rank killed by a signal, before ranks that then lost their peer.
         rank, failure = min(e.failures.items(),
                             key=lambda rf: (rf[1].exitcode >= 0, rf[1].timestamp))
-        if failure.exitcode == 2:  # bad input: rank 0 said why (latent-explorer: error: ...)
-            return 2
         how = (f"was killed by signal {-failure.exitcode}" if failure.exitcode < 0
                else f"exited with status {failure.exitcode}")
         print(f"latent-explorer: error: rank {rank} of {nproc} {how}; the run stopped and "

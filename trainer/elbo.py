@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -55,12 +56,23 @@ def training_loss(terms: ElboTerms, beta: float) -> torch.Tensor:
     return -(terms.recon - beta * terms.kl).mean()
 
 
+class IwaeEstimate(NamedTuple):
+    """The IWAE estimate L_k of log p(x) and its standard error, (B,) nats each."""
+
+    log_px: torch.Tensor
+    se: torch.Tensor
+
+
 @torch.no_grad()
 def iwae_log_px(model: VAE, x: torch.Tensor, k: int = 1000, chunk: int = 250,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """The importance-weighted bound L_k (Burda et al. 2015) on log p(x), (B,) nats.
+                generator: torch.Generator | None = None) -> IwaeEstimate:
+    """The importance-weighted bound L_k (Burda et al. 2015) on log p(x), (B,) nats, with
+    its standard error.
 
-    L_k = log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x); L_1 = ELBO, L_k -> log p(x).
+    L_k = log (1/k) sum_i w_i, w_i = p(x, z_i) / q(z_i|x), z_i ~ q(z|x); L_1 = ELBO,
+    L_k -> log p(x). A stochastic lower bound: E[L_k] <= log p(x), while one draw can land
+    above it. The standard error is the delta method's, sd(w) / (sqrt(k) mean(w)), from the
+    same k weights (it understates the spread when a few weights dominate).
     """
     mu, logvar = model.encode(x)
     std = torch.exp(0.5 * logvar)
@@ -74,7 +86,13 @@ def iwae_log_px(model: VAE, x: torch.Tensor, k: int = 1000, chunk: int = 250,
         log_pz = log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         log_q = log_normal(z, mu, logvar)
         log_w.append(log_pxz + log_pz - log_q)
-    return torch.logsumexp(torch.cat(log_w), dim=0) - math.log(k)
+    log_w = torch.cat(log_w).double()  # (k, B)
+    estimate = torch.logsumexp(log_w, dim=0) - math.log(k)
+    if k < 2:
+        return IwaeEstimate(estimate.float(), torch.full_like(estimate, math.nan).float())
+    w = torch.exp(log_w - log_w.max(0).values)  # scaled weights; the scale cancels below
+    se = w.std(0) / (math.sqrt(k) * w.mean(0))
+    return IwaeEstimate(estimate.float(), se.float())
 
 
 def square_grid(center: tuple[float, float], half_width: float, n: int

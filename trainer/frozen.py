@@ -11,14 +11,19 @@ import copy
 import numpy as np
 import torch
 
+from .config import default_binarization
 from .elbo import elbo_terms
 from .model import VAE
 
 
 class FrozenVAE:
-    def __init__(self, model: VAE, image_shape: tuple[int, int]):
+    def __init__(self, model: VAE, image_shape: tuple[int, int],
+                 binarization: str | None = None):
+        """``binarization``: how a grey image becomes this model's x (trainer.evidence);
+        by default the likelihood's default."""
         self.model = copy.deepcopy(model).to("cpu").eval().requires_grad_(False)
         self.image_shape = image_shape
+        self.binarization = binarization or default_binarization(model.likelihood)
 
     @property
     def latent_dim(self) -> int:

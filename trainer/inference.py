@@ -26,6 +26,9 @@ from .posterior import PosteriorGrid, as_input, as_module, cell_grid, describe_s
 # same cells asks q's sd to span at least one cell.
 SHARED_PEAK_CELL_LIMIT = 0.25
 SHARED_EDGE_LIMIT = 1e-4
+# The per-point inspector's settings, shared by the GUI's Inspector and ``inspect``.
+INSPECT_GRID_N = None  # the adaptive grid (trainer.posterior_grid), to ~0.01 nats
+INSPECT_IWAE_K = 1000
 
 
 @dataclass
@@ -34,10 +37,11 @@ class PointInference:
 
     grid: PosteriorGrid  # exact p(z|x) and log p(x)
     encoder: GaussianFit  # q_phi(z|x): lambda_i = (mu_i, sigma_i), ELBO_i by quadrature
-    iwae: float  # IWAE bound L_k with the encoder's q, a check on the grid's log p(x)
+    iwae: float  # IWAE estimate L_k with the encoder's q: <= log p(x) on average
     iwae_k: int
     shape: list[str]  # words when the posterior is multimodal or far from Gaussian
     optimum: LocalOptimum | None = None  # after "optimise this point"
+    iwae_se: float = math.nan  # the IWAE estimate's standard error (delta method), nats
 
     @property
     def log_px(self) -> float:
@@ -59,17 +63,20 @@ class PointInference:
         return None if self.optimum is None else self.log_px - self.optimum.diagonal.elbo
 
 
-def inspect_point(model, x, n: int = 128, iwae_k: int = 1000, optimise: bool = False,
+def inspect_point(model, x, n: int | None = INSPECT_GRID_N, iwae_k: int = INSPECT_IWAE_K,
+                  optimise: bool = False,
                   seed: int = 0) -> PointInference:
     """The per-point inspector's numbers for x (D,). ``optimise`` also runs the local
-    optimisation (~0.1-1 s); ``optimise_point`` can be called later instead."""
+    optimisation (~0.1-1 s); ``optimise_point`` can be called later instead. ``n=None``:
+    the adaptive grid (trainer.posterior_grid), resolved to ~0.01 nats."""
     model = as_module(model)
     x = as_input(x).reshape(-1)
     grid = posterior_grid(model, x, n)
     gen = torch.Generator().manual_seed(seed)
-    iwae = float(iwae_log_px(model, x[None], k=iwae_k, generator=gen)[0])
-    point = PointInference(grid=grid, encoder=encoder_fit(model, x), iwae=iwae,
-                           iwae_k=iwae_k, shape=describe_shape(grid))
+    iwae = iwae_log_px(model, x[None], k=iwae_k, generator=gen)
+    point = PointInference(grid=grid, encoder=encoder_fit(model, x), iwae=float(iwae.log_px[0]),
+                           iwae_k=iwae_k, shape=describe_shape(grid),
+                           iwae_se=float(iwae.se[0]))
     if optimise:
         point.optimum = optimise_point(model, x, seed=seed)
     return point
@@ -223,7 +230,7 @@ def dataset_gaps(model, x, n: int = 128, refine: bool = True) -> SharedGridEstim
         fill_unresolved(model, x, est)
         x = as_input(x)
         for i in np.flatnonzero(~est.resolved):
-            est.log_px[i] = posterior_grid(model, x[i], n).log_px
+            est.log_px[i] = posterior_grid(model, x[i]).log_px
             est.elbo[i] = encoder_fit(model, x[i]).elbo
             est.resolved[i] = True
     return est

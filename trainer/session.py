@@ -21,16 +21,23 @@ from .config import ConfigError, TrainConfig
 from .data import ImageDataset, Split, split_indices
 from .distributed import SINGLE, ElboStep, Ranks, shard
 from .elbo import elbo_terms, training_loss
+from .evidence import evidence_tensor
 from .frozen import FrozenVAE
 from .history import History
 from .inference import DutyCycle, heldout_log_px
 from .model import VAE
+from .precision import PrecisionChoice, choose_precision, model_shape, onednn_bf16_native
 
 TRAIN_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
 HELDOUT_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
 # The exact held-out log p(x) (2-D latents) beside the ELBO of the same points: the gap
 # between the two curves is the mean inference gap, KL(q || p(z|x)).
 LOGPX_COLUMNS = ("step", "samples", "seconds", "epoch", "log_px", "elbo", "resolved")
+# Fixed subsets of the held-out and training sets are drawn with this seed (and the next):
+# a property of the split, not of the model's seed.
+SUBSET_SEED = 1
+# Keep each datapoint's fixed dynamic binarisation (1 byte per pixel) up to this size.
+EVIDENCE_CACHE_BYTES = 512 * 2**20
 # How often the last finite weights are copied aside for the divergence guard.
 GUARD_EVERY_SECONDS = 1.0
 # Train curve rows are means over this much training time.
@@ -88,18 +95,25 @@ def bf16_is_fast(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        try:  # True on CPUs with AVX-512 BF16 or AMX, where oneDNN runs bf16 natively
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
+        return onednn_bf16_native()
     return False
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+def precision_choice(name: str, device: torch.device, shape: tuple[int, ...] = (128, 784, 512)
+                     ) -> PrecisionChoice:
+    """What ``precision`` means here, and why: "auto" races bf16 against fp32 on the
+    model's shape once per machine (trainer.precision), so it never picks the slower."""
+    if name == "bf16":
+        return PrecisionChoice("bf16", "asked for")
+    if name == "fp32":
+        return PrecisionChoice("fp32", "asked for")
+    return choose_precision(shape, device)
+
+
+def resolve_precision(name: str, device: torch.device, shape: tuple[int, ...] = (128, 784, 512)
+                      ) -> torch.dtype | None:
     """The autocast dtype for training matmuls, or None for plain fp32."""
-    if name == "bf16" or (name == "auto" and bf16_is_fast(device)):
-        return torch.bfloat16
-    return None
+    return precision_choice(name, device, shape).dtype
 
 
 def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -109,6 +123,19 @@ def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
     if device.type in ("cpu", "cuda"):
         return torch.optim.Adam(params, lr=lr, fused=True)
     return torch.optim.Adam(params, lr=lr)
+
+
+def checkpoint_split(checkpoint, dataset: ImageDataset, same_data: bool) -> Split:
+    """The held-out split a resumed run keeps: the indices the checkpoint saved (on its own
+    dataset), else the split its run.json records (older checkpoints, or other data)."""
+    recorded = checkpoint.split  # fraction and seed checked by load_checkpoint
+    fraction, seed = float(recorded["fraction"]), int(recorded["seed"])
+    heldout = checkpoint.engine_state.get("heldout")
+    if same_data and heldout is not None:
+        held = np.sort(heldout.numpy().astype(np.int64))
+        train = np.setdiff1d(np.arange(len(dataset)), held)
+        return Split(train=train, heldout=held, fraction=fraction, seed=seed)
+    return split_indices(len(dataset), fraction, seed)
 
 
 def available_devices() -> list[str]:
@@ -122,10 +149,14 @@ def available_devices() -> list[str]:
 
 class Session:
     def __init__(self, dataset: ImageDataset, config: TrainConfig | None = None,
-                 ranks: Ranks | None = None, pixels_in_memory: bool | None = None):
-        """``ranks``: this process's place among torchrun's training processes (default:
-        one process). ``pixels_in_memory``: copy the pixels into a tensor (default: unless
-        the dataset is memory-mapped and larger than IN_MEMORY_LIMIT)."""
+                 split: Split | None = None, ranks: Ranks | None = None,
+                 pixels_in_memory: bool | None = None):
+        """``split``: the held-out split to keep (a resumed run's); by default one is drawn
+        from ``config.seed``. It is data, kept through resets and checkpoints, never
+        redrawn from a later seed. ``ranks``: this process's place among torchrun's
+        training processes (default: one process). ``pixels_in_memory``: copy the pixels
+        into a tensor (default: unless the dataset is memory-mapped and larger than
+        IN_MEMORY_LIMIT)."""
         self.dataset = dataset
         self.config = config or TrainConfig()
         self.ranks = ranks or SINGLE
@@ -136,8 +167,8 @@ class Session:
         if self.config.threads is not None:
             # Process-wide in torch: the GUI sets 1 so the event loop keeps a core.
             torch.set_num_threads(self.config.threads)
-        self.split: Split = split_indices(len(dataset), self.config.heldout_fraction,
-                                          self.config.seed)
+        self.split: Split = split or split_indices(len(dataset), self.config.heldout_fraction,
+                                                   self.config.seed)
         if pixels_in_memory is None:
             pixels_in_memory = (not dataset.memory_mapped
                                 or dataset.pixels.nbytes <= IN_MEMORY_LIMIT)
@@ -150,6 +181,7 @@ class Session:
             self._pixels = pixels.to(self.device)
         self._scale = float(dataset.scale)
         self._train_idx = torch.from_numpy(self.split.train).to(self.device)
+        self._evidence: tuple[torch.Tensor, torch.Tensor] | None = None  # dynamic x, lazily
         self._latent_mu = np.zeros((len(dataset), self.config.latent_dim), np.float32)
         self._latent_sigma = np.ones((len(dataset), self.config.latent_dim), np.float32)
         self.paused = False
@@ -169,7 +201,11 @@ class Session:
         self._objective = self.ranks.wrap(ElboStep(self.model))
         self._stop_vote = False  # this rank wants the run to end (see run())
         self._stop_agreed = False  # some rank wanted it at the last step
-        self._autocast_dtype = resolve_precision(cfg.precision, self.device)
+        self.precision = precision_choice(
+            cfg.precision, self.device,
+            model_shape(cfg.batch_size // self.ranks.world_size, self.dataset.n_pixels,
+                        cfg.hidden))
+        self._autocast_dtype = self.precision.dtype
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
         self.step_count = 0
@@ -225,7 +261,8 @@ class Session:
             raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
                                   "checkpoint was trained on (fingerprints differ)")
         try:
-            session = cls(dataset, config, ranks=ranks)
+            session = cls(dataset, config, ranks=ranks,
+                          split=checkpoint_split(checkpoint, dataset, same_data))
         except ConfigError as e:
             if device is not None:
                 raise  # the caller's choice of device, not the checkpoint's
@@ -271,29 +308,51 @@ class Session:
 
     def engine_state(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """What besides weights and Adam state an exact resume needs: tensors (sampling RNG
-        state, this epoch's order over the whole training split) and counters (the cursor
-        in that order, summed over ranks, so any number of ranks can resume it)."""
-        tensors = {"rng_state": self._gen.get_state().cpu(), "order": self._epoch_order.cpu()}
+        state, this epoch's order over the whole training split, the held-out indices) and
+        counters (the cursor in that order, summed over ranks, so any number of ranks can
+        resume it)."""
+        tensors = {"rng_state": self._gen.get_state().cpu(), "order": self._epoch_order.cpu(),
+                   "heldout": torch.from_numpy(self.split.heldout.astype(np.int64))}
         counters = {"step": self.step_count, "epoch": self.epoch, "samples": self.samples_seen,
                     "seconds": self.seconds, "cursor": self._cursor * self.ranks.world_size}
         return tensors, counters
 
     def heldout_inputs(self, max_points: int | None = None) -> torch.Tensor:
-        """Held-out images as the model sees them, binarised once with a fixed seed so
-        every evaluation scores the same binary data. ``max_points`` takes a fixed
-        random subset."""
-        return self._fixed_inputs(self.split.heldout, max_points, self.config.seed + 1)
+        """Held-out datapoints as every number scores them: each image's one fixed x
+        (trainer.evidence). ``max_points`` takes a fixed random subset, chosen by the
+        split, not by the model's seed, so runs with different seeds score the same x."""
+        return self._fixed_inputs(self.split.heldout, max_points, SUBSET_SEED)
 
     def train_inputs(self, max_points: int | None = None) -> torch.Tensor:
-        """Training images prepared like ``heldout_inputs``: to compare train and held-out
-        ELBO on equal terms (same precision, one fixed binarisation)."""
-        return self._fixed_inputs(self.split.train, max_points, self.config.seed + 4)
+        """Training datapoints prepared like ``heldout_inputs``: to compare train and
+        held-out ELBO on equal terms (same precision, the same fixed x)."""
+        return self._fixed_inputs(self.split.train, max_points, SUBSET_SEED + 1)
 
     def _fixed_inputs(self, idx: np.ndarray, max_points: int | None, seed: int) -> torch.Tensor:
         if max_points is not None and len(idx) > max_points:
             idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
-        gen = torch.Generator(self.device).manual_seed(seed + 1)
-        return self._to_model_input(self._gather(idx), gen)
+        return self.datapoint_inputs(torch.from_numpy(idx).to(self.device))
+
+    def datapoint_inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        """The fixed x of the datapoints at ``idx`` (trainer.evidence's rule), on the device.
+
+        Dynamic binarisations are kept once made (one byte per pixel, while that fits
+        EVIDENCE_CACHE_BYTES): their hash costs ~2.5x an encoder pass on 784 pixels, and the
+        plane re-encodes every datapoint again and again."""
+        b = self.config.binarization
+        n, n_pixels = len(self.dataset), self.dataset.n_pixels
+        if b != "dynamic" or n * n_pixels > EVIDENCE_CACHE_BYTES:
+            return evidence_tensor(self._gather(idx).float() * self._scale, b, idx)
+        if self._evidence is None:
+            self._evidence = (torch.zeros((n, n_pixels), dtype=torch.uint8, device=self.device),
+                              torch.zeros(n, dtype=torch.bool, device=self.device))
+        cache, ready = self._evidence
+        todo = idx[~ready[idx]]
+        if len(todo):
+            x = evidence_tensor(self._gather(todo).float() * self._scale, b, todo)
+            cache[todo] = x.to(torch.uint8)
+            ready[todo] = True
+        return cache[idx].float()
 
     def _gather(self, idx: torch.Tensor | np.ndarray | slice) -> torch.Tensor:
         """Rows of flattened pixels on the device, from the in-memory tensor or, for a
@@ -562,7 +621,7 @@ class Session:
 
     @torch.no_grad()
     def refresh_latents(self, max_seconds: float | None = None, chunk: int = 1024) -> float:
-        """Re-encode datapoints (grey, not binarised) into the latent cache, cycling
+        """Re-encode datapoints (each one's fixed x) into the latent cache, cycling
         through the dataset; stop after ``max_seconds`` (None: all of them). Returns the
         fraction of the dataset refreshed."""
         n = len(self.dataset)
@@ -572,8 +631,8 @@ class Session:
         while done < n:
             start = self._latent_cursor
             stop = min(n, start + chunk)
-            x = self._gather(slice(start, stop)).float() * self._scale
-            mu, logvar = self.model.encode(x)
+            idx = torch.arange(start, stop, device=self.device)
+            mu, logvar = self.model.encode(self.datapoint_inputs(idx))
             self._latent_mu[start:stop] = mu.cpu().numpy()
             self._latent_sigma[start:stop] = torch.exp(0.5 * logvar).cpu().numpy()
             done += stop - start
@@ -593,7 +652,8 @@ class Session:
         self.version += 1
         return Snapshot(version=self.version, progress=self.progress(),
                         mu=self._latent_mu.copy(), sigma=self._latent_sigma.copy(),
-                        model=FrozenVAE(self.model, self.dataset.image_shape),
+                        model=FrozenVAE(self.model, self.dataset.image_shape,
+                                        self.config.binarization),
                         config=self.config)
 
     @torch.no_grad()

@@ -9,8 +9,12 @@ one path the data takes.
 
 Both contenders: the same split (Session's: split_indices(N, 0.1, seed 0)), the same model
 size (784-512-512-2, Bernoulli), dynamic binarisation, batch 128, Adam lr 1e-3, the same
-torch thread count and the same wall-clock budget (``--seconds``), taken in alternating
-slices (``--slice``) so that other load on a shared machine hits both alike.
+torch thread count and the same wall-clock budgets (``--seconds 10,30,60``: one run, both
+models copied aside and scored as each budget is reached), taken in alternating slices
+(``--slice``) so that other load on a shared machine hits both alike. The engine's budget is
+wall time with its own evaluations included (Session.run stopped by the clock); the
+``latent-explorer train`` command adds its final evaluation and checkpoint write to that
+(its JSON line gives ``train_seconds`` and ``wall_seconds``).
 
 - engine: trainer.Session(dataset, TrainConfig(hidden=(512, 512), threads=T)).run(), default
   config otherwise (precision "auto", periodic held-out ELBO and log p(x) evaluations),
@@ -24,12 +28,13 @@ Afterwards both are scored by one function on one tensor: the engine's fixed-see
 held-out set (Session.heldout_inputs()), mean ELBO over ``--draws`` reparameterised draws
 per point, in nats (higher is better), with the same noise for both. Prints ONE JSON line.
 
-    python tests/benchmarks/bench_idx_reference.py [--seconds 20] [--threads 1] [--idx PATH]
+    python tests/benchmarks/bench_idx_reference.py [--seconds 10,30,60] [--threads 1] [--idx PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import json
 import os
@@ -45,6 +50,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from _machine import LoadWatch, machine_line  # noqa: E402
 
 from trainer import (  # noqa: E402
     DataError,
@@ -142,9 +149,9 @@ class Reference:
 
 # ----------------------------------------------------------------------------- engine
 
-def engine_session(dataset: ImageDataset, threads: int) -> Session:
+def engine_session(dataset: ImageDataset, threads: int, precision: str = "auto") -> Session:
     return Session(dataset, TrainConfig(hidden=HIDDEN, batch_size=BATCH, lr=LR, seed=SEED,
-                                        threads=threads))
+                                        threads=threads, precision=precision))
 
 
 def run_engine_for(session: Session, seconds: float) -> float:
@@ -179,22 +186,23 @@ def heldout_elbo(encode, decode, x: torch.Tensor, draws: int) -> torch.Tensor:
     return recon - kl
 
 
-def load() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--idx", help="an IDX images file (labels found beside it); "
                                   "default: the bundled digits written as IDX")
-    ap.add_argument("--seconds", type=float, default=20.0, help="wall time for each contender")
+    ap.add_argument("--seconds", default="10,30,60",
+                    help="wall-time budgets for each contender, comma-separated (one run "
+                         "scores both at each)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="the engine's precision (fp32: as on a CPU without native bf16)")
     ap.add_argument("--slice", type=float, default=1.0,
                     help="the contenders take turns training this many seconds each")
     ap.add_argument("--draws", type=int, default=16, help="ELBO draws per held-out point")
     ap.add_argument("--warmup", type=float, default=0.5,
                     help="untimed seconds of each pipeline first (oneDNN caches, allocator)")
     args = ap.parse_args()
+    watch = LoadWatch()
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,57 +223,75 @@ def main() -> None:
     split = split_indices(len(dataset), TrainConfig().heldout_fraction, SEED)
     train_x = torch.from_numpy(dataset.as_float(split.train))  # float32 in memory
     if args.warmup > 0:
-        run_engine_for(engine_session(dataset, args.threads), args.warmup)
+        run_engine_for(engine_session(dataset, args.threads, args.precision), args.warmup)
         Reference(train_x).train_for(args.warmup)
 
-    # Alternating slices, so that other load on the shared machine hits both alike.
-    session, reference = engine_session(dataset, args.threads), Reference(train_x)
+    # Alternating slices, so that other load on the shared machine hits both alike. At each
+    # budget (cumulative wall time of each contender) both models are copied aside and
+    # scored afterwards: with a constant learning rate the first T seconds of a longer run
+    # are a run of T seconds.
+    budgets = sorted(float(b) for b in str(args.seconds).split(","))
+    session = engine_session(dataset, args.threads, args.precision)
+    reference = Reference(train_x)
     assert np.array_equal(session.split.train, split.train)
     engine_wall = ref_wall = 0.0
-    loads = [load()]
-    while min(engine_wall, ref_wall) < args.seconds:
-        if engine_wall < args.seconds:
-            engine_wall += run_engine_for(session, min(args.slice, args.seconds - engine_wall))
-        if ref_wall < args.seconds:
-            ref_wall += reference.train_for(min(args.slice, args.seconds - ref_wall))
-    loads.append(load())
-    engine_samples, ref_samples = session.samples_seen, reference.samples
+    at_budget = []
+    for budget in budgets:
+        watch.restart()
+        while min(engine_wall, ref_wall) < budget:
+            if engine_wall < budget:
+                engine_wall += run_engine_for(session, min(args.slice, budget - engine_wall))
+            if ref_wall < budget:
+                ref_wall += reference.train_for(min(args.slice, budget - ref_wall))
+        at_budget.append({
+            "budget_s": budget, "other_cores": round(watch.mark(), 2),
+            "engine": (copy.deepcopy(session.model).eval(), session.samples_seen,
+                       engine_wall, session.seconds),
+            "reference": (copy.deepcopy(reference.model).eval(), reference.samples, ref_wall)})
 
     x = session.heldout_inputs()  # the whole held-out split, one fixed binarisation
-    session.model.eval()
-    reference.model.eval()
-    engine_elbo = heldout_elbo(session.model.encode, session.model.decode, x, args.draws)
-    ref_elbo = heldout_elbo(reference.model.encode, reference.model.decode, x, args.draws)
-    diff = engine_elbo - ref_elbo  # paired per point: same x, same noise
-    stderr = float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else float("nan")
-    precision = "bf16 matmuls, fp32 weights/loss" if session._autocast_dtype else "fp32"
+    n_train = len(session.split.train)
+    results = []
+    for row in at_budget:
+        engine_model, engine_samples, e_wall, e_train = row["engine"]
+        ref_model, ref_samples, r_wall = row["reference"]
+        engine_elbo = heldout_elbo(engine_model.encode, engine_model.decode, x, args.draws)
+        ref_elbo = heldout_elbo(ref_model.encode, ref_model.decode, x, args.draws)
+        diff = engine_elbo - ref_elbo  # paired per point: same x, same noise
+        stderr = float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else float("nan")
+        results.append({
+            "budget_s": row["budget_s"], "other_cores_busy": row["other_cores"],
+            "engine": {"samples": engine_samples, "wall_s": round(e_wall, 2),
+                       # the rest of wall_s went to its own held-out evaluations and guard
+                       "train_s": round(e_train, 2),
+                       "epochs": round(engine_samples / n_train, 1),
+                       "heldout_elbo": round(float(engine_elbo.mean()), 3)},
+            "reference": {"samples": ref_samples, "wall_s": round(r_wall, 2),
+                          "epochs": round(ref_samples / n_train, 1),
+                          "heldout_elbo": round(float(ref_elbo.mean()), 3)},
+            "elbo_difference": round(float(diff.mean()), 3),
+            "elbo_difference_stderr": round(stderr, 3),
+            "engine_ahead": bool(diff.mean() >= 0),
+            "samples_ratio": round(engine_samples / max(1, ref_samples), 3)})
 
     print(json.dumps({
+        "bench": "idx_reference",
         "data": data, "source": str(dataset.source),
         "labelled": dataset.labels is not None, "loader_notes": dataset.notes,
-        "n_train": len(session.split.train), "n_heldout": len(session.split.heldout),
-        "seconds": args.seconds, "threads": args.threads,
+        "n_train": n_train, "n_heldout": len(session.split.heldout),
+        "threads": args.threads,
         "model": "784-512-512-2 MLP VAE, Bernoulli, dynamic binarization, Adam 1e-3, "
                  "batch 128",
-        "engine": {"samples": engine_samples, "wall_s": round(engine_wall, 2),
-                   # the rest of wall_s went to its own held-out evaluations and guard
-                   "train_s": round(session.seconds, 2),
-                   "epochs": round(engine_samples / len(session.split.train), 1),
-                   "precision": precision,
-                   "heldout_elbo": round(float(engine_elbo.mean()), 3)},
-        "reference": {"samples": ref_samples, "wall_s": round(ref_wall, 2),
-                      "epochs": round(ref_samples / len(session.split.train), 1),
-                      "precision": "fp32",
-                      "heldout_elbo": round(float(ref_elbo.mean()), 3)},
+        "budgets": results,
+        "engine_ahead_at_every_budget": all(r["engine_ahead"] for r in results),
+        "engine_precision": session.precision.name,
+        "engine_precision_reason": session.precision.reason,
+        "reference_precision": "fp32",
         "elbo_units": "nats per held-out digit, higher is better",
         "elbo_draws": args.draws,
-        "elbo_difference": round(float(diff.mean()), 3),
-        "elbo_difference_stderr": round(stderr, 3),
         "elbo_difference_meaning": "engine - reference; positive = engine better",
-        "samples_ratio": round(engine_samples / max(1, ref_samples), 3),
         "slice_s": args.slice,
-        "loadavg_1_5_15": {"before": loads[0], "after": loads[1]},
-        "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        **machine_line(watch, session.precision.name),
     }))
 
 

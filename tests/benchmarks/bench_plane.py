@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 import pyqtgraph as pg  # noqa: E402
+from _machine import LoadWatch, machine_line  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from explorer import palette  # noqa: E402
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=70_000)
     ap.add_argument("--frames", type=int, default=40)
     args = ap.parse_args()
+    watch = LoadWatch()
     app = QApplication.instance() or QApplication([])
     rng = np.random.default_rng(0)
     n = args.n
@@ -102,8 +104,8 @@ def main() -> None:
         "baseline_scatter_setdata_paint_ms": summary(baseline),
         "speedup_vs_baseline": round(float(np.median(baseline) / np.median(refresh)), 1),
         "target_refresh_ms": 16,
-        # Other work on this shared machine inflates every figure; judge them against this.
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        # Other work on this shared machine inflates every figure; judge them against load.
+        **machine_line(watch, "n/a (no torch work)"),
     }))
 
 

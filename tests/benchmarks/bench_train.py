@@ -12,8 +12,11 @@ size; the pixel values do not change the cost) with batch 128.
   torch's default thread count.
 
 The two are measured in alternating rounds so that other load on the machine hits both
-alike; the best round of each is the headline (load only slows rounds down), the
-medians and per-pair ratios are reported too. Also reported: the engine's achieved GFLOP/s
+alike; the headline ``ratio`` is the median of the per-pair ratios (engine round / the
+reference round right after it), leaving out pairs in which other processes' load differed
+wildly from the rest (tests/benchmarks/_machine.py); the best rounds' ratio is reported too.
+``--precision fp32`` measures the engine as it runs on a CPU without native bf16. Also
+reported: the engine's achieved GFLOP/s
 against this CPU's peak (a big matmul measured in the same run on the same threads), and the
 engine at 2 threads against 1. Prints ONE JSON line.
 
@@ -36,6 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from _machine import LoadWatch, machine_line, pairs_summary  # noqa: E402
 
 from trainer import ImageDataset, Session, TrainConfig  # noqa: E402
 
@@ -161,23 +166,30 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--round-seconds", type=float, default=2.0)
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="the engine's precision (fp32: as on a CPU without native bf16)")
     args = ap.parse_args()
+    watch = LoadWatch()
     default_threads = torch.get_num_threads()
     images = synthetic_images()
     dataset = ImageDataset(pixels=images, scale=1 / 255, name="synthetic", source="synthetic")
-    session = Session(dataset, TrainConfig())  # threads=None: torch's default, as the reference
+    # threads=None: torch's default, as the reference
+    session = Session(dataset, TrainConfig(precision=args.precision))
     reference = Reference(images)
     engine_for(session, 0.5)  # warm up both (oneDNN primitive caches, allocator)
     reference.train_for(0.5)
 
     peaks = {"fp32": MatmulPeak(torch.float32), "bf16": MatmulPeak(torch.bfloat16)}
     engine_rates, reference_rates, one_thread, two_threads = [], [], [], []
+    pair_loads = []
     for _ in range(args.rounds):
         torch.set_num_threads(default_threads)
+        watch.restart()
         n, dt = engine_for(session, args.round_seconds)
         engine_rates.append(n / dt)
         n, dt = reference.train_for(args.round_seconds)
         reference_rates.append(n / dt)
+        pair_loads.append(watch.mark())
         for peak in peaks.values():
             peak.sample()
     for _ in range(max(2, args.rounds // 2 + 1)):
@@ -188,22 +200,26 @@ def main() -> None:
     torch.set_num_threads(default_threads)
     peak_fp32, peak_bf16 = peaks["fp32"].gflops, peaks["bf16"].gflops
 
-    # Best rounds: other processes on a shared machine only ever slow a round down, so the
-    # fastest round is the truest figure of each pipeline (timeit's rule). The medians and
-    # the per-pair ratios (engine and reference rounds run back to back) are reported too.
+    # Headline: the median of pairs (engine and reference rounds back to back), leaving out
+    # pairs whose other load differed wildly. The best rounds (load only slows a round down,
+    # timeit's rule) are reported beside it.
     engine, ref = max(engine_rates), max(reference_rates)
-    pair_ratios = [e / r for e, r in zip(engine_rates, reference_rates, strict=True)]
-    gflops = engine * flops_per_sample() / 1e9
+    pairs = pairs_summary(engine_rates, reference_rates, pair_loads)
+    gflops = statistics.median(engine_rates) * flops_per_sample() / 1e9
     bf16 = session._autocast_dtype is not None
     print(json.dumps({
+        "bench": "train",
+        "ratio": pairs["ratio_median_of_pairs"],
+        "ratio_best_rounds": round(engine / ref, 3),
+        "pairs": pairs,
+        "target_ratio": 2.0 if bf16 else 1.5,
         "engine_samples_per_s": round(engine, 1),
         "reference_samples_per_s": round(ref, 1),
-        "ratio": round(engine / ref, 3),
         "engine_median_samples_per_s": round(statistics.median(engine_rates), 1),
         "reference_median_samples_per_s": round(statistics.median(reference_rates), 1),
-        "ratio_median_of_pairs": round(statistics.median(pair_ratios), 3),
         "engine_precision": "bf16 matmuls, fp32 weights/loss" if bf16 else "fp32",
-        "engine_gflops": round(gflops, 1),
+        "engine_precision_reason": session.precision.reason,
+        "engine_gflops_median_round": round(gflops, 1),
         "flops_per_sample": flops_per_sample(),
         "peak_fp32_gflops": round(peak_fp32, 1),
         "peak_bf16_gflops": round(peak_bf16, 1),
@@ -219,7 +235,7 @@ def main() -> None:
         "reference_rounds": [round(r) for r in reference_rates],
         "data": f"synthetic uint8 {N}x{SIDE}x{SIDE}", "batch_size": BATCH,
         "model": "784-512-512-2 MLP VAE, Bernoulli, dynamic binarization, Adam 1e-3",
-        "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        **machine_line(watch, "bf16" if bf16 else "fp32"),
     }))
 
 

@@ -230,9 +230,9 @@ def test_reencode_follows_the_model_and_details_follow(qtbot, panel, trained, un
         assert e.reconstruction.shape == (8, 8) and np.isfinite(e.elbo)
         assert np.isclose(e.elbo, e.recon - e.kl, atol=1e-3) and e.kl >= 0
     text = model.data(model.index(0))
-    assert f"ELBO {entries[0].elbo:.1f} nats (higher is better; grey input)" in text
+    assert f"ELBO {entries[0].elbo:.1f} nats (higher is better)" in text
     assert "mu (" in text and "sigma (" in text
-    assert model.elbo_label() == "ELBO (nats, higher is better; grey input)"
+    assert model.elbo_label() == "ELBO (nats, higher is better)"
     icon = model.data(model.index(0), Qt.ItemDataRole.DecorationRole).availableSizes()[0]
     assert icon.width() > 2 * icon.height()  # three images side by side
 

@@ -27,6 +27,7 @@ from explorer.export import (
 from explorer.latent_view import LatentView
 from explorer.manifold_view import ManifoldView
 from trainer import Session, TrainConfig
+from trainer.evidence import dataset_evidence
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -64,11 +65,12 @@ def test_latents_csv_parses_back(digits, snapshot, tmp_path):
     assert [int(r[1]) for r in body] == digits.labels.tolist()
     assert all(r[2] == "" for r in body)  # the built-in digits have no per-image names
     table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(3, 4, 5, 6, 7))
-    # %.9g round-trips float32 exactly.
-    np.testing.assert_array_equal(table[:, 0:2].astype(np.float32), snapshot.mu)
-    np.testing.assert_array_equal(table[:, 2:4].astype(np.float32), snapshot.sigma)
-    first = snapshot.model.elbo(digits.as_float(slice(0, ELBO_BATCH)),
-                                samples=ELBO_SAMPLES)["elbo"]
+    # mu and sigma are the plane's dots: f_phi of each datapoint's one fixed x.
+    np.testing.assert_allclose(table[:, 0:2], snapshot.mu, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(table[:, 2:4], snapshot.sigma, rtol=1e-5)
+    x = dataset_evidence(digits, snapshot.config.binarization, np.arange(ELBO_BATCH))
+    assert set(np.unique(x)) == {0.0, 1.0}
+    first = snapshot.model.elbo(x, samples=ELBO_SAMPLES)["elbo"]
     np.testing.assert_allclose(table[:ELBO_BATCH, 4], first, rtol=1e-6)
     assert np.all(np.isfinite(table[:, 4])) and np.all(table[:, 4] < 0)  # nats, <= log p(x)
 

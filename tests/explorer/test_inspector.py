@@ -16,9 +16,10 @@ from explorer.dataset_views import (
     Trails,
     colouring_values,
 )
-from explorer.inspector import BINARISED_NOTE, Inspector, evidence_input, fmt
+from explorer.inspector import GRID_N, Inspector, fmt, fmt_se, input_note
 from explorer.latent_view import LatentView
 from trainer import Session, TrainConfig, gaussian_fit, inspect_point
+from trainer.evidence import dataset_evidence
 
 GRID_TOL = 0.05  # nats: how far below 0 the grid's error may put a KL
 
@@ -54,22 +55,28 @@ def inspector(qtbot, plane):
 def inspect_first(qtbot, inspector, trained, digits, index=0):
     h, w = digits.image_shape
     image = digits.as_float([index]).reshape(h, w)
+    x = dataset_evidence(digits, trained.model.binarization, [index])[0]
     with qtbot.waitSignal(inspector.inspected, timeout=20_000):
-        inspector.inspect(trained.model, image.reshape(-1), image, f"datapoint #{index}",
+        inspector.inspect(trained.model, x, image, f"datapoint #{index}",
                           trained.mu[index], trained.sigma[index])
-    return evidence_input(trained.model.likelihood, image)
+    return x
 
 
 def test_inspect_shows_the_trainer_numbers_and_the_overlay(qtbot, inspector, trained, digits):
     x = inspect_first(qtbot, inspector, trained, digits)
     assert set(np.unique(x)) <= {0.0, 1.0}
-    assert BINARISED_NOTE in inspector.note_label.text()
-    expected = inspect_point(trained.model, x, n=128, iwae_k=1000)
+    assert inspector.note_label.text() == input_note("dynamic")
+    assert inspector.tiles["scored"].isVisible()  # the binary x beside the grey image
+    expected = inspect_point(trained.model, x, n=GRID_N, iwae_k=1000)  # adaptive
     v = inspector.values()
     assert v["log_px"] == pytest.approx(expected.log_px, abs=1e-6)
     assert v["elbo"] == pytest.approx(expected.encoder.elbo, abs=1e-6)
     assert v["recon"] - v["kl"] == pytest.approx(v["elbo"], abs=1e-6)
     assert v["iwae"] == pytest.approx(expected.iwae, abs=1e-6)
+    assert v["iwae_se"] == pytest.approx(expected.iwae_se, abs=1e-9) and v["iwae_se"] > 0
+    assert inspector.value_labels["iwae"].text() == fmt_se(expected.iwae, expected.iwae_se)
+    assert "\u00b1" in inspector.value_labels["iwae"].text()
+    assert "on average" in inspector.caption_labels["iwae"].text()
     assert v["inference_gap"] >= -GRID_TOL
     assert inspector.value_labels["log_px"].text() == fmt(expected.log_px)
     assert inspector.value_labels["inference_gap"].text() == fmt(expected.inference_gap)
@@ -83,6 +90,14 @@ def test_inspect_shows_the_trainer_numbers_and_the_overlay(qtbot, inspector, tra
         (x0, x1, y0, y1), abs=1e-6)
     # The 50 / 90 / 99 % outlines exist, and the image lies beneath the q ellipse.
     assert all(not c.boundingRect().isEmpty() for c in overlay.isocurves)
+    # Traced on a coarser copy, the outlines are scaled into the image's cells: inside it,
+    # and the 99 % outline spans a good part of it (not a quarter, as unscaled).
+    cells = overlay.image.boundingRect()
+    for curve in overlay.isocurves:
+        r = curve.mapRectToParent(curve.boundingRect())
+        assert cells.adjusted(-1, -1, 1, 1).contains(r), (r, cells)
+    widest = max(c.mapRectToParent(c.boundingRect()).width() for c in overlay.isocurves)
+    assert widest > 0.3 * cells.width()
     assert overlay.image.zValue() < overlay.q_curve.zValue()
 
     inspector.copy_numbers()
@@ -168,7 +183,7 @@ def test_clear_hides_the_overlay(qtbot, inspector, trained, digits):
 # ------------------------------------------------------------------ whole-dataset views
 
 def test_colouring_by_inference_gap_fills_the_plane(qtbot, plane, trained, digits):
-    x = digits.as_float().reshape(len(digits), -1)[:300]
+    x = dataset_evidence(digits, "dynamic")[:300]
     values = None
     for update in colouring_values(trained.model, x, "inference_gap", chunk=128):
         values = update.values
@@ -177,7 +192,7 @@ def test_colouring_by_inference_gap_fills_the_plane(qtbot, plane, trained, digit
 
     chooser = PointColouring(plane, labels=digits.labels)
     qtbot.addWidget(chooser)
-    chooser.set_data(trained.model, digits.as_float().reshape(len(digits), -1))
+    chooser.set_data(trained.model, dataset_evidence(digits, "dynamic"))
     with qtbot.waitSignal(chooser.computed, timeout=30_000):
         chooser.choose("elbo")
     assert plane.point_values() is not None and np.isfinite(plane.point_values()).all()
@@ -214,7 +229,7 @@ def test_trails_keep_the_last_k_positions(qtbot, plane):
 
 
 def test_amortisation_gap_colouring_covers_a_fixed_sample(trained, digits):
-    x = digits.as_float().reshape(len(digits), -1)[:50]
+    x = dataset_evidence(digits, "dynamic")[:50]
     updates = list(colouring_values(trained.model, x, "amortisation_gap", sample=3))
     assert [u.done for u in updates] == [1, 2, 3]
     values = updates[-1].values

@@ -17,6 +17,7 @@ from PIL import Image
 from explorer.export import LATENT_COLUMNS
 from explorer.image_jobs import PreparedImage
 from explorer.session_file import load_session
+from trainer.evidence import dataset_evidence
 
 WAIT_MS = 20_000
 
@@ -89,7 +90,9 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     weights = {k: v.clone() for k, v in first.worker.session.model.state_dict().items()}
     history = first.progress.train
     step = steps(first)
-    mu = first.snapshot.model.encode(digits.as_float())[0]
+    x = dataset_evidence(digits, first.snapshot.config.binarization)  # the plane's x_i
+    mu = first.snapshot.model.encode(x)[0]
+    heldout = first.worker.session.split.heldout.copy()
     region = first.latent_view.view_region()
     first.close()
 
@@ -108,8 +111,9 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
         assert torch.equal(tensor, weights[name]), name
     for key, values in history.items():
         np.testing.assert_array_equal(second.progress.train[key], values)
-    np.testing.assert_array_equal(second.snapshot.model.encode(digits.as_float())[0], mu)
+    np.testing.assert_array_equal(second.snapshot.model.encode(x)[0], mu)
     np.testing.assert_allclose(second.snapshot.mu, mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(session.split.heldout, heldout)  # the .lexp keeps the split
     entries = second.encoded_panel.model.entries
     assert [e.name for e in entries] == ["first", "second"]
     assert entries[0].image.notes == ["a note"] and second.encoded_panel.selected() == 1
@@ -237,6 +241,8 @@ def test_exports_from_the_menu_parse_back(qtbot, make_window, tmp_path, monkeypa
     for a in w.export_actions.values():
         assert a.statusTip()
         a.trigger()
+    # The latents CSV is computed by a background job (its ELBOs take a while on big data).
+    qtbot.waitUntil(lambda: not w.latents_export_busy(), timeout=WAIT_MS)
     assert tell.calls == []
 
     with open(tmp_path / "latents.csv", newline="", encoding="utf-8") as f:
