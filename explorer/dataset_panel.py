@@ -13,6 +13,13 @@ BINARIZATION_TEXT = {
     "threshold": "threshold: x = 1 where grey level > 0.5, else 0",
     "none": "none: grey levels in [0, 1] used as they are",
 }
+# The dataset's polarity rule (trainer.ImageDataset.inverted), for its images and dropped ones.
+POLARITY_TEXT = {
+    True: "dark ink on light in most files: every image inverted to bright ink on black, "
+          "and so are dropped images",
+    False: "bright ink on dark: every image kept as it is, and so are dropped images",
+    None: "as stored; a dropped image is inverted when its own border shows dark ink on light",
+}
 LIKELIHOOD_TEXT = {
     "bernoulli": "Bernoulli per pixel",
     "gaussian": "Gaussian per pixel (mean, variance)",
@@ -24,8 +31,8 @@ class DatasetPanel(QWidget):
         super().__init__(parent)
         self.fields: dict[str, QLabel] = {}
         form = QFormLayout(self)
-        for key in ("name", "source", "N", "image size", "labels", "split", "likelihood",
-                    "binarization", "notes"):
+        for key in ("name", "source", "N", "image size", "polarity", "labels", "split",
+                    "likelihood", "binarization", "notes"):
             label = QLabel()
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -45,6 +52,7 @@ class DatasetPanel(QWidget):
             "source": dataset.source,
             "N": f"{len(dataset):,} images",
             "image size": f"{h} x {w} pixels, grey",
+            "polarity": POLARITY_TEXT[dataset.inverted],
             "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
             "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "
                      f"({config.heldout_fraction:.0%}, kept through resets)",

@@ -145,6 +145,7 @@ class EncodedImagesModel(QAbstractListModel):
         self._icons: dict[int, QIcon] = {}
         self._shape: tuple[int, int] | None = None
         self._fill: float | None = None
+        self._invert: bool | None = None  # the dataset's polarity rule (None: per image)
         self._frozen = None
         self._pasted = 0
         self._details_cost = 0.0
@@ -159,6 +160,8 @@ class EncodedImagesModel(QAbstractListModel):
         return None if self._shape is None else (self._shape, self._fill)
 
     def set_dataset(self, dataset) -> None:
+        if dataset.inverted != self._invert:  # another polarity rule: preprocess again
+            self._invert, self._shape = dataset.inverted, None
         self.set_target(dataset.image_shape, fit_fraction(dataset))
 
     def set_target(self, shape: tuple[int, int], fill: float | None) -> None:
@@ -169,12 +172,22 @@ class EncodedImagesModel(QAbstractListModel):
         self.beginResetModel()
         self._shape, self._fill = shape, fill
         for im in self._images:
-            im.input = preprocess_image(im.grey.astype(np.float32) / 255, shape, fill)
+            self._prepare(im)
         if self._frozen is not None and tuple(self._frozen.image_shape) != shape:
             self._frozen = None  # a model of another image size cannot encode these
         self._invalidate()
         self.endResetModel()
         self._encode_now()
+
+    def _prepare(self, im: PreparedImage) -> None:
+        """The model's input from the kept grey original, by the dataset's polarity rule."""
+        im.input = preprocess_image(im.grey.astype(np.float32) / 255, self._shape, self._fill,
+                                    invert=self._invert)
+        if self._invert is not None:
+            im.notes = [n for n in im.notes if not n.startswith(("light background: inverted",
+                                                                 "inverted, as"))]
+            if self._invert:
+                im.notes.append("inverted, as every image of the dataset was")
 
     # ------------------------------------------------------------ entries
     @property
@@ -208,9 +221,9 @@ class EncodedImagesModel(QAbstractListModel):
         if not images:
             return messages
         for im in images:
-            if im.input.shape != self._shape:  # read for the dataset before a switch
-                im.input = preprocess_image(im.grey.astype(np.float32) / 255, self._shape,
-                                            self._fill)
+            # Read for the dataset before a switch, or by its own border, not the dataset's rule.
+            if im.input.shape != self._shape or self._invert is not None:
+                self._prepare(im)
         first = len(self._images)
         self.beginInsertRows(QModelIndex(), first, first + len(images) - 1)
         self._images.extend(images)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,6 +28,7 @@ from .config import (
     default_binarization,
 )
 from .data import DataError, load_source
+from .distributed import Ranks, RankStopped, launch, stop_on_sigterm
 from .elbo import elbo_terms, grid_log_px, iwae_log_px
 from .evidence import dataset_evidence, evidence_input
 from .frozen import FrozenVAE
@@ -35,6 +38,7 @@ from .session import Session
 
 PROG = "latent-explorer"
 DEFAULT_SECONDS = 60.0
+FINAL_EVAL_POINTS = 20_000  # held-out points in train's final report (all, up to this)
 ENCODE_DRAWS = 64  # z samples averaged for one image's ELBO
 
 
@@ -91,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--precision", choices=PRECISIONS)
     t.add_argument("--resume", metavar="DIR", help="continue from this checkpoint")
+    t.add_argument("--checkpoint-every", type=_positive(float), metavar="SECONDS",
+                   help="also write the checkpoint every SECONDS of wall time while training")
+    t.add_argument("--nproc", type=_positive(int), metavar="N",
+                   help="train on N local processes (torchrun; one per GPU with --device "
+                        "cuda); --batch-size is the total over all of them")
     _add_machine(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
@@ -153,10 +162,13 @@ def _add_machine(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help or a usage error (argparse already printed it)
         return int(e.code or 0)
+    if getattr(args, "nproc", None) and "WORLD_SIZE" not in os.environ:
+        return launch(args.nproc, _without_nproc(argv))
     try:
         return args.func(args)
     except (DataError, ConfigError, CheckpointError) as e:
@@ -164,6 +176,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         return _fail(f"{where}{e.strerror or e}")
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def _fail(message: str) -> int:
@@ -209,11 +233,56 @@ def _config_changes(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    """Train in this process; under torchrun, as one rank of the run (see
+    trainer.distributed): rank 0 alone evaluates, reports and writes checkpoints."""
+    checkpoint = load_checkpoint(args.resume) if args.resume else None
+    device = args.device or (checkpoint.config.device if checkpoint else "cpu")
+    ranks, device = Ranks.from_env(device)
+    if not ranks.distributed:
+        return _train(args, checkpoint, ranks)
+    stop_on_sigterm()
+    try:
+        args.device = device
+        args.quiet = args.quiet or not ranks.is_main
+        return _train(args, checkpoint, ranks)
+    except (KeyboardInterrupt, RankStopped, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not _peer_failure(e):
+            raise  # a bug, not a lost rank: keep its traceback
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]
+        if ranks.is_main and "LATENT_EXPLORER_LAUNCHER" not in os.environ:
+            print(f"{PROG}: error: rank {ranks.rank} of {ranks.world_size}: {why}; the run "
+                  "stopped and wrote no checkpoint (the last complete one is intact)",
+                  file=sys.stderr)
+        # Leave at once: tearing down a process group whose peers are gone, mid-collective,
+        # can hang or abort ("terminate called without an active exception").
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130 if isinstance(e, KeyboardInterrupt) else 1)
+    except (DataError, ConfigError, CheckpointError) as e:  # the same on every rank: say it once
+        return _fail(str(e)) if ranks.is_main else 2
+    finally:
+        ranks.close()
+
+
+def _peer_failure(e: RuntimeError) -> bool:
+    """Whether a collective failed because another rank went away (DDP's all-reduce in
+    backward raises gloo's or NCCL's error before torchrun's SIGTERM arrives)."""
+    text = str(e).lower()
+    return (isinstance(e, (RankStopped, torch.distributed.DistBackendError))
+            or any(word in text for word in ("gloo", "nccl", "connection", "timed out")))
+
+
+def _train(args, checkpoint, ranks: Ranks) -> int:
     wall_start = time.perf_counter()
     changes = _config_changes(args)
-    dataset = load_source(args.source)
-    if args.resume:
-        checkpoint = load_checkpoint(args.resume)
+    # Each machine's first rank reads a folder into its cache before the others open it.
+    first_here = ranks.local_rank == 0
+    if ranks.distributed and not first_here:
+        torch.distributed.barrier()
+    dataset = _load_with_progress(args.source, quiet=args.quiet or not first_here)
+    if ranks.distributed and first_here:
+        torch.distributed.barrier()
+    if checkpoint is not None:
         fixed = sorted(k for k in STRUCTURAL if k in changes
                        and changes[k] != getattr(checkpoint.config, k))
         if fixed:
@@ -223,7 +292,8 @@ def cmd_train(args) -> int:
             print(f"{PROG}: note: {args.source} differs from the dataset {args.resume} was "
                   "trained on; continuing with its weights on the new data", file=sys.stderr)
         session = Session.from_checkpoint(checkpoint, dataset, device=changes.get("device"),
-                                          threads=changes.get("threads"), strict=False)
+                                          threads=changes.get("threads"), strict=False,
+                                          ranks=ranks)
         for name, setter in (("lr", session.set_lr), ("beta", session.set_beta),
                              ("batch_size", session.set_batch_size)):
             if name in changes:
@@ -234,16 +304,23 @@ def cmd_train(args) -> int:
         config = TrainConfig().replace(**changes)
         if config.threads is None and config.device == "cpu":
             config = config.replace(threads=default_threads(dataset.n_pixels, config))
-        session = Session(dataset, config)
+        session = Session(dataset, config, ranks=ranks)
 
     seconds = epochs = None
     if args.epochs is not None:
         epochs = session.epoch + args.epochs
     else:
         seconds = session.seconds + (args.seconds or DEFAULT_SECONDS)
-    stopped = _run_with_progress(session, seconds, epochs, quiet=args.quiet)
+    every = args.checkpoint_every if ranks.is_main else None
+    stopped = _run_with_progress(session, seconds, epochs, quiet=args.quiet,
+                                 checkpoint=(args.out, every) if every else None)
+    if not ranks.is_main:
+        return 0
 
-    heldout = session.evaluate()
+    # All held-out points up to FINAL_EVAL_POINTS (a fixed random subset beyond: a dataset
+    # larger than memory must not be turned into floats whole).
+    heldout_x = session.heldout_inputs(FINAL_EVAL_POINTS)
+    heldout = session.evaluate(heldout_x)
     train = session.evaluate(session.train_inputs(session.config.eval_max_points))
     out = save_checkpoint(session, args.out)
     spent = session.seconds
@@ -256,8 +333,10 @@ def cmd_train(args) -> int:
         "samples_per_s": round(session.samples_seen / spent, 1) if spent > 0 else 0.0,
         "likelihood": session.config.likelihood, "binarization": session.config.binarization,
         "precision": session.precision.name, "precision_reason": session.precision.reason,
+        "world_size": ranks.world_size, "backend": ranks.backend,
         "dataset": dataset.source, "n_train": len(session.split.train),
-        "n_heldout": len(session.split.heldout), "checkpoint": str(out),
+        "n_heldout": len(session.split.heldout), "n_heldout_evaluated": len(heldout_x),
+        "checkpoint": str(out),
         "units": "per-datapoint nats; ELBO higher is better; held-out terms in fp32",
     }
     if stopped:
@@ -269,6 +348,26 @@ def cmd_train(args) -> int:
         print(f"{PROG}: {session.stopped_reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _load_with_progress(source: str, quiet: bool):
+    """load_source with a progress bar on stderr while a folder's images are read."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="image", desc="read images", file=sys.stderr,
+                       disable=quiet)
+        bar.update(done - bar.n)
+
+    try:
+        return load_source(source, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def default_threads(n_pixels: int, config: TrainConfig) -> int | None:
@@ -286,8 +385,24 @@ def default_threads(n_pixels: int, config: TrainConfig) -> int | None:
     return 1 if flops_per_sample < 5e6 else None
 
 
+def _save_uninterrupted(session: Session, directory: str) -> None:
+    """save_checkpoint with Ctrl+C and SIGTERM held until it is done, so a stop never
+    leaves the checkpoint half replaced (the signal then acts right after)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        save_checkpoint(session, directory)
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        save_checkpoint(session, directory)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
 def _run_with_progress(session: Session, seconds: float | None, epochs: int | None,
-                       quiet: bool) -> str | None:
+                       quiet: bool, checkpoint: tuple[str, float] | None = None) -> str | None:
+    """Run with a progress bar on stderr; ``checkpoint=(DIR, SECONDS)`` also writes the
+    checkpoint every SECONDS of wall time."""
     from tqdm import tqdm
 
     if seconds is not None:
@@ -300,8 +415,12 @@ def _run_with_progress(session: Session, seconds: float | None, epochs: int | No
         bar = tqdm(total=total, unit="epoch", file=sys.stderr, disable=quiet, desc="train",
                    initial=where(session))
     last = [0.0]
+    saved = [time.monotonic()]
 
     def update(s: Session) -> None:
+        if checkpoint is not None and time.monotonic() - saved[0] >= checkpoint[1]:
+            _save_uninterrupted(s, checkpoint[0])
+            saved[0] = time.monotonic()
         now = time.perf_counter()
         if now - last[0] < 0.2:
             return
@@ -315,8 +434,10 @@ def _run_with_progress(session: Session, seconds: float | None, epochs: int | No
     stopped = None
     try:
         session.run(seconds=seconds, epochs=epochs, on_step=update)
-    except KeyboardInterrupt:  # keep what was learnt: evaluate and save as usual
-        stopped = "interrupted"
+    except KeyboardInterrupt:
+        if session.ranks.distributed:  # ranks stop at different steps: save nothing
+            raise
+        stopped = "interrupted"  # keep what was learnt: evaluate and save as usual
     finally:
         bar.n = where(session)
         bar.close()

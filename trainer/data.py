@@ -1,9 +1,10 @@
-"""An in-memory image dataset and the sources it loads from."""
+"""An image dataset (in memory, or memory-mapped from a .npy file) and its sources."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import mmap
 import os
 import zipfile
 import zlib
@@ -30,7 +31,9 @@ class ImageDataset:
     """N grey images of H x W. Pixel values are ``pixels * scale``, in [0, 1].
 
     ``pixels`` is kept compact (uint8 wherever the source allows), so 70,000 MNIST
-    digits take 55 MB rather than 220 MB as float32.
+    digits take 55 MB rather than 220 MB as float32. A uint8 ``.npy`` file (and the cache
+    of a folder of images) stays on disk: ``pixels`` is then a read-only memory map, and
+    only the rows used are read.
     """
 
     pixels: np.ndarray  # (N, H, W), uint8 or float32
@@ -41,6 +44,10 @@ class ImageDataset:
     label_names: list[str] | None = None  # label value -> display name
     names: list[str] | None = None  # one per image, e.g. its file name
     notes: list[str] = field(default_factory=list)  # what loading changed or skipped
+    # The dataset's polarity rule, applied to images dropped on it too: True, the source
+    # images (dark ink on light) were all inverted; False, all kept; None, no rule (images
+    # stored as they are, e.g. MNIST: a dropped image is decided by its own border).
+    inverted: bool | None = None
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,6 +69,16 @@ class ImageDataset:
     def n_pixels(self) -> int:
         return self.pixels.shape[1] * self.pixels.shape[2]
 
+    @property
+    def memory_mapped(self) -> bool:
+        """Whether ``pixels`` is a view of a file on disk rather than memory."""
+        a = self.pixels
+        while a is not None:
+            if isinstance(a, (np.memmap, mmap.mmap)):
+                return True
+            a = getattr(a, "base", None)
+        return False
+
     def as_float(self, index: np.ndarray | slice | None = None) -> np.ndarray:
         """Images as float32 in [0, 1], flattened to (n, H*W)."""
         px = self.pixels if index is None else self.pixels[index]
@@ -74,7 +91,9 @@ class ImageDataset:
         if self._fingerprint is None:
             h = hashlib.sha256()
             h.update(str(self.pixels.shape).encode())
-            h.update(np.ascontiguousarray(self.pixels).tobytes())
+            rows = max(1, (64 << 20) // max(1, self.pixels[0].nbytes))  # 64 MB at a time
+            for start in range(0, len(self.pixels), rows):  # a memory map is never read whole
+                h.update(np.ascontiguousarray(self.pixels[start:start + rows]).data)
             if self.labels is not None:
                 h.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
             self._fingerprint = h.hexdigest()
@@ -272,9 +291,10 @@ _NAME_KEYS = ("label_names", "class_names", "classes")
 _MAGIC = {".npz": (b"PK\x03\x04", "a .npz archive (zip)"), ".npy": (b"\x93NUMPY", "a .npy file")}
 
 
-def _read_array_file(path: Path, kind: str):
+def _read_array_file(path: Path, kind: str, mmap_mode: str | None = None):
     """np.load without pickle (opening a file never runs code from it), after checking the
-    magic bytes: np.load would take any other file for a pickle."""
+    magic bytes: np.load would take any other file for a pickle. ``mmap_mode="r"`` maps a
+    .npy file instead of reading it."""
     magic, what = _MAGIC[kind]
     try:
         require_regular_file(path, DataError)
@@ -287,11 +307,11 @@ def _read_array_file(path: Path, kind: str):
     if head != magic:
         raise DataError(f"{path}: not {what}; the file is corrupt or of another type")
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except PermissionError:
         raise DataError(f"{path}: permission denied") from None
     except ValueError as e:
-        if "pickle" in str(e).lower():
+        if "pickle" in str(e).lower() or "python objects" in str(e).lower():
             raise DataError(f"{path}: holds pickled Python objects, which are never loaded "
                             "(they could run code); save plain numeric arrays") from None
         raise DataError(f"{path}: unreadable or corrupt ({e})") from None
@@ -340,13 +360,22 @@ def load_npz(path: str | os.PathLike) -> ImageDataset:
 
 
 def load_npy(path: str | os.PathLike) -> ImageDataset:
-    """One array of images, unlabelled."""
+    """One array of images, unlabelled. Memory-mapped, never read whole: uint8 (or bool)
+    pixels stay on disk and training reads each minibatch's rows from the map; other
+    types are converted, which reads them into memory (a note says so)."""
     path = Path(path)
-    images = _read_array_file(path, ".npy")
+    images = _read_array_file(path, ".npy", mmap_mode="r")
     if not isinstance(images, np.ndarray):
         raise DataError(f"{path}: not a .npy array")
     notes: list[str] = []
-    return _dataset(_as_images(images, path, notes), path, None, None, notes)
+    images = _as_images(images, path, notes)
+    if images.dtype in (np.uint8, np.bool_) and images.flags.c_contiguous:
+        scale = 1.0 if images.dtype == np.bool_ else 1 / 255  # as _compact_pixels, no scan
+        return ImageDataset(pixels=images.view(np.uint8), scale=scale, name=path.name,
+                            source=str(path), notes=notes)
+    notes.append(f"{images.dtype} pixels were read into memory (only C-ordered uint8 or bool "
+                 ".npy files stay on disk)")
+    return _dataset(np.asarray(images), path, None, None, notes)
 
 
 # ---------------------------------------------------------------- IDX (MNIST's format)

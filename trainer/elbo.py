@@ -35,11 +35,17 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
-def elbo_terms(model: VAE, x: torch.Tensor, generator: torch.Generator | None = None
-               ) -> ElboTerms:
-    """One-sample reparameterised ELBO terms with the analytic KL."""
+def elbo_terms(model: VAE, x: torch.Tensor, generator: torch.Generator | None = None,
+               rows: tuple[int, int] = (0, 1)) -> ElboTerms:
+    """One-sample reparameterised ELBO terms with the analytic KL.
+
+    ``rows=(start, step)``: x holds rows start::step of a larger minibatch (one rank's part,
+    see trainer.distributed); the noise is drawn for the whole minibatch and those rows kept.
+    """
     mu, logvar = model.encode(x)
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    start, step = rows
+    eps = torch.randn((len(mu) * step, *mu.shape[1:]), generator=generator, device=mu.device,
+                      dtype=mu.dtype)[start::step]
     z = mu + torch.exp(0.5 * logvar) * eps
     recon = model.log_likelihood(x, model.decode(z))
     return ElboTerms(recon=recon, kl=gaussian_kl(mu, logvar))

@@ -6,7 +6,9 @@ GUI and the ``encode`` command, so an image always reaches the model the way the
 Conventions, decided here once:
 
 - Ink is bright on a dark background, like MNIST. An image whose ink is darker than its
-  border (a black-on-white scan) is inverted.
+  border (a black-on-white scan) is inverted. A folder's polarity is decided once for the
+  whole dataset (a majority vote of its images) and applied to every image, and to images
+  dropped on it later; a lone image without a dataset rule is decided by its own border.
 - Transparency is flattened onto white when the visible content is dark and onto black
   when it is light, so the drawing stands out from the background either way (a black
   stroke on a transparent canvas becomes black on white, then inverted to MNIST's style).
@@ -14,8 +16,12 @@ Conventions, decided here once:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import shutil
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -162,17 +168,35 @@ def _border(grey: np.ndarray) -> np.ndarray:
                            grey[:, :w].ravel(), grey[:, -w:].ravel()])
 
 
-def ink_on_dark(grey: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Invert when the ink is darker than the background; returns (image, inverted).
+def dark_ink_vote(grey: np.ndarray) -> bool | None:
+    """Whether this image has dark ink on a light background (True), bright ink on dark
+    (False), or cannot tell (None: an uneven border, e.g. ink touching it, or a photo).
 
     The border's median is the background; the mean over the whole image leans towards the
     ink, whatever its size, so comparing the two tells the ink's polarity without a threshold.
-    Only a fairly even border counts as a background: photos and noise are left alone.
     """
     q1, background, q3 = np.quantile(_border(grey), [0.25, 0.5, 0.75])
-    if q3 - q1 <= 0.25 and float(grey.mean()) < background:
+    if q3 - q1 > 0.25:
+        return None
+    return bool(grey.mean() < background)
+
+
+def ink_on_dark(grey: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Invert one image when its ink is darker than its even border; returns (image,
+    inverted). Photos, noise and ink touching the border are left alone."""
+    if dark_ink_vote(grey):
         return 1 - grey, True
     return grey, False
+
+
+POLARITY_SAMPLE = 1000  # images that vote on a folder's polarity (all, in smaller folders)
+
+
+def dataset_polarity(votes: list[bool | None]) -> bool:
+    """A dataset's rule from its images' votes: invert every image when most of those that
+    can tell have dark ink on light (ties and no votes: keep)."""
+    dark = sum(v is True for v in votes)
+    return dark > sum(v is False for v in votes)
 
 
 def _resize(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
@@ -216,7 +240,7 @@ def ink_bbox(grey: np.ndarray) -> tuple[slice, slice] | None:
 
 
 def preprocess_image(grey: np.ndarray, shape: tuple[int, int],
-                     fill: float | None = MNIST_FILL) -> np.ndarray:
+                     fill: float | None = MNIST_FILL, invert: bool | None = None) -> np.ndarray:
     """Turn a grey image (float in [0, 1]) into float32 ``shape`` in a dataset's format.
 
     Bright ink on black (inverted if needed); background lowered to 0 and the ink's peak
@@ -224,12 +248,17 @@ def preprocess_image(grey: np.ndarray, shape: tuple[int, int],
     centred as the datasets were made: by centre of mass when there is room around the box
     (MNIST), by the box itself when it nearly fills the frame (scikit-learn's 8x8 digits).
     ``fill=None`` keeps the whole frame instead (image folders: only the polarity and, when it
-    differs, the size change). A blank image gives zeros.
+    differs, the size change). A blank image gives zeros. ``invert``: the dataset's polarity
+    rule (True inverts, False keeps); None decides from this image's own border.
     """
     grey = np.asarray(grey, np.float32)
     if grey.ndim != 2 or grey.size == 0:
         raise ValueError(f"expected a non-empty 2-D grey image, got shape {grey.shape}")
-    grey, _ = ink_on_dark(np.clip(grey, 0, 1))
+    grey = np.clip(grey, 0, 1)
+    if invert is None:
+        grey, _ = ink_on_dark(grey)
+    elif invert:
+        grey = 1 - grey
     if fill is None:
         size = _fit_size(grey.shape, shape)
         patch = _resize(grey, size)
@@ -313,9 +342,14 @@ def _list_folder(folder: Path) -> tuple[list[tuple[Path, str | None]], list[Path
         if p.is_file() or special(p):
             take(p, None)
         elif p.is_dir():
-            for q in sorted(p.rglob("*"), key=lambda q: _natural_key(str(q.relative_to(p)))):
-                rel = q.relative_to(p).parts
-                if (q.is_file() or special(q)) and all(not part.startswith(".") for part in rel):
+            # Paths below p as strings: pathlib's relative_to costs ~30 us a file, which a
+            # folder of a million images (listed on every load, cached or not) would feel.
+            cut = len(str(p)) + 1
+            below = sorted(((str(q)[cut:], q) for q in p.rglob("*")),
+                           key=lambda rq: _natural_key(rq[0]))
+            for rel, q in below:
+                if (not rel.startswith(".") and os.sep + "." not in rel
+                        and (q.is_file() or special(q))):
                     take(q, p.name)
     return items, others
 
@@ -327,17 +361,120 @@ def _skipped_note(skipped: list[tuple[str, str]]) -> str:
     return f"{len(skipped)} file{s} skipped: {shown}{more}"
 
 
+# Folders with at least this many images are indexed once into the cache (see below).
+CACHE_MIN_IMAGES = 500
+CACHE_FORMAT = 1  # bump when the preprocessing changes, so old caches are not used
+
+
 def load_folder(folder: str | os.PathLike,
                 progress: Callable[[int, int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None) -> ImageDataset:
+                cancelled: Callable[[], bool] | None = None,
+                cache_min_images: int = CACHE_MIN_IMAGES) -> ImageDataset:
     """A folder of images: subfolder names become labels, loose files are unlabelled.
 
     Unreadable files are skipped and named in a note; images of another size are fitted
     (aspect kept) to the most common size; light-background images are inverted. Pixels are
     stored as uint8 (scale 1/255), the precision of nearly every image file.
+
+    A folder of ``cache_min_images`` or more images is read once into the user's cache
+    (``<cache>/folders/<key>``: the pixels as a uint8 .npy, labels and names beside it),
+    keyed by every file's name, size and modification time; later loads list the folder
+    and open that cache memory-mapped instead of decoding the images again.
     """
     folder = Path(folder)
     items, others = _list_folder(folder)
+    if len(items) < cache_min_images:
+        return _read_folder(folder, items, others, progress, cancelled)
+    key = _cache_key(folder, items, others)
+    where = folder_cache_dir() / key
+    cached = _open_cache(where, folder)
+    if cached is not None:
+        return cached
+    dataset = _read_folder(folder, items, others, progress, cancelled)
+    _write_cache(where, dataset)
+    return dataset
+
+
+def folder_cache_dir() -> Path:
+    """``<user cache>/folders``; LATENT_EXPLORER_CACHE moves the root, as for downloads."""
+    import platformdirs
+
+    from .download import CACHE_ENV
+
+    root = os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("latent-explorer")
+    return Path(root) / "folders"
+
+
+def _cache_key(folder: Path, items: list[tuple[Path, str | None]], others: list[Path]) -> str:
+    h = hashlib.sha256(f"{CACHE_FORMAT}\0{folder.resolve()}".encode())
+    prefix = str(folder) + os.sep  # absent when folder is "."
+
+    def rel(p: Path) -> str:
+        s = str(p)
+        return s[len(prefix):] if s.startswith(prefix) else s
+
+    for p, label in items:
+        try:
+            st = os.stat(p)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "unreadable"
+        h.update(f"\0{rel(p)}\0{label}\0{stamp}".encode())
+    for p in others:
+        h.update(f"\0other:{rel(p)}".encode())
+    return h.hexdigest()[:40]
+
+
+def _open_cache(where: Path, folder: Path) -> ImageDataset | None:
+    """The cached dataset, memory-mapped, or None when there is no usable cache. Named as
+    ``folder`` is now spelled (the key is the same for a relative or absolute path)."""
+    try:
+        meta = json.loads((where / "meta.json").read_text(encoding="utf-8"))
+        pixels = np.load(where / "pixels.npy", mmap_mode="r", allow_pickle=False)
+        labels = (np.load(where / "labels.npy", allow_pickle=False)
+                  if meta["labelled"] else None)
+        return ImageDataset(pixels=pixels, scale=meta["scale"], name=folder.name or str(folder),
+                            source=str(folder), labels=labels,
+                            label_names=meta["label_names"], names=meta["names"],
+                            notes=meta["notes"] + [f"opened from the cache in {where}"],
+                            inverted=meta["inverted"])
+    except (OSError, ValueError, KeyError, TypeError, DataError):
+        return None  # no cache yet, or a damaged one: read the folder again
+
+
+def _write_cache(where: Path, dataset: ImageDataset) -> None:
+    """Write the cache beside its final place, then rename it there (atomic); a cache
+    that cannot be written only costs the next run the same reading time."""
+    tmp = None
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{where.name}-", dir=where.parent))
+        np.save(tmp / "pixels.npy", np.ascontiguousarray(dataset.pixels, np.uint8))
+        if dataset.labels is not None:
+            np.save(tmp / "labels.npy", dataset.labels)
+        meta = {"format": CACHE_FORMAT, "name": dataset.name, "source": dataset.source,
+                "inverted": dataset.inverted,
+                "scale": dataset.scale, "labelled": dataset.labels is not None,
+                "label_names": dataset.label_names, "names": dataset.names,
+                "notes": dataset.notes}
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        if where.exists():
+            if _open_cache(where, Path(dataset.source)) is not None:
+                return  # another process wrote it meanwhile
+            shutil.rmtree(where, ignore_errors=True)  # a damaged cache: replace it
+        os.replace(tmp, where)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_folder(folder: Path, items: list[tuple[Path, str | None]], others: list[Path],
+                 progress: Callable[[int, int], None] | None,
+                 cancelled: Callable[[], bool] | None) -> ImageDataset:
+    """Decode every image of the folder (see load_folder)."""
     skipped: list[tuple[str, str]] = [(str(p.relative_to(folder)), "not an image file type")
                                       for p in others]
     total = len(items)
@@ -361,9 +498,24 @@ def load_folder(folder: str | os.PathLike,
         raise DataError(f"{folder}: no readable images{why}")
     shape = counts.most_common(1)[0][0]
 
+    # The polarity is the dataset's, decided once: images whose ink touches the border
+    # cannot tell on their own and would otherwise stay the other way round.
+    readable = [i for i, size in enumerate(sizes) if size is not None]
+    voters = [readable[int(k)] for k in
+              np.unique(np.linspace(0, len(readable) - 1, min(POLARITY_SAMPLE, len(readable)))
+                        .astype(int))]
+    votes = []
+    for k, i in enumerate(voters):
+        check_cancel(k)
+        try:
+            votes.append(dark_ink_vote(read_image(items[i][0])[0]))
+        except ImageError:
+            votes.append(None)  # skipped below, with its reason
+    invert = dataset_polarity(votes)
+
     pixels = np.zeros((total, *shape), np.uint8)
     kept: list[int] = []
-    n_resized = n_inverted = 0
+    n_resized = 0
     for i, (p, _) in enumerate(items):
         check_cancel(i)
         if progress is not None:
@@ -375,11 +527,11 @@ def load_folder(folder: str | os.PathLike,
         except ImageError as e:
             skipped.append((str(p.relative_to(folder)), e.reason))
             continue
-        grey, inverted = ink_on_dark(grey)
-        n_inverted += inverted
+        if invert:
+            grey = 1 - grey
         if grey.shape != shape:
             n_resized += 1
-            grey = preprocess_image(grey, shape, fill=None)
+            grey = preprocess_image(grey, shape, fill=None, invert=False)
         pixels[len(kept)] = np.rint(grey * 255)
         kept.append(i)
     if progress is not None:
@@ -393,9 +545,14 @@ def load_folder(folder: str | os.PathLike,
     if n_resized:
         notes.append(f"{n_resized} of {len(kept)} images were resized to {shape[0]} x "
                      f"{shape[1]} (the most common size), keeping their aspect ratio")
-    if n_inverted:
-        notes.append(f"{n_inverted} of {len(kept)} images had a light background and were "
-                     "inverted (bright ink on black, like MNIST)")
+    n_dark, n_bright = votes.count(True), votes.count(False)
+    asked = f"{len(votes)} sampled images" if len(votes) < len(readable) else "the images"
+    if invert or n_dark:  # say so when pixels changed, or some images were the other way
+        notes.append(f"polarity, decided for the whole dataset: of {asked}, {n_dark} have dark "
+                     f"ink on a light background, {n_bright} bright ink on dark and "
+                     f"{len(votes) - n_dark - n_bright} cannot tell; "
+                     + (f"so all {len(kept)} were inverted (bright ink on black, like MNIST)"
+                        if invert else f"so all {len(kept)} were kept as they are"))
     labels = label_names = None
     folder_labels = [items[i][1] for i in kept]
     if any(lab is not None for lab in folder_labels):
@@ -411,4 +568,5 @@ def load_folder(folder: str | os.PathLike,
                           np.int64)
     return ImageDataset(pixels=pixels[:len(kept)], scale=1 / 255, name=folder.name or str(folder),
                         source=str(folder), labels=labels, label_names=label_names,
-                        names=[str(items[i][0].relative_to(folder)) for i in kept], notes=notes)
+                        names=[str(items[i][0].relative_to(folder)) for i in kept], notes=notes,
+                        inverted=invert)

@@ -2,7 +2,9 @@
 
 Data stays in memory as a tensor on the training device (uint8 where the dataset is),
 minibatches are gathered by index, and binarisation happens on the device; there is
-no DataLoader and no per-item Python work.
+no DataLoader and no per-item Python work. A large memory-mapped dataset stays on disk:
+each minibatch's rows are read from the map. Several ranks (torchrun) each train on their
+shard of every epoch; see trainer.distributed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from .config import ConfigError, TrainConfig
 from .data import ImageDataset, Split, split_indices
+from .distributed import SINGLE, ElboStep, Ranks, shard
 from .elbo import elbo_terms, training_loss
 from .evidence import evidence_tensor
 from .frozen import FrozenVAE
@@ -39,6 +42,9 @@ EVIDENCE_CACHE_BYTES = 512 * 2**20
 GUARD_EVERY_SECONDS = 1.0
 # Train curve rows are means over this much training time.
 RECORD_EVERY_SECONDS = 0.1
+# A memory-mapped dataset up to this size is copied into memory (faster minibatches);
+# a larger one stays on disk and each minibatch reads its rows from the map.
+IN_MEMORY_LIMIT = 1 << 30
 
 
 @dataclass
@@ -143,20 +149,36 @@ def available_devices() -> list[str]:
 
 class Session:
     def __init__(self, dataset: ImageDataset, config: TrainConfig | None = None,
-                 split: Split | None = None):
+                 split: Split | None = None, ranks: Ranks | None = None,
+                 pixels_in_memory: bool | None = None):
         """``split``: the held-out split to keep (a resumed run's); by default one is drawn
         from ``config.seed``. It is data, kept through resets and checkpoints, never
-        redrawn from a later seed."""
+        redrawn from a later seed. ``ranks``: this process's place among torchrun's
+        training processes (default: one process). ``pixels_in_memory``: copy the pixels
+        into a tensor (default: unless the dataset is memory-mapped and larger than
+        IN_MEMORY_LIMIT)."""
         self.dataset = dataset
         self.config = config or TrainConfig()
+        self.ranks = ranks or SINGLE
+        if self.config.batch_size % self.ranks.world_size:
+            raise ConfigError(f"batch_size: {self.config.batch_size} does not split evenly "
+                              f"over {self.ranks.world_size} ranks")
         self.device = resolve_device(self.config.device)
         if self.config.threads is not None:
             # Process-wide in torch: the GUI sets 1 so the event loop keeps a core.
             torch.set_num_threads(self.config.threads)
         self.split: Split = split or split_indices(len(dataset), self.config.heldout_fraction,
                                                    self.config.seed)
-        pixels = torch.from_numpy(np.ascontiguousarray(dataset.pixels)).reshape(len(dataset), -1)
-        self._pixels = pixels.to(self.device)
+        if pixels_in_memory is None:
+            pixels_in_memory = (not dataset.memory_mapped
+                                or dataset.pixels.nbytes <= IN_MEMORY_LIMIT)
+        self._pixels = None  # None: minibatches are read from the memory map
+        if pixels_in_memory:
+            # A memory map is read-only: copy it into memory; an array is used as it is.
+            pixels = (np.array(dataset.pixels) if dataset.memory_mapped
+                      else np.ascontiguousarray(dataset.pixels))
+            pixels = torch.from_numpy(pixels).reshape(len(dataset), -1)
+            self._pixels = pixels.to(self.device)
         self._scale = float(dataset.scale)
         self._train_idx = torch.from_numpy(self.split.train).to(self.device)
         self._evidence: tuple[torch.Tensor, torch.Tensor] | None = None  # dynamic x, lazily
@@ -174,9 +196,15 @@ class Session:
         torch.manual_seed(cfg.seed)
         self.model = VAE.from_config(self.dataset.n_pixels, cfg).to(self.device)
         self.optimizer = make_adam(self.model.parameters(), cfg.lr, self.device)
+        # The training objective; with several ranks wrapped in DDP, which all-reduces
+        # (averages) the gradients during backward.
+        self._objective = self.ranks.wrap(ElboStep(self.model))
+        self._stop_vote = False  # this rank wants the run to end (see run())
+        self._stop_agreed = False  # some rank wanted it at the last step
         self.precision = precision_choice(
             cfg.precision, self.device,
-            model_shape(cfg.batch_size, self.dataset.n_pixels, cfg.hidden))
+            model_shape(cfg.batch_size // self.ranks.world_size, self.dataset.n_pixels,
+                        cfg.hidden))
         self._autocast_dtype = self.precision.dtype
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
@@ -184,7 +212,7 @@ class Session:
         self.epoch = 0
         self.samples_seen = 0
         self.seconds = 0.0  # training wall time, excluding pauses and evaluation
-        self._order = self._new_order()
+        self._set_order(self._new_order())
         self._cursor = 0
         self._window = [0.0, 0.0, 0.0, 0]  # sums of elbo, recon, kl; row count
         self._window_start = 0.0
@@ -208,7 +236,8 @@ class Session:
     # ------------------------------------------------------------ checkpoints
     @classmethod
     def from_checkpoint(cls, checkpoint, dataset: ImageDataset, *, device: str | None = None,
-                        threads: int | None = None, strict: bool = True) -> Session:
+                        threads: int | None = None, strict: bool = True,
+                        ranks: Ranks | None = None) -> Session:
         """A session that continues ``checkpoint`` (see trainer.checkpoint) on ``dataset``.
 
         With the recorded dataset (same fingerprint) training resumes exactly: same weights,
@@ -232,7 +261,7 @@ class Session:
             raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
                                   "checkpoint was trained on (fingerprints differ)")
         try:
-            session = cls(dataset, config,
+            session = cls(dataset, config, ranks=ranks,
                           split=checkpoint_split(checkpoint, dataset, same_data))
         except ConfigError as e:
             if device is not None:
@@ -272,17 +301,20 @@ class Session:
                 except RuntimeError as e:  # e.g. a Philox offset CUDA refuses
                     raise CheckpointError(f"{checkpoint.path}: engine.rng_state is not a "
                                           f"valid RNG state ({str(e).splitlines()[0]})") from None
-                self._order = order.to(self.device)
-                self._cursor = int(c["cursor"])
+                self._set_order(order.to(self.device))
+                # The cursor counts positions of the epoch's order taken by all ranks together.
+                self._cursor = -(-int(c["cursor"]) // self.ranks.world_size)
         self.version += 1
 
     def engine_state(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """What besides weights and Adam state an exact resume needs: tensors (sampling RNG
-        state, this epoch's order, the held-out indices) and counters."""
-        tensors = {"rng_state": self._gen.get_state().cpu(), "order": self._order.cpu(),
+        state, this epoch's order over the whole training split, the held-out indices) and
+        counters (the cursor in that order, summed over ranks, so any number of ranks can
+        resume it)."""
+        tensors = {"rng_state": self._gen.get_state().cpu(), "order": self._epoch_order.cpu(),
                    "heldout": torch.from_numpy(self.split.heldout.astype(np.int64))}
         counters = {"step": self.step_count, "epoch": self.epoch, "samples": self.samples_seen,
-                    "seconds": self.seconds, "cursor": self._cursor}
+                    "seconds": self.seconds, "cursor": self._cursor * self.ranks.world_size}
         return tensors, counters
 
     def heldout_inputs(self, max_points: int | None = None) -> torch.Tensor:
@@ -308,26 +340,46 @@ class Session:
         EVIDENCE_CACHE_BYTES): their hash costs ~2.5x an encoder pass on 784 pixels, and the
         plane re-encodes every datapoint again and again."""
         b = self.config.binarization
-        if b != "dynamic" or self._pixels.numel() > EVIDENCE_CACHE_BYTES:
-            return evidence_tensor(self._pixels[idx].float() * self._scale, b, idx)
+        n, n_pixels = len(self.dataset), self.dataset.n_pixels
+        if b != "dynamic" or n * n_pixels > EVIDENCE_CACHE_BYTES:
+            return evidence_tensor(self._gather(idx).float() * self._scale, b, idx)
         if self._evidence is None:
-            self._evidence = (torch.zeros(self._pixels.shape, dtype=torch.uint8,
-                                          device=self.device),
-                              torch.zeros(len(self._pixels), dtype=torch.bool,
-                                          device=self.device))
+            self._evidence = (torch.zeros((n, n_pixels), dtype=torch.uint8, device=self.device),
+                              torch.zeros(n, dtype=torch.bool, device=self.device))
         cache, ready = self._evidence
         todo = idx[~ready[idx]]
         if len(todo):
-            x = evidence_tensor(self._pixels[todo].float() * self._scale, b, todo)
+            x = evidence_tensor(self._gather(todo).float() * self._scale, b, todo)
             cache[todo] = x.to(torch.uint8)
             ready[todo] = True
         return cache[idx].float()
 
-    def _to_model_input(self, px: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def _gather(self, idx: torch.Tensor | np.ndarray | slice) -> torch.Tensor:
+        """Rows of flattened pixels on the device, from the in-memory tensor or, for a
+        dataset left on disk, read from its memory map (only these rows are read)."""
+        if self._pixels is not None:
+            return self._pixels[torch.from_numpy(idx).to(self.device)
+                                if isinstance(idx, np.ndarray) else idx]
+        source = self.dataset.pixels
+        if isinstance(idx, slice):
+            px = np.array(source[idx])
+        else:
+            idx = idx.cpu().numpy() if torch.is_tensor(idx) else idx
+            ascending = np.argsort(idx, kind="stable")  # read in file order, keep batch order
+            px = np.empty((len(idx), *source.shape[1:]), source.dtype)
+            px[ascending] = source[idx[ascending]]
+        return torch.from_numpy(px.reshape(len(px), -1)).to(self.device)
+
+    def _to_model_input(self, px: torch.Tensor, gen: torch.Generator,
+                        rows: tuple[int, int] = (0, 1)) -> torch.Tensor:
+        """Pixels as the model's x. ``rows``: px is one rank's rows of a larger minibatch;
+        the binarisation noise is drawn for all of it and those rows kept."""
         x = px.float() * self._scale
         b = self.config.binarization
         if b == "dynamic":
-            return (torch.rand(x.shape, generator=gen, device=x.device) < x).float()
+            start, step = rows
+            noise = torch.rand((len(x) * step, *x.shape[1:]), generator=gen, device=x.device)
+            return (noise[start::step] < x).float()
         if b == "threshold":
             return (x > 0.5).float()
         return x
@@ -335,6 +387,11 @@ class Session:
     def _new_order(self) -> torch.Tensor:
         perm = torch.randperm(len(self._train_idx), generator=self._gen, device=self.device)
         return self._train_idx[perm]
+
+    def _set_order(self, epoch_order: torch.Tensor) -> None:
+        """This epoch's order of the training split, and this rank's shard of it."""
+        self._epoch_order = epoch_order
+        self._order = shard(epoch_order, self.ranks)
 
     # --------------------------------------------------------------- training
     def step(self) -> dict[str, float] | None:
@@ -345,17 +402,24 @@ class Session:
         t0 = time.perf_counter()
         if self.seconds - self._good_at >= GUARD_EVERY_SECONDS:
             self._save_good_state()
-        bs = self.config.batch_size
+        world = self.ranks.world_size
+        bs = self.config.batch_size // world  # this rank's part of the minibatch
         idx = self._order[self._cursor:self._cursor + bs]
-        x = self._to_model_input(self._pixels[idx], self._gen)
+        rows = self.ranks.shard_rows
+        x = self._to_model_input(self._gather(idx), self._gen, rows)
         with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32,
                             enabled=self._autocast_dtype is not None):
-            terms = elbo_terms(self.model, x, self._gen)
+            terms = self._objective(x, self._gen, rows)
         loss = training_loss(terms, self.config.beta)
-        # One device sync per step for all four numbers (each .item() is a sync on GPU).
-        loss_value, elbo, recon, kl = torch.stack(
-            (loss.detach(), terms.elbo.detach().sum(), terms.recon.detach().sum(),
-             terms.kl.detach().sum())).tolist()
+        # One device sync per step for all the numbers (each .item() is a sync on GPU); with
+        # several ranks one all-reduce sums them, and the stop votes, over the ranks.
+        stats = [loss.detach(), terms.elbo.detach().sum(), terms.recon.detach().sum(),
+                 terms.kl.detach().sum()]
+        if world > 1:
+            stats.append(loss.new_tensor(float(self._stop_vote)))
+        loss_sum, elbo, recon, kl, *votes = self.ranks.reduce_sum(torch.stack(stats)).tolist()
+        loss_value = loss_sum / world
+        self._stop_agreed = bool(votes) and votes[0] > 0
         if not math.isfinite(loss_value):
             self._diverged(loss_value)
             return None
@@ -363,19 +427,21 @@ class Session:
         loss.backward()
         self.optimizer.step()
 
-        n = len(idx)
+        n = len(idx) * world  # every rank's shard has the same length
         self.step_count += 1
         self.samples_seen += n
-        self._cursor += n
+        self._cursor += len(idx)
         if self._cursor >= len(self._order):
             self._cursor = 0
             self.epoch += 1
-            self._order = self._new_order()
+            self._set_order(self._new_order())
         self.seconds += time.perf_counter() - t0
         self._record(elbo, recon, kl, n)
-        if self.seconds - self._last_eval >= self.config.eval_every_seconds:
+        # Held-out numbers come from rank 0 alone, over exactly the held-out points.
+        main = self.ranks.is_main
+        if main and self.seconds - self._last_eval >= self.config.eval_every_seconds:
             self.evaluate_heldout()
-        if self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
+        if main and self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
             self.evaluate_logpx()
         return {"elbo": elbo / n, "recon": recon / n, "kl": kl / n}
 
@@ -445,7 +511,7 @@ class Session:
             "model": copy.deepcopy(model_state), "optimizer": copy.deepcopy(optim_state),
             "counters": (self.step_count, self.epoch, self.samples_seen, self.seconds,
                          self._cursor, self._last_eval),
-            "order": self._order.clone(), "rng": self._gen.get_state(),
+            "order": self._epoch_order.clone(), "rng": self._gen.get_state(),
             "history": [h.copy() for h in (self.train_history, self.heldout_history,
                                            self.logpx_history)],
         }
@@ -460,7 +526,7 @@ class Session:
                 group["lr"] = self.config.lr
             (self.step_count, self.epoch, self.samples_seen, self.seconds, self._cursor,
              self._last_eval) = good["counters"]
-            self._order = good["order"].clone()
+            self._set_order(good["order"].clone())
             self._gen.set_state(good["rng"])
             self.train_history, self.heldout_history, self.logpx_history = (
                 h.copy() for h in good["history"])
@@ -518,16 +584,22 @@ class Session:
         """Step until ``seconds`` of training time or ``epochs`` epochs pass, a stop is
         requested, or the guard stops the run. Sleeps while paused."""
         while not self.stop_requested and self.stopped_reason is None:
-            if seconds is not None and self.seconds >= seconds:
-                break
             if epochs is not None and self.epoch >= epochs:
+                break  # every rank reaches an epoch's end at the same step
+            out_of_time = seconds is not None and self.seconds >= seconds
+            if not self.ranks.distributed and out_of_time:
                 break
             if self.paused:
                 time.sleep(0.02)
                 continue
+            # Ranks' clocks differ: rank 0's decides, and the vote travels with the step's
+            # all-reduce, so every rank stops after the same step.
+            self._stop_vote = self.ranks.is_main and out_of_time
             self.step()
             if on_step is not None:
                 on_step(self)
+            if self._stop_agreed:
+                break
 
     # ---------------------------------------------------------------- views
     def samples_per_second(self) -> float:

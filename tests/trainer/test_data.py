@@ -353,8 +353,10 @@ def test_folder_light_background_inverted(tmp_path):
     save_digit(tmp_path / "scan2.png", a)
     d = load_source(tmp_path)
     assert d.pixels[0, 0, 0] == 0 and d.pixels[0, 10, 13] == 255
-    assert d.notes == ["2 of 2 images had a light background and were inverted (bright ink "
-                       "on black, like MNIST)"]
+    assert d.inverted is True
+    assert d.notes == ["polarity, decided for the whole dataset: of the images, 2 have dark ink "
+                       "on a light background, 0 bright ink on dark and 0 cannot tell; so all 2 "
+                       "were inverted (bright ink on black, like MNIST)"]
 
 
 def test_folder_empty_or_all_bad(tmp_path):
