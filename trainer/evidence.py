@@ -30,6 +30,7 @@ RULES = {
     "none": "x = the grey image (Gaussian likelihood), used by every view and number",
 }
 OUTSIDE = -1  # the "index" of an image from outside the dataset
+NOISE_CHUNK_ELEMENTS = 1 << 21  # pixels hashed at once (~16 MB per int64 temporary)
 _M32 = 0xFFFFFFFF
 # Multipliers below 2**31: a 32-bit value times one stays below 2**63, so the products are
 # exact in int64 on every device (torch has no uint32 arithmetic everywhere).
@@ -83,7 +84,14 @@ def evidence_tensor(grey: torch.Tensor, binarization: str,
         raise ValueError(f"unknown binarization {binarization!r}")
     if index is None:
         index = torch.full((grey.shape[0],), OUTSIDE, dtype=torch.int64, device=grey.device)
-    return (noise(grey, index.to(grey.device)) < grey).float()
+    index = index.to(grey.device)
+    # The hash works in int64, several (rows, D) temporaries at once: bound them to a few tens
+    # of MB, so a large held-out set (or a memory-mapped dataset) is binarised in slices.
+    rows = max(1, NOISE_CHUNK_ELEMENTS // max(1, grey.shape[1]))
+    if grey.shape[0] <= rows:
+        return (noise(grey, index) < grey).float()
+    return torch.cat([(noise(grey[i:i + rows], index[i:i + rows]) < grey[i:i + rows]).float()
+                      for i in range(0, grey.shape[0], rows)])
 
 
 def evidence_input(grey, binarization: str, index=None) -> np.ndarray:

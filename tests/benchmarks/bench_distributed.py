@@ -114,10 +114,7 @@ def main() -> None:
     if args.worker:
         worker(args.seconds, args.threads, args.out)
         return
-    try:  # the shared machine description; a small stand-in until it is on main
-        from _machine import LoadWatch, machine_line
-    except ImportError:
-        from _machine_lite import LoadWatch, machine_line
+    from _machine import LoadWatch, machine_line
 
     watch = LoadWatch()
     results = {}

@@ -49,10 +49,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--round-seconds", type=float, default=2.0)
     args = parser.parse_args()
-    try:  # the shared machine description; a small stand-in until it is on main
-        from _machine import LoadWatch, machine_line
-    except ImportError:
-        from _machine_lite import LoadWatch, machine_line
+    from _machine import LoadWatch, machine_line
 
     watch = LoadWatch()
     with tempfile.TemporaryDirectory() as tmp:
