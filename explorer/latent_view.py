@@ -802,8 +802,10 @@ class LatentView(pg.PlotWidget):
         x0, x1, y0, y1 = self.view_region()
         mx, my = self._mu[:, 0], self._mu[:, 1]
         ex, ey = self._level * self._sigma[:, 0], self._level * self._sigma[:, 1]
-        # An ellipse is in view when its bounding box meets the view (NaN compares False).
-        in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
+        # An ellipse is in view when its bounding box meets the view (NaN compares False;
+        # inf - inf of a crafted file is such a NaN, so numpy's warning is expected here).
+        with np.errstate(invalid="ignore"):
+            in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
         total = int(np.count_nonzero(in_view))
         ranked = True  # chosen in priority order
         if total == len(in_view):
