@@ -63,6 +63,7 @@ from trainer.evidence import evidence_input
 
 from .image_jobs import ImageJob, PreparedImage, prepare_qimage
 from .image_panel import to_qimage
+from .paint_guard import guarded
 
 MAX_ENTRIES = 1000  # markers and list rows beyond this help nobody and slow the plane
 ELBO_SAMPLES = 4  # reparameterised draws averaged for the list's ELBO readout
@@ -529,6 +530,7 @@ class EncodedImagesPanel(QWidget):
         if i >= 0:
             self.model.remove(i)
 
+    @guarded(False)
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if (watched is self.list and event.type() == QEvent.Type.KeyPress
                 and (event.matches(QKeySequence.StandardKey.Delete)

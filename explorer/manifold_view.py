@@ -17,6 +17,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
+from .paint_guard import guarded
+
 MODES = ("prior", "view")
 MODE_TITLES = {"prior": "Prior grid (inverse normal CDF)", "view": "Region in view"}
 MAX_REDRAWS_PER_SECOND = 2.0
@@ -157,6 +159,7 @@ class ManifoldView(QWidget):
         if self._pending and self.isVisible():
             self._redraw()
 
+    @guarded()
     def showEvent(self, ev) -> None:
         super().showEvent(ev)
         if self._pending:

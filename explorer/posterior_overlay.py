@@ -16,6 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QTransform
 
 from .legend import BELOW_PLOT, OutsideLegend
+from .paint_guard import guarded
 
 CONTOUR_CELLS = 64  # cells per side of the grid the outlines are traced on
 MASS_LEVELS = (0.5, 0.9, 0.99)  # highest-density regions drawn, by the mass they hold
@@ -239,6 +240,7 @@ class PosteriorOverlay(QObject):
         if self.mean is not None:
             self.qDragFinished.emit(self.mean.copy(), self.sigma.copy())
 
+    @guarded(False)
     def eventFilter(self, obj, ev) -> bool:
         if (ev.type() == QEvent.Type.MouseButtonPress
                 and ev.button() == Qt.MouseButton.LeftButton and self._view is not None
