@@ -222,16 +222,7 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no such checkpoint directory")
     run_path = directory / RUN_FILE
-    run = _read_run(run_path)
-    try:
-        config = TrainConfig.from_dict(run["config"])
-    except (ConfigError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{run_path}: bad config: {e}") from None
-    h, w = run["dataset"]["image_shape"]
-    # Shapes from a model on the meta device: no memory is allocated for its weights.
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape)
-                    for k, v in VAE.from_config(h * w, config).state_dict().items()}
+    run, config, expected = _planned_model(run_path)
     param_shapes = list(expected.values())
 
     model_path = directory / MODEL_FILE
@@ -253,11 +244,9 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
                       optimizer_state=optimizer_state, engine_state=engine_state, run=run)
 
 
-def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
-    """The most bytes each safetensors file of the checkpoint whose run.json is ``run_path``
-    can take, from the shapes its config implies (float64 at worst, and a generous header):
-    lets an archive reader refuse an inflated member before unpacking it."""
-    run_path = Path(run_path)
+def _planned_model(run_path: Path) -> tuple[dict, TrainConfig, dict[str, tuple[int, ...]]]:
+    """run.json (validated), its config, and the weight shapes that config implies, taken
+    from a model on the meta device: no memory is allocated for its weights."""
     run = _read_run(run_path)
     try:
         config = TrainConfig.from_dict(run["config"])
@@ -265,7 +254,17 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
         raise CheckpointError(f"{run_path}: bad config: {e}") from None
     h, w = run["dataset"]["image_shape"]
     with torch.device("meta"):
-        numel = sum(p.numel() for p in VAE.from_config(h * w, config).parameters())
+        expected = {k: tuple(v.shape)
+                    for k, v in VAE.from_config(h * w, config).state_dict().items()}
+    return run, config, expected
+
+
+def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
+    """The most bytes each safetensors file of the checkpoint whose run.json is ``run_path``
+    can take, from the shapes its config implies (float64 at worst, and a generous header):
+    lets an archive reader refuse an inflated member before unpacking it."""
+    run, _, expected = _planned_model(Path(run_path))
+    numel = sum(math.prod(shape) for shape in expected.values())
     header = 1024**2
     # The optimizer file also holds index tensors (the epoch order, split indices): 8 bytes
     # per datapoint each, two of them at most.
