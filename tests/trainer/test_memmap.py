@@ -50,9 +50,11 @@ CHILD = textwrap.dedent("""
 
 def test_a_memory_mapped_npy_larger_than_the_memory_budget_trains(tmp_path):
     data = tmp_path / "big.npy"
-    n = 1_900_000  # 1.49 GB of 28 x 28 uint8 images
+    n = 2_600_000  # 2.04 GB of 28 x 28 uint8 images
     sparse_npy(data, n)
-    limit = 700 << 20
+    # torch's own writable segments, the per-point latents and the 20,000-point final
+    # held-out evaluation take ~700 MB: 960 MB leaves headroom and is still under half the file.
+    limit = 960 << 20
     assert data.stat().st_size > 2 * limit
     run = subprocess.run([sys.executable, "-c", CHILD, str(data), str(tmp_path / "ckpt"),
                           str(limit)], capture_output=True, text=True, timeout=300, cwd=ROOT)
