@@ -96,6 +96,12 @@ class Ranks:
 
     def close(self) -> None:
         if self.distributed and dist.is_initialized():
+            # Leave together: a rank that tears gloo down while rank 0 is still evaluating or
+            # writing the checkpoint can abort ("terminate called without an active exception").
+            try:
+                dist.barrier()
+            except RuntimeError:
+                pass  # a peer is gone already; tear down what is left
             dist.destroy_process_group()
 
 
