@@ -86,6 +86,7 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
     """Load what the command line names; raises DataError, ConfigError, CheckpointError,
     SessionFileError or OSError with a one-line message."""
     from trainer import DataError, TrainConfig, load_checkpoint
+    from trainer.cli import load_with_progress
 
     from .session_file import SUFFIX, LoadedSession, find_dataset, load_session
 
@@ -123,30 +124,6 @@ def build_window(startup: Startup):
     if startup.loaded is not None:
         window.restore_extras(startup.loaded)
     return window
-
-
-def load_with_progress(source: str):
-    """trainer.load_source with a progress bar on stderr (downloads, big folders)."""
-    from tqdm import tqdm
-
-    from trainer import KNOWN_DATASETS, load_source
-
-    download = source in KNOWN_DATASETS
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total or None, desc=f"loading {source}", file=sys.stderr,
-                       unit="B" if download else "img", unit_scale=download,
-                       unit_divisor=1024, leave=False, delay=0.5)
-        bar.update(done - bar.n)
-
-    try:
-        return load_source(source, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def save_png_atomically(pixmap, path: str) -> None:

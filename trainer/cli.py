@@ -29,6 +29,7 @@ from .config import (
 )
 from .data import DataError, load_source
 from .distributed import Ranks, RankStopped, launch, stop_on_sigterm
+from .download import KNOWN_DATASETS
 from .elbo import elbo_terms, grid_log_px, iwae_log_px
 from .evidence import dataset_evidence, evidence_input
 from .frozen import FrozenVAE
@@ -279,7 +280,7 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
     first_here = ranks.local_rank == 0
     if ranks.distributed and not first_here:
         torch.distributed.barrier()
-    dataset = _load_with_progress(args.source, quiet=args.quiet or not first_here)
+    dataset = load_with_progress(args.source, quiet=args.quiet or not first_here)
     if ranks.distributed and first_here:
         torch.distributed.barrier()
     if checkpoint is not None:
@@ -350,17 +351,20 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
     return 0
 
 
-def _load_with_progress(source: str, quiet: bool):
-    """load_source with a progress bar on stderr while a folder's images are read."""
+def load_with_progress(source: str, quiet: bool = False):
+    """load_source with a progress bar on stderr (downloads in bytes, big folders in images);
+    the app's command line uses it too."""
     from tqdm import tqdm
 
+    download = source in KNOWN_DATASETS
     bar = None
 
     def progress(done: int, total: int) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="image", desc="read images", file=sys.stderr,
-                       disable=quiet)
+            bar = tqdm(total=total or None, desc=f"loading {source}", file=sys.stderr,
+                       unit="B" if download else "img", unit_scale=download,
+                       unit_divisor=1024, leave=False, delay=0.5, disable=quiet)
         bar.update(done - bar.n)
 
     try:
