@@ -52,6 +52,9 @@ RECORD_EVERY_SECONDS = 0.1
 # A memory-mapped dataset up to this size is copied into memory (faster minibatches);
 # a larger one stays on disk and each minibatch reads its rows from the map.
 IN_MEMORY_LIMIT = 1 << 30
+# Free and semi runs fit or refine the q of every held-out point they score: the live
+# held-out curve then takes at most this share of the training time.
+FITTED_HELDOUT_SHARE = 0.1
 
 
 @dataclass
@@ -229,6 +232,9 @@ class Session:
         live = (cfg.eval_max_points if self.inference is None
                 else min(cfg.eval_max_points, LIVE_HELDOUT_POINTS))
         self._heldout_x = self.heldout_inputs(live)
+        # ... and a duty cycle, so fitting them takes at most this share of training time.
+        self._heldout_cycle = (None if self.inference is None
+                               else DutyCycle(FITTED_HELDOUT_SHARE, cfg.eval_every_seconds))
         self.step_count = 0
         self.epoch = 0
         self.samples_seen = 0
@@ -505,7 +511,8 @@ class Session:
         self._record(elbo, recon, kl, n)
         # Held-out numbers come from rank 0 alone, over exactly the held-out points.
         main = self.ranks.is_main
-        if main and self.seconds - self._last_eval >= self.config.eval_every_seconds:
+        if (main and self.seconds - self._last_eval >= self.config.eval_every_seconds
+                and (self._heldout_cycle is None or self._heldout_cycle.due(self.seconds))):
             self.evaluate_heldout()
         if main and self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
             self.evaluate_logpx()
@@ -531,8 +538,11 @@ class Session:
 
     def evaluate_heldout(self) -> dict[str, float]:
         """Held-out ELBO terms on the fixed evaluation subset, appended to the history."""
+        t0 = time.perf_counter()
         terms = self.evaluate(self._heldout_x)
         self._last_eval = self.seconds
+        if self._heldout_cycle is not None:
+            self._heldout_cycle.ran(self.seconds, time.perf_counter() - t0)
         self.heldout_history.append(**self._counters(), **terms)
         self.version += 1
         return terms
