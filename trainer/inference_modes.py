@@ -109,7 +109,9 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
     best_f = torch.full(mu0.shape[:1], -math.inf, device=mu0.device)
     best_a, best_b = a.detach().clone(), b.detach().clone()
     start = None
-    with torch.enable_grad():
+    # fp32 even inside the engine's bf16 autocast: the best iterate is chosen by comparing
+    # ELBOs, and bf16 rounding of a ~100-nat sum is larger than the steps' gains.
+    with torch.enable_grad(), torch.autocast(mu0.device.type, enabled=False):
         for k in range(steps + 1):
             mu = mu0 + sd0 * a
             logvar = soft_clamp(logvar0 + 2 * b, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
