@@ -305,15 +305,16 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
     """The most bytes each safetensors file of the checkpoint whose run.json is ``run_path``
     can take, from the shapes its config implies (float64 at worst, and a generous header):
     lets an archive reader refuse an inflated member before unpacking it."""
-    run, _, expected = _planned_model(Path(run_path))
+    run, config, expected = _planned_model(Path(run_path))
     numel = sum(math.prod(shape) for shape in expected.values())
     header = 1024**2
     # The optimizer file also holds index tensors (the epoch order, split indices): 8 bytes
     # per datapoint each, two of them at most.
-    free = 3 * 8 * run["dataset"]["n"] * 2 * run["config"].get("latent_dim", 2) + header
-    return {MODEL_FILE: 8 * numel + header,
-            OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header,
-            FREE_FILE: free}
+    limits = {MODEL_FILE: 8 * numel + header,
+              OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
+    if config.inference == "free":  # the table and its two Adam moments, and a step count
+        limits[FREE_FILE] = 3 * 8 * run["split"]["n_train"] * 2 * config.latent_dim + header
+    return limits
 
 
 def _check_heldout(heldout: torch.Tensor | None, n: int, n_heldout: int) -> None:

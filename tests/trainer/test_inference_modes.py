@@ -310,3 +310,16 @@ def test_an_old_checkpoint_without_inference_reads_as_amortized(digits, tmp_path
     ck = load_checkpoint(path)
     assert ck.config.inference == "amortized" and ck.free_state is None
     assert Session.from_checkpoint(ck, digits).inference is None
+
+
+def test_archive_size_limits_name_the_free_table_only_for_free_runs(free_checkpoint, tmp_path,
+                                                                     digits):
+    from trainer.checkpoint import MODEL_FILE, OPTIMIZER_FILE, file_size_limits
+
+    _, path = free_checkpoint
+    limits = file_size_limits(path / RUN_FILE)
+    assert set(limits) == {MODEL_FILE, OPTIMIZER_FILE, FREE_FILE}
+    assert all((path / name).stat().st_size <= cap for name, cap in limits.items())
+    s = Session(digits, TrainConfig(**SMALL))
+    plain = save_checkpoint(s, tmp_path / "plain")
+    assert set(file_size_limits(plain / RUN_FILE)) == {MODEL_FILE, OPTIMIZER_FILE}
