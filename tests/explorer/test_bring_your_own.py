@@ -20,8 +20,8 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QProgressDialog
 from test_encoded_images import _digit_like, make_bad_images, make_good_images
 
-from explorer.app import main
-from explorer.worker import running_workers
+from explorer.qt.app import main
+from explorer.qt.worker import running_workers
 from trainer import download
 from trainer.download import DatasetSpec, RemoteFile
 

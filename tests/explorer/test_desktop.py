@@ -14,9 +14,9 @@ from PIL import Image
 from PySide6.QtGui import QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication
 
-from explorer.app import build_window, main, open_startup
-from explorer.main_window import DEFAULT_SIZE, versions
-from explorer.preferences import PreferencesDialog
+from explorer.qt.app import build_window, main, open_startup
+from explorer.qt.main_window import DEFAULT_SIZE, versions
+from explorer.qt.preferences import PreferencesDialog
 from trainer import load_checkpoint
 from trainer.cli import main as cli_main
 

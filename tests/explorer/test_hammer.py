@@ -15,7 +15,7 @@ from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog
 from test_crash_guards import exploded_checkpoint
 
-from explorer.preferences import Preferences
+from explorer.qt.preferences import Preferences
 from trainer import ImageDataset, load_checkpoint
 
 CYCLES = 240

@@ -7,8 +7,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
 
-from explorer.session_actions import autosave_path, read_recovery
-from explorer.session_file import load_session
+from explorer.core.session_file import load_session
+from explorer.qt.session_actions import autosave_path, read_recovery
 
 WAIT_MS = 20_000
 

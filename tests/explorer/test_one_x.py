@@ -11,9 +11,9 @@ import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QLabel
 
-from explorer.inspector import Inspector
-from explorer.latent_view import LatentView
-from explorer.main_window import scrolled
+from explorer.qt.main_window import scrolled
+from explorer.qt.views.inspector import Inspector
+from explorer.qt.views.latent_view import LatentView
 from trainer import Session, TrainConfig
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.cli import main
@@ -144,7 +144,7 @@ def assert_not_clipped(label: QLabel, width: int, height: int) -> None:
 
 
 def test_a_stopped_latents_job_writes_nothing(window, digits, tmp_path):
-    from explorer.export import latents_csv_job
+    from explorer.qt.export import latents_csv_job
 
     path = tmp_path / "stopped.csv"
     job = latents_csv_job(path, digits, window.snapshot.model)

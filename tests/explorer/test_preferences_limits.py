@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from explorer.main_window import app_settings
-from explorer.preferences import LIMITS, Preferences
-from explorer.worker import TrainingWorker
+from explorer.qt.main_window import app_settings
+from explorer.qt.preferences import LIMITS, Preferences
+from explorer.qt.worker import TrainingWorker
 
 WAIT_MS = 20_000
 

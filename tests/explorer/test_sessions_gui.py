@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.export import LATENT_COLUMNS
-from explorer.image_jobs import PreparedImage
-from explorer.session_file import load_session
+from explorer.core.session_file import load_session
+from explorer.qt.export import LATENT_COLUMNS
+from explorer.qt.image_jobs import PreparedImage
 from trainer.evidence import dataset_evidence
 
 WAIT_MS = 20_000
@@ -163,7 +163,7 @@ def test_autosave_on_quit_and_the_prompt_when_it_is_off(qtbot, make_window, data
     # The recovery file is not a session of the user's: it stays out of the recent list.
     assert str(autosave.resolve()) not in w.recent_files()
 
-    from explorer.preferences import Preferences
+    from explorer.qt.preferences import Preferences
 
     w = make_window()
     w.set_preferences(Preferences(autosave_on_quit=False))

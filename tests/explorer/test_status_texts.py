@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPointF, Qt
 
-from explorer.app import build_window, open_startup
+from explorer.qt.app import build_window, open_startup
 from trainer import Session, TrainConfig, save_checkpoint
 
 WAIT_MS = 20_000

@@ -8,9 +8,9 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtGui import QColor
 
-from explorer import palette
-from explorer.legend import OutsideLegend
-from explorer.theme import apply_theme
+from explorer.qt import palette
+from explorer.qt.theme import apply_theme
+from explorer.qt.views.legend import OutsideLegend
 
 WAIT_MS = 30_000
 

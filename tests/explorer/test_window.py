@@ -10,8 +10,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QTextBrowser
 
-from explorer.main_window import MainWindow
-from explorer.worker import running_workers
+from explorer.qt.main_window import MainWindow
+from explorer.qt.worker import running_workers
 
 WAIT_MS = 20_000
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from explorer.core.session_file import SUFFIX
+from explorer.qt.image_jobs import classify_drop, is_dataset_candidate
+from explorer.qt.paint_guard import guarded
 from trainer import IMAGE_SUFFIXES
-
-from .image_jobs import classify_drop, is_dataset_candidate
-from .paint_guard import guarded
-from .session_file import SUFFIX
 
 IMAGE_FILTER = "Images ({})".format(" ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES)))
 MAX_LISTED_PROBLEMS = 15  # "file: reason" lines in the message box; the panel keeps them all

@@ -78,17 +78,16 @@ class Startup:
     dataset: object  # trainer.ImageDataset
     config: object  # trainer.TrainConfig
     checkpoint: object = None  # trainer.Checkpoint
-    loaded: object = None  # explorer.session_file.LoadedSession, for a .lexp SOURCE
+    loaded: object = None  # explorer.core.session_file.LoadedSession, for a .lexp SOURCE
 
 
 def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
                  threads: int) -> Startup:
     """Load what the command line names; raises DataError, ConfigError, CheckpointError,
     SessionFileError or OSError with a one-line message."""
+    from explorer.core.session_file import SUFFIX, LoadedSession, find_dataset, load_session
     from trainer import DataError, TrainConfig, load_checkpoint
     from trainer.cli import load_with_progress
-
-    from .session_file import SUFFIX, LoadedSession, find_dataset, load_session
 
     loaded = None
     if checkpoint_dir is not None:
@@ -118,7 +117,7 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
 
 def build_window(startup: Startup):
     """The main window on ``startup``: a resumed run opens paused, as it was saved."""
-    from .main_window import MainWindow
+    from explorer.qt.main_window import MainWindow
 
     window = MainWindow(startup.dataset, startup.config, checkpoint=startup.checkpoint)
     if startup.loaded is not None:
@@ -143,13 +142,12 @@ def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
     import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
 
+    from explorer.qt.main_window import MainWindow
     from trainer import Session
-
-    from .main_window import MainWindow
 
     window = MainWindow(dataset, config, start=False, launch=False, restore_state=False)
     if size is not None:
-        from .window_size import layout_for_window
+        from explorer.core.window_size import layout_for_window
 
         window.apply_layout(layout_for_window(*size))
     try:
@@ -186,17 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
-    from .platform_check import platform_problem
+    from explorer.qt.platform_check import platform_problem
 
     problem = platform_problem()  # before loading data; Qt would abort with a core dump
     if problem is not None:
         print(f"latent-explorer: {problem}", file=sys.stderr)
         return 2
+    from explorer.core.session_file import SessionFileError
+    from explorer.qt.main_window import app_icon, app_settings
+    from explorer.qt.preferences import Preferences
     from trainer import CheckpointError, ConfigError, DataError
-
-    from .main_window import app_icon, app_settings
-    from .preferences import Preferences
-    from .session_file import SessionFileError
 
     prefs = Preferences.load(app_settings())
     device = args.device or prefs.device
@@ -216,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("LatentExplorer")
     app.setApplicationName("Latent Explorer")
     app.setWindowIcon(app_icon())
-    from .theme import apply_theme
+    from explorer.qt.theme import apply_theme
 
     apply_theme(app, args.theme or prefs.theme)
     if args.screenshot:

@@ -1,5 +1,5 @@
 """Datasets, mixed into the main window: a source picked in the Datasets menu or dropped is
-loaded in the background (explorer.dataset_loader) with a progress dialog while training goes
+loaded in the background (explorer.qt.dataset_loader) with a progress dialog while training goes
 on; once loaded it replaces the current one (the worker is stopped, waited for, and started
 again on the new data) and every view of the old data is emptied.
 """
@@ -10,9 +10,8 @@ import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
 from PySide6.QtWidgets import QProgressDialog
 
+from explorer.qt.dataset_loader import source_title
 from trainer import KNOWN_DATASETS, Checkpoint, ImageDataset, Session
-
-from .dataset_loader import source_title
 
 DATASET_FILTER = ("Datasets (*.npz *.npy *idx* *ubyte* *.gz);;"
                   "NumPy (*.npz *.npy);;IDX, as MNIST ships (*idx* *ubyte*);;All files (*)")

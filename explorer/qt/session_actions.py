@@ -1,4 +1,4 @@
-"""Sessions (``NAME.lexp``, explorer.session_file), mixed into the main window: the title
+"""Sessions (``NAME.lexp``, explorer.core.session_file), mixed into the main window: the title
 and its unsaved-changes mark, the view a session keeps, save / open / restore, the questions
 that could lose work, autosave on quit, and the recently opened list.
 
@@ -21,15 +21,7 @@ import platformdirs
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
-from trainer import ImageDataset, atomic_write, load_source, save_checkpoint
-from trainer.atomic import staging_dir
-
-from .dataset_actions import DATASET_FILTER
-from .dataset_loader import source_title
-from .dataset_views import COLOURINGS
-from .image_jobs import PreparedImage
-from .manifold_view import MAX_GRID, MODES
-from .session_file import (
+from explorer.core.session_file import (
     SUFFIX,
     LoadedSession,
     SessionFileError,
@@ -39,6 +31,13 @@ from .session_file import (
     load_session,
     save_session,
 )
+from explorer.qt.dataset_actions import DATASET_FILTER
+from explorer.qt.dataset_loader import source_title
+from explorer.qt.image_jobs import PreparedImage
+from explorer.qt.views.dataset_views import COLOURINGS
+from explorer.qt.views.manifold_view import MAX_GRID, MODES
+from trainer import ImageDataset, atomic_write, load_source, save_checkpoint
+from trainer.atomic import staging_dir
 
 SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
 MAX_RECENT = 8

@@ -1,8 +1,8 @@
 """The main window: composes the views, menus and settings, and owns the worker's lifetime.
 
 What the user does with the window lives in mixins, one concept each: images they bring
-(explorer.image_actions), datasets (explorer.dataset_actions), exports
-(explorer.export_actions) and sessions (explorer.session_actions). Mixins rather than
+(explorer.qt.image_actions), datasets (explorer.qt.dataset_actions), exports
+(explorer.qt.export_actions) and sessions (explorer.qt.session_actions). Mixins rather than
 controller objects because they share the window's widgets, worker and state freely, and
 every action stays a method of the window (menus, tests and scripts reach it there).
 Yes/No questions go through ``confirm`` and file pickers through ``_open_file_name`` /
@@ -37,6 +37,40 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core.explainer import ParameterCounts, help_html, parameter_counts
+from explorer.core.window_size import (
+    DEFAULT_SIZE,
+    MENU_AND_STATUS,
+    WindowLayout,
+    first_window_layout,
+    layout_for_window,
+)
+from explorer.qt.dataset_actions import DATASET_FILTER, DatasetActions
+from explorer.qt.dataset_loader import DatasetLoader, source_title
+from explorer.qt.export_actions import MOSAIC_EXPORT_SIDE, ExportActions
+from explorer.qt.image_actions import IMAGE_FILTER, MAX_LISTED_PROBLEMS, ImageActions
+from explorer.qt.paint_guard import guarded
+from explorer.qt.preferences import Preferences, PreferencesDialog
+from explorer.qt.session_actions import (
+    MAX_RECENT,
+    SAVE_TIMEOUT_MS,
+    SESSION_FILTER,
+    SessionActions,
+    autosave_path,
+    data_dir,
+    recent_list,
+)
+from explorer.qt.theme import apply_theme, style_plot
+from explorer.qt.views.controls import Controls
+from explorer.qt.views.dataset_panel import DatasetPanel
+from explorer.qt.views.dataset_views import AggregateDensityLayer, PointColouring, Trails
+from explorer.qt.views.elbo_view import ElboView
+from explorer.qt.views.encoded_images import EncodedImagesPanel
+from explorer.qt.views.image_panel import ImagePanel
+from explorer.qt.views.inspector import Inspector
+from explorer.qt.views.latent_view import LatentView
+from explorer.qt.views.manifold_view import ManifoldView
+from explorer.qt.worker import TrainingWorker
 from trainer import (
     KNOWN_DATASETS,
     Checkpoint,
@@ -48,41 +82,6 @@ from trainer import (
     TrainConfig,
 )
 from trainer.evidence import dataset_evidence, evidence_input
-
-from .controls import Controls
-from .dataset_actions import DATASET_FILTER, DatasetActions
-from .dataset_loader import DatasetLoader, source_title
-from .dataset_panel import DatasetPanel
-from .dataset_views import AggregateDensityLayer, PointColouring, Trails
-from .elbo_view import ElboView
-from .encoded_images import EncodedImagesPanel
-from .explainer import ParameterCounts, help_html, parameter_counts
-from .export_actions import MOSAIC_EXPORT_SIDE, ExportActions
-from .image_actions import IMAGE_FILTER, MAX_LISTED_PROBLEMS, ImageActions
-from .image_panel import ImagePanel
-from .inspector import Inspector
-from .latent_view import LatentView
-from .manifold_view import ManifoldView
-from .paint_guard import guarded
-from .preferences import Preferences, PreferencesDialog
-from .session_actions import (
-    MAX_RECENT,
-    SAVE_TIMEOUT_MS,
-    SESSION_FILTER,
-    SessionActions,
-    autosave_path,
-    data_dir,
-    recent_list,
-)
-from .theme import apply_theme, style_plot
-from .window_size import (
-    DEFAULT_SIZE,
-    MENU_AND_STATUS,
-    WindowLayout,
-    first_window_layout,
-    layout_for_window,
-)
-from .worker import TrainingWorker
 
 # The constants and helpers that moved to the action modules stay importable from here.
 __all__ = ["APPLICATION", "DATASET_FILTER", "DEFAULT_SIZE", "IMAGE_FILTER",

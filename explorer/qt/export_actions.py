@@ -1,5 +1,5 @@
 """Exports, mixed into the main window: the latents, the curves, the plane and the manifold,
-each to a file the user picks (explorer.export writes them); a failure is told, not raised.
+each to a file the user picks (explorer.qt.export writes them); a failure is told, not raised.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QProgressDialog
 
-from .export import (
+from explorer.qt.export import (
     MAX_MOSAIC_SCALE,
     check_latents,
     export_history_csv,
@@ -19,7 +19,7 @@ from .export import (
     export_plane_svg,
     latents_csv_job,
 )
-from .latest_job import LatestJob
+from explorer.qt.latest_job import LatestJob
 
 MOSAIC_EXPORT_SIDE = 512  # px: the manifold PNG is upscaled (pixel-exact) to at least this
 

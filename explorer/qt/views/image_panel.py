@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .paint_guard import guarded
+from explorer.qt.paint_guard import guarded
 
 MEAN_TEXT = "decoder mean E[x|z]"
 SAMPLE_TEXT = "one sample x ~ p(x|z)"
