@@ -235,6 +235,8 @@ class Session:
         # ... and a duty cycle, so fitting them takes at most this share of training time.
         self._heldout_cycle = (None if self.inference is None
                                else DutyCycle(FITTED_HELDOUT_SHARE, cfg.eval_every_seconds))
+        if self._heldout_cycle is not None:  # not at step 1: an untrained fit is the slowest
+            self._heldout_cycle.next_at = cfg.eval_every_seconds
         self.step_count = 0
         self.epoch = 0
         self.samples_seen = 0
