@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .architectures import build_vae
 from .config import ConfigError, TrainConfig
 from .data import ImageDataset, Split, split_indices
 from .distributed import SINGLE, ElboStep, Ranks, shard
@@ -194,17 +195,23 @@ class Session:
         """(Re)create the model, optimiser, counters and history from the config."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        self.model = VAE.from_config(self.dataset.n_pixels, cfg).to(self.device)
+        self.model: VAE = build_vae(cfg, self.dataset.image_shape,
+                                    self.dataset.channels).to(self.device)
         self.optimizer = make_adam(self.model.parameters(), cfg.lr, self.device)
         # The training objective; with several ranks wrapped in DDP, which all-reduces
         # (averages) the gradients during backward.
         self._objective = self.ranks.wrap(ElboStep(self.model))
         self._stop_vote = False  # this rank wants the run to end (see run())
         self._stop_agreed = False  # some rank wanted it at the last step
-        self.precision = precision_choice(
-            cfg.precision, self.device,
-            model_shape(cfg.batch_size // self.ranks.world_size, self.dataset.n_pixels,
-                        cfg.hidden))
+        if cfg.arch == "conv" and cfg.precision == "auto":
+            # The race times the MLP's matmuls; convolutions were never raced, so stay safe.
+            self.precision = PrecisionChoice("fp32", "auto: the conv model trains in fp32 "
+                                             "(the bf16 race times MLP layers only)")
+        else:
+            self.precision = precision_choice(
+                cfg.precision, self.device,
+                model_shape(cfg.batch_size // self.ranks.world_size, self.dataset.n_pixels,
+                            cfg.hidden))
         self._autocast_dtype = self.precision.dtype
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
@@ -256,6 +263,11 @@ class Session:
             raise CheckpointError(f"{checkpoint.path}: trained on {shape[0]}x{shape[1]} images, "
                                   f"but {dataset.source} has {dataset.image_shape[0]}x"
                                   f"{dataset.image_shape[1]}")
+        channels = int(checkpoint.dataset_ref.get("channels", 1))
+        if dataset.channels != channels:
+            kind = {1: "grey", 3: "colour (RGB)"}
+            raise CheckpointError(f"{checkpoint.path}: trained on {kind[channels]} images, "
+                                  f"but {dataset.source} is {kind[dataset.channels]}")
         same_data = dataset.fingerprint() == checkpoint.dataset_ref["fingerprint"]
         if strict and not same_data:
             raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
