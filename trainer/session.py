@@ -39,8 +39,15 @@ LOGPX_COLUMNS = ("step", "samples", "seconds", "epoch", "log_px", "elbo", "resol
 SUBSET_SEED = 1
 # Keep each datapoint's fixed dynamic binarisation (1 byte per pixel) up to this size.
 EVIDENCE_CACHE_BYTES = 512 * 2**20
-# How often the last finite weights are copied aside for the divergence guard.
+# The periodic held-out evaluation takes at most this share of the training time: every
+# eval_every_seconds for a fast model, less often for one whose evaluation is slow (a conv
+# model evaluates 2,048 points in seconds on a CPU).
+HELDOUT_SHARE = 0.1
+# How often the last finite weights are copied aside for the divergence guard, and the most
+# of the training time the copy (and its finiteness check) may take: a conv model's step is
+# slow enough that a copy every second took ~17 % of it.
 GUARD_EVERY_SECONDS = 1.0
+GUARD_SHARE = 0.03
 # Train curve rows are means over this much training time.
 RECORD_EVERY_SECONDS = 0.1
 # A memory-mapped dataset up to this size is copied into memory (faster minibatches);
@@ -224,6 +231,8 @@ class Session:
         self._window = [0.0, 0.0, 0.0, 0]  # sums of elbo, recon, kl; row count
         self._window_start = 0.0
         self._last_eval = -math.inf
+        self._eval_cost = 0.0  # seconds the last held-out evaluation took
+        self._guard_cost = 0.0  # seconds the last copy for the divergence guard took
         self._good_state = None
         self._good_at = -math.inf
         self._latent_cursor = 0
@@ -412,8 +421,10 @@ class Session:
         if self.stopped_reason is not None:
             return None
         t0 = time.perf_counter()
-        if self.seconds - self._good_at >= GUARD_EVERY_SECONDS:
+        if self.seconds - self._good_at >= max(GUARD_EVERY_SECONDS,
+                                               self._guard_cost / GUARD_SHARE):
             self._save_good_state()
+            self._guard_cost = time.perf_counter() - t0
         world = self.ranks.world_size
         bs = self.config.batch_size // world  # this rank's part of the minibatch
         idx = self._order[self._cursor:self._cursor + bs]
@@ -451,7 +462,8 @@ class Session:
         self._record(elbo, recon, kl, n)
         # Held-out numbers come from rank 0 alone, over exactly the held-out points.
         main = self.ranks.is_main
-        if main and self.seconds - self._last_eval >= self.config.eval_every_seconds:
+        if main and self.seconds - self._last_eval >= max(self.config.eval_every_seconds,
+                                                          self._eval_cost / HELDOUT_SHARE):
             self.evaluate_heldout()
         if main and self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
             self.evaluate_logpx()
@@ -477,7 +489,9 @@ class Session:
 
     def evaluate_heldout(self) -> dict[str, float]:
         """Held-out ELBO terms on the fixed evaluation subset, appended to the history."""
+        t0 = time.perf_counter()
         terms = self.evaluate(self._heldout_x)
+        self._eval_cost = time.perf_counter() - t0
         self._last_eval = self.seconds
         self.heldout_history.append(**self._counters(), **terms)
         self.version += 1
