@@ -47,6 +47,18 @@ def test_a_folder_of_colour_images_is_a_colour_dataset(tmp_path):
     np.testing.assert_array_equal(d.pixels[d.names.index("0.png")], colour_images()[0])
 
 
+def test_a_colour_folder_is_cached_in_colour(tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i, image in enumerate(colour_images()):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    first = load_folder(folder, cache_min_images=1)
+    again = load_folder(folder, cache_min_images=1)
+    assert again.memory_mapped and again.channels == 3
+    np.testing.assert_array_equal(again.pixels, first.pixels)
+    assert again.fingerprint() == first.fingerprint()
+
+
 def test_grey_pictures_saved_in_rgb_stay_grey(tmp_path):
     """Scans and JPEGs are often RGB files of grey content: the dataset stays grey, with the
     polarity rule as before."""
@@ -131,6 +143,15 @@ def test_encode_a_colour_image_with_a_colour_model(colour_conv_run, capsys, tmp_
     assert main(["encode", "--checkpoint", str(out), str(tmp_path / "drop.png")]) == 0
     [r] = lines(capsys.readouterr().out)
     assert len(r["mu"]) == 8 and len(r["sigma"]) == 8 and r["elbo"] < 0
+
+
+def test_export_latents_of_a_colour_conv_model(colour_conv_run, tmp_path, capsys):
+    _, out = colour_conv_run
+    csv = tmp_path / "latents.csv"
+    assert main(["export-latents", "--checkpoint", str(out), "--out", str(csv),
+                 "--quiet"]) == 0
+    rows = csv.read_text().splitlines()
+    assert len(rows) == 61 and rows[0].count("mu") == 8 and rows[0].count("sigma") == 8
 
 
 def test_train_line_names_arch_channels_and_latent_dim(tmp_path, capsys):
