@@ -116,7 +116,7 @@ class Act:
     menu: str
     text: str
     handler: Callable
-    keys: object = ()  # a key text, a StandardKey or a list of QKeySequence
+    keys: object = None  # a key text, a Qt.Key, a StandardKey or a list of QKeySequence
     tip: str = ""
     checkable: bool = False
     group: str = ""  # the checkable actions of one group exclude each other
@@ -365,9 +365,9 @@ class MainWindow(QMainWindow):
                 self._menu("View").addAction(row)
             else:
                 a = QAction(row.text, self)
-                keys = row.keys
-                a.setShortcuts(keys if isinstance(keys, list) else [QKeySequence(keys)]
-                               if keys != () else [])
+                if row.keys is not None:
+                    a.setShortcuts(row.keys if isinstance(row.keys, list)
+                                   else [QKeySequence(row.keys)])
                 a.setCheckable(row.checkable)
                 a.setStatusTip(row.tip)
                 a.setToolTip(row.tip or row.text)
