@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .app import main
+from explorer.qt.app import main
 
 raise SystemExit(main())

@@ -93,7 +93,7 @@ def band_levels(grid) -> None:
     pyqtgraph's isocurve on the 64 x 64 copy, as IsocurveItem runs it; no painting."""
     import pyqtgraph as pg
 
-    from explorer.posterior_overlay import CONTOUR_CELLS, band_image, hpd_thresholds
+    from explorer.qt.views.posterior_overlay import CONTOUR_CELLS, band_image, hpd_thresholds
 
     band_image(grid.for_display().mass)
     lines = grid.for_display(CONTOUR_CELLS).mass

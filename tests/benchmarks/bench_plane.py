@@ -21,8 +21,8 @@ import pyqtgraph as pg  # noqa: E402
 from _machine import LoadWatch, machine_line  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from explorer import palette  # noqa: E402
-from explorer.latent_view import LatentView  # noqa: E402
+from explorer.qt import palette  # noqa: E402
+from explorer.qt.views.latent_view import LatentView  # noqa: E402
 
 SIZE = (900, 700)
 

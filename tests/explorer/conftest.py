@@ -21,7 +21,7 @@ def isolated_settings(tmp_path, monkeypatch):
 def no_running_workers():
     """Fail a test that leaves a training worker's loop running (close-time bugs)."""
     yield
-    from explorer.worker import running_workers
+    from explorer.qt.worker import running_workers
 
     left = running_workers()
     for worker in left:
@@ -49,7 +49,7 @@ def digits():
 def make_window(qtbot, digits):
     """Build MainWindows (shown, default small config); close each one at teardown and
     check that its worker thread ended (napari's make_napari_viewer pattern)."""
-    from explorer.main_window import MainWindow
+    from explorer.qt.window import MainWindow
 
     windows = []
 
@@ -71,9 +71,9 @@ def make_window(qtbot, digits):
 @pytest.fixture(autouse=True)
 def no_guarded_failures(request):
     """Fail a test in which a paint or event handler raised: the guard that keeps the app
-    alive (explorer.paint_guard) must not hide bugs from the tests. A test that provokes
+    alive (explorer.qt.paint_guard) must not hide bugs from the tests. A test that provokes
     one on purpose is marked ``guarded_failure``."""
-    from explorer import paint_guard
+    from explorer.qt import paint_guard
 
     before = paint_guard.failure_count()
     yield

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.app import open_startup
+from explorer.qt.app import open_startup
 from trainer import DataError
 
 WAIT_MS = 20_000
@@ -17,8 +17,8 @@ def test_a_colour_dataset_opened_in_the_window_is_refused(qtbot, make_window, di
     path = tmp_path / "colour.npz"
     np.savez(path, images=np.random.default_rng(0).integers(0, 256, (30, 12, 12, 3),
                                                             dtype=np.uint8))
-    w.open_dataset(str(path))
-    qtbot.waitUntil(lambda: not w.loader.is_running() and w.message_box is not None,
+    w.datasets.open_dataset(str(path))
+    qtbot.waitUntil(lambda: not w.datasets.loader.is_running() and w.message_box is not None,
                     timeout=WAIT_MS)
     text = w.message_box.text()
     assert "colour images (3 channels) cannot be shown by the app yet" in text, text

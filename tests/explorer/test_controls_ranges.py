@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from explorer.controls import Controls
+from explorer.qt.views.controls import Controls
 from trainer import ConfigError, TrainConfig
 
 

@@ -15,9 +15,9 @@ import pytest
 from PySide6.QtCore import QPointF, QRectF
 from safetensors.torch import load_file, save_file
 
-from explorer import paint_guard
-from explorer.latent_view import LatentView, ellipse_segments
-from explorer.paint_guard import guarded
+from explorer.qt import paint_guard
+from explorer.qt.paint_guard import guarded
+from explorer.qt.views.latent_view import LatentView, ellipse_segments
 from trainer import Session, TrainConfig, load_source, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from test_bring_your_own import WAIT_MS, drop
 
-from explorer.dataset_panel import POLARITY_TEXT
+from explorer.qt.views.dataset_panel import POLARITY_TEXT
 from trainer import fit_fraction, load_source, preprocess_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainer"))

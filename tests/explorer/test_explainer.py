@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QTextBrowser
 
-from explorer.explainer import help_html, parameter_counts
+from explorer.core.explainer import help_html, parameter_counts
 from trainer.model import VAE
 
 WAIT_MS = 20000

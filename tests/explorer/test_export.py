@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtSvg import QSvgRenderer
 
-from explorer.export import (
+from explorer.qt.export import (
     ELBO_BATCH,
     ELBO_SAMPLES,
     HISTORY_COLUMNS,
@@ -24,8 +24,8 @@ from explorer.export import (
     export_plane_png,
     export_plane_svg,
 )
-from explorer.latent_view import LatentView
-from explorer.manifold_view import ManifoldView
+from explorer.qt.views.latent_view import LatentView
+from explorer.qt.views.manifold_view import ManifoldView
 from trainer import Session, TrainConfig
 from trainer.evidence import dataset_evidence
 

@@ -12,8 +12,8 @@ import signal
 import numpy as np
 import pytest
 
-from explorer.export import export_history_csv, export_plane_png, export_plane_svg
-from explorer.latent_view import LatentView
+from explorer.qt.export import export_history_csv, export_plane_png, export_plane_svg
+from explorer.qt.views.latent_view import LatentView
 
 LIMIT = 4096  # bytes: smaller than any of these exports
 

@@ -6,13 +6,13 @@ import pytest
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage
 
-from explorer.app import main
-from explorer.window_size import (
+from explorer.core.window_size import (
     DEFAULT_SIZE,
     FRAME_ALLOWANCE,
     MENU_AND_STATUS,
     first_window_layout,
 )
+from explorer.qt.app import main
 
 SCREENS = [(1280, 720), (1366, 768), (1366, 728), (1440, 900), (1920, 1080), (3840, 2160)]
 
@@ -49,7 +49,8 @@ def test_at_1280x720_the_status_bar_and_right_column_lie_inside_the_window(qtbot
     assert (w.width(), w.height()) == (1264, 676)  # not pushed out by the docks' minimum sizes
     bar = w.statusBar()
     assert bar.isVisible() and inside(window, bar.geometry())
-    for label in (w.rate_label, w.epoch_label, w.train_label, w.heldout_label, w.epoch_bar):
+    f = w.figures
+    for label in (f.rate_label, f.epoch_label, f.train_label, f.heldout_label, f.epoch_bar):
         assert label.isVisible() and inside(bar.rect(), label.geometry()), label
     for name in ("image", "manifold", "controls", "dataset", "elbo"):
         dock = w.docks[name]
@@ -60,7 +61,7 @@ def test_at_1280x720_the_status_bar_and_right_column_lie_inside_the_window(qtbot
 
 
 def test_screenshot_takes_a_size_and_a_theme(qapp, tmp_path):
-    from explorer.theme import apply_theme
+    from explorer.qt.theme import apply_theme
 
     out = tmp_path / "shot.png"
     try:
@@ -83,7 +84,7 @@ def test_a_bad_size_is_a_one_line_error(qapp, capsys):
 
 
 def test_a_bigger_window_gives_the_side_columns_a_little_more_room():
-    from explorer.window_size import layout_for_window
+    from explorer.core.window_size import layout_for_window
 
     small, big = layout_for_window(*DEFAULT_SIZE), layout_for_window(1920, 1080)
     assert (small.left, small.right) == (280, 400)

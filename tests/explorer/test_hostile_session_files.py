@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.session_file import (
+from explorer.core.session_file import (
     ENCODED_NPZ,
     MEMBERS,
     SESSION_JSON,
@@ -213,7 +213,7 @@ def test_hostile_session_json_is_one_line(saved, tmp_path, text, fragment):
 
 CHILD_SAVE = """
 import sys, time
-import explorer.session_file as sf
+import explorer.core.session_file as sf
 from trainer import Session, TrainConfig, load_source
 
 real_load = sf.load_checkpoint

@@ -10,14 +10,14 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
-from explorer.dataset_views import (
+from explorer.qt.views.dataset_views import (
     AggregateDensityLayer,
     PointColouring,
     Trails,
     colouring_values,
 )
-from explorer.inspector import GRID_N, Inspector, fmt, fmt_se, input_note
-from explorer.latent_view import LatentView
+from explorer.qt.views.inspector import GRID_N, Inspector, fmt, fmt_se, input_note
+from explorer.qt.views.latent_view import LatentView
 from trainer import Session, TrainConfig, gaussian_fit, inspect_point
 from trainer.evidence import dataset_evidence
 

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor
 
-from explorer.latent_view import LatentView
+from explorer.qt.views.latent_view import LatentView
 
 
 @pytest.fixture

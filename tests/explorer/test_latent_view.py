@@ -8,7 +8,7 @@ from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from explorer.latent_view import DEFAULT_ELLIPSE_BUDGET, LatentView
+from explorer.qt.views.latent_view import DEFAULT_ELLIPSE_BUDGET, LatentView
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.manifold_view import ManifoldView
+from explorer.qt.views.manifold_view import ManifoldView
 from trainer import VAE, FrozenVAE
 
 H, W = 8, 6

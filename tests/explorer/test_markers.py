@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from explorer.latent_view import MARKER_COLOUR, LatentView
+from explorer.qt.views.latent_view import MARKER_COLOUR, LatentView
 
 
 @pytest.fixture

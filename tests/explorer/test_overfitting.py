@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.elbo_view import ElboView, overfitting_note
+from explorer.qt.views.elbo_view import ElboView, overfitting_note
 
 
 def history(train_elbo, heldout_elbo, heldout_every: int = 10):

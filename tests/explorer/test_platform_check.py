@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.platform_check import (
+from explorer.qt.platform_check import (
     chosen_platform,
     debian_package,
     missing_libraries,
@@ -95,7 +95,7 @@ def test_an_unreachable_local_display_is_named():
 
 
 def test_readme_quick_start_names_the_cpu_torch_build_and_every_xcb_package():
-    from explorer.platform_check import XCB_PACKAGES
+    from explorer.qt.platform_check import XCB_PACKAGES
 
     quick = (REPO / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in quick

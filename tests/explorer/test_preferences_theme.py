@@ -3,8 +3,8 @@
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QPalette
 
-from explorer.preferences import Preferences, PreferencesDialog
-from explorer.theme import apply_theme, palette
+from explorer.qt.preferences import Preferences, PreferencesDialog
+from explorer.qt.theme import apply_theme, palette
 
 
 def contrast(a, b) -> float:

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import session_file
-from explorer.image_jobs import prepare_grey
-from explorer.session_file import (
+from explorer.core import session_file
+from explorer.core.session_file import (
     ENCODED_NPZ,
     MEMBERS,
     SESSION_JSON,
@@ -30,6 +29,7 @@ from explorer.session_file import (
     load_session,
     save_session,
 )
+from explorer.qt.image_jobs import prepare_grey
 from trainer import ImageDataset, Session, TrainConfig, atomic_write, save_checkpoint
 
 SMALL = TrainConfig(hidden=(32,), seed=5, threads=1, batch_size=64, eval_every_seconds=1e9)
@@ -420,7 +420,7 @@ def test_module_imports_no_qt():
     import subprocess
     import sys
 
-    code = ("import sys, explorer.session_file; "
+    code = ("import sys, explorer.core.session_file; "
             "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(session_file.__file__).parents[1], check=True)

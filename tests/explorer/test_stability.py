@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from explorer.elbo_view import ElboView
+from explorer.qt.views.elbo_view import ElboView
 
 
 class Emitter(QObject):

@@ -78,7 +78,7 @@ class Startup:
     dataset: object  # trainer.ImageDataset
     config: object  # trainer.TrainConfig
     checkpoint: object = None  # trainer.Checkpoint
-    loaded: object = None  # explorer.session_file.LoadedSession, for a .lexp SOURCE
+    loaded: object = None  # explorer.core.session_file.LoadedSession, for a .lexp SOURCE
 
 
 def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
@@ -98,10 +98,9 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
 
 def _open_startup(source: str | None, checkpoint_dir: str | None, device: str,
                   threads: int) -> Startup:
+    from explorer.core.session_file import SUFFIX, LoadedSession, find_dataset, load_session
     from trainer import DataError, TrainConfig, load_checkpoint
     from trainer.cli import load_with_progress
-
-    from .session_file import SUFFIX, LoadedSession, find_dataset, load_session
 
     loaded = None
     if checkpoint_dir is not None:
@@ -131,11 +130,11 @@ def _open_startup(source: str | None, checkpoint_dir: str | None, device: str,
 
 def build_window(startup: Startup):
     """The main window on ``startup``: a resumed run opens paused, as it was saved."""
-    from .main_window import MainWindow
+    from explorer.qt.window import MainWindow
 
     window = MainWindow(startup.dataset, startup.config, checkpoint=startup.checkpoint)
     if startup.loaded is not None:
-        window.restore_extras(startup.loaded)
+        window.sessions.restore_extras(startup.loaded)
     return window
 
 
@@ -156,13 +155,12 @@ def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
     import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
 
+    from explorer.qt.window import MainWindow
     from trainer import Session
-
-    from .main_window import MainWindow
 
     window = MainWindow(dataset, config, start=False, launch=False, restore_state=False)
     if size is not None:
-        from .window_size import layout_for_window
+        from explorer.core.window_size import layout_for_window
 
         window.apply_layout(layout_for_window(*size))
     try:
@@ -178,8 +176,8 @@ def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
         window.apply_progress(snapshot.progress)
         window.controls.set_running(True)
         # Fill the image panel the way a user would: select a point, decode an empty spot.
-        window.select_point(int(np.argmax(np.abs(snapshot.mu).sum(1))))
-        window.decode_z(0.0, 0.0)
+        window.selection.select_point(int(np.argmax(np.abs(snapshot.mu).sum(1))))
+        window.selection.decode_z(0.0, 0.0)
         window.show()
         # Run the event loop briefly so layouts settle and throttled views draw.
         loop = QEventLoop()
@@ -199,17 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no screen needed
-    from .platform_check import platform_problem
+    from explorer.qt.platform_check import platform_problem
 
     problem = platform_problem()  # before loading data; Qt would abort with a core dump
     if problem is not None:
         print(f"latent-explorer: {problem}", file=sys.stderr)
         return 2
+    from explorer.core.session_file import SessionFileError
+    from explorer.qt.preferences import Preferences
+    from explorer.qt.window import app_icon, app_settings
     from trainer import CheckpointError, ConfigError, DataError
-
-    from .main_window import app_icon, app_settings
-    from .preferences import Preferences
-    from .session_file import SessionFileError
 
     prefs = Preferences.load(app_settings())
     device = args.device or prefs.device
@@ -229,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("LatentExplorer")
     app.setApplicationName("Latent Explorer")
     app.setWindowIcon(app_icon())
-    from .theme import apply_theme
+    from explorer.qt.theme import apply_theme
 
     apply_theme(app, args.theme or prefs.theme)
     if args.screenshot:

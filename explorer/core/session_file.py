@@ -78,7 +78,7 @@ class SessionFileError(ValueError):
 
 @dataclass
 class EncodedRecord:
-    """One encoded image as stored; the same fields as explorer.image_jobs.PreparedImage, so
+    """One encoded image as stored; the same fields as explorer.qt.image_jobs.PreparedImage, so
     ``PreparedImage(r.name, r.source, r.grey, r.input, r.notes)`` rebuilds it."""
 
     name: str

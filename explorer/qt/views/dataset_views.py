@@ -31,9 +31,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.qt.latest_job import LatestJob
 from trainer import aggregate_posterior_density, dataset_gaps, encoder_fit, optimise_point
-
-from .latest_job import LatestJob
 
 # ---------------------------------------------------------------- colour points by
 

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
-from .legend import OutsideLegend
+from explorer.qt.views.legend import OutsideLegend
 
 # (role, dark colour, light colour); light values are Fusion's own defaults.
 _ROLES = [

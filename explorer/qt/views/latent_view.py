@@ -25,10 +25,10 @@ from PySide6.QtCore import QCoreApplication, QEvent, QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from . import palette
-from .legend import ABOVE_PLOT, OutsideLegend
-from .marker_item import MarkerSetItem
-from .paint_guard import guarded
+from explorer.qt import palette
+from explorer.qt.paint_guard import guarded
+from explorer.qt.views.legend import ABOVE_PLOT, OutsideLegend
+from explorer.qt.views.marker_item import MarkerSetItem
 
 POINT_SIZE = 5  # px, diameter of a datapoint's dot
 PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .legend import ABOVE_PLOT, OutsideLegend
+from explorer.qt.views.legend import ABOVE_PLOT, OutsideLegend
 
 X_AXES = {"samples": "samples seen", "seconds": "training time (s)"}
 SMOOTH_ROWS = 10

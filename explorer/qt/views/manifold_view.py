@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from .paint_guard import guarded
+from explorer.qt.paint_guard import guarded
 
 MODES = ("prior", "view")
 MODE_TITLES = {"prior": "Prior grid (inverse normal CDF)", "view": "Region in view"}

@@ -15,8 +15,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QTransform
 
-from .legend import BELOW_PLOT, OutsideLegend
-from .paint_guard import guarded
+from explorer.qt.paint_guard import guarded
+from explorer.qt.views.legend import BELOW_PLOT, OutsideLegend
 
 CONTOUR_CELLS = 64  # cells per side of the grid the outlines are traced on
 MASS_LEVELS = (0.5, 0.9, 0.99)  # highest-density regions drawn, by the mass they hold

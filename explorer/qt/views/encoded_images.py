@@ -58,12 +58,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.qt.image_jobs import ImageJob, PreparedImage, prepare_qimage
+from explorer.qt.paint_guard import guarded
+from explorer.qt.views.image_panel import to_qimage
 from trainer import DataError, fit_fraction, preprocess_image
 from trainer.evidence import evidence_input
-
-from .image_jobs import ImageJob, PreparedImage, prepare_qimage
-from .image_panel import to_qimage
-from .paint_guard import guarded
 
 MAX_ENTRIES = 1000  # markers and list rows beyond this help nobody and slow the plane
 ELBO_SAMPLES = 4  # reparameterised draws averaged for the list's ELBO readout

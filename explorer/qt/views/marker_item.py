@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPolygonF, QStaticText
 
-from .paint_guard import guarded
+from explorer.qt.paint_guard import guarded
 
 STAR_RADIUS = 9.0  # px, outer radius of a marker's star (18 px across)
 HIGHLIGHT_RADIUS = 12.0

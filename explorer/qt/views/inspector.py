@@ -33,13 +33,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.qt.latest_job import LatestJob
+from explorer.qt.views.image_panel import ImageTile
+from explorer.qt.views.posterior_overlay import PosteriorOverlay
 from trainer import gaussian_fit, inspect_point, optimise_point
 from trainer.evidence import rule
 from trainer.inference import INSPECT_GRID_N, INSPECT_IWAE_K
-
-from .image_panel import ImageTile
-from .latest_job import LatestJob
-from .posterior_overlay import PosteriorOverlay
 
 GRID_N = INSPECT_GRID_N
 IWAE_K = INSPECT_IWAE_K

@@ -1,0 +1,1 @@
+"""Widgets that render the model and emit intents."""
