@@ -320,6 +320,9 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
         if "likelihood" in changes and "binarization" not in changes:
             changes["binarization"] = default_binarization(changes["likelihood"])
         config = TrainConfig().replace(**changes)
+        if config.arch == "conv" and "hidden" in changes:
+            print(f"{PROG}: note: --hidden sizes the MLP only; the conv model's layers are "
+                  "fixed (trainer.conv)", file=sys.stderr)
         if config.threads is None and config.device == "cpu":
             config = config.replace(threads=default_threads(dataset.n_pixels, config))
         session = Session(dataset, config, ranks=ranks)

@@ -171,3 +171,11 @@ def test_latent_dim_above_64_is_refused(tmp_path, capsys):
         build_parser().parse_args(["train", "digits", "--out", str(tmp_path), "--latent-dim",
                                    "65"])
     assert "at most 64" in capsys.readouterr().err
+
+
+def test_hidden_sizes_with_the_conv_model_are_named_as_unused(tmp_path, capsys):
+    np.savez(tmp_path / "c.npz", images=colour_images(20, 12))
+    assert main(["train", str(tmp_path / "c.npz"), "--arch", "conv", "--hidden", "16",
+                 "--epochs", "1", "--batch-size", "16", "--out", str(tmp_path / "ckpt"),
+                 "--quiet"]) == 0
+    assert "--hidden sizes the MLP only" in capsys.readouterr().err
