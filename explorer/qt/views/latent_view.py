@@ -807,38 +807,45 @@ class LatentView(pg.PlotWidget):
             self._set_status_text()
             return
         x0, x1, y0, y1 = self.view_region()
-        mx, my = self._mu[:, 0], self._mu[:, 1]
-        ex, ey = self._level * self._sigma[:, 0], self._level * self._sigma[:, 1]
-        # An ellipse is in view when its bounding box meets the view (NaN compares False;
-        # inf - inf of a crafted file is such a NaN, so numpy's warning is expected here).
-        with np.errstate(invalid="ignore"):
-            in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
-        total = int(np.count_nonzero(in_view))
+        b = self._points._bounds
+        if (self._points._finite and b[0] >= x0 and b[1] <= x1 and b[2] >= y0
+                and b[3] <= y1 and np.isfinite(self._sigma).all()):
+            # Every mu in view (the followed view's usual case): so is every ellipse.
+            in_view, total = None, len(self._mu)
+        else:
+            mx, my = self._mu[:, 0], self._mu[:, 1]
+            ex, ey = self._level * self._sigma[:, 0], self._level * self._sigma[:, 1]
+            # An ellipse is in view when its bounding box meets the view (NaN compares
+            # False; inf - inf of a crafted file is such a NaN: numpy's warning is expected).
+            with np.errstate(invalid="ignore"):
+                in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
+            total = int(np.count_nonzero(in_view))
         ranked = True  # chosen in priority order
-        if total == len(in_view):
+        if total == len(self._mu):
             chosen = self._order[: self._budget]  # all in view: skip the mask gather
         elif total > self._budget:
             chosen = self._order[in_view[self._order]][: self._budget]
         else:
             chosen, ranked = np.flatnonzero(in_view), False
-        chosen = self._within_ink(chosen, ranked, in_view, ex, ey)
+        chosen = self._within_ink(chosen, ranked, in_view)
         self._ellipses.set_ellipses(self._mu[chosen], self._level * self._sigma[chosen])
         self._counts = (self._ellipses.count(), total)
         self._set_status_text()
 
-    def _within_ink(self, chosen: np.ndarray, ranked: bool, in_view: np.ndarray,
-                    ex: np.ndarray, ey: np.ndarray) -> np.ndarray:
+    def _within_ink(self, chosen: np.ndarray, ranked: bool,
+                    in_view: np.ndarray | None) -> np.ndarray:
         """The chosen ellipses cut to MAX_RING_SAMPLES samples of outline (about one per
         device pixel of perimeter, as the raster draws them), in priority order;
-        ``ranked``: chosen is in that order."""
+        ``ranked``: chosen is in that order (always so when ``in_view`` is None: all are)."""
         pw, ph = self._vb.viewPixelSize()
         if not (pw > 0 and ph > 0) or len(chosen) == 0:
             return chosen
         dpr = self.devicePixelRatioF()
 
         def ink(idx: np.ndarray) -> np.ndarray:
+            ex, ey = self._level * self._sigma[idx, 0], self._level * self._sigma[idx, 1]
             with np.errstate(over="ignore", invalid="ignore"):  # a blown-up sigma: capped
-                return ring_samples(dpr * ex[idx] / pw, dpr * ey[idx] / ph)
+                return ring_samples(dpr * ex / pw, dpr * ey / ph)
 
         px = ink(chosen)
         if int(px.sum()) <= MAX_RING_SAMPLES:
