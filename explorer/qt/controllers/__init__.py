@@ -1,0 +1,1 @@
+"""Plain controller classes: user intents become core-model changes or worker requests."""
