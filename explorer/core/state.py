@@ -176,12 +176,15 @@ class AppState:
     def current(self) -> Run | None:
         return self._current
 
-    def add_run(self, dataset, config: TrainConfig, name: str | None = None) -> Run:
-        """A new run with the next free colour; the first one becomes current."""
+    def add_run(self, dataset, config: TrainConfig, name: str | None = None,
+                colour: str | None = None) -> Run:
+        """A new run with ``colour`` if no run has it, else the next free one; the first run
+        becomes current."""
         if len(self._runs) >= MAX_RUNS:
             raise ValueError(f"at most {MAX_RUNS} runs fit in one window; close one first")
         used = {r.colour for r in self._runs}
-        colour = next(c for c in RUN_COLOURS if c not in used)
+        if colour is None or colour in used:
+            colour = next(c for c in RUN_COLOURS if c not in used)
         taken = {r.name for r in self._runs}
         if name is None or name in taken:
             base = name or "run"

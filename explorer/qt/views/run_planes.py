@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.core.state import Run
@@ -100,8 +100,11 @@ class RunPlane(QFrame):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if event.type() == QEvent.Type.MouseButtonPress and self.run is not None:
-            self.activated.emit(self.run)
-        return False  # the plane handles the click as well (select, decode)
+            # After the plane has handled the press (select, decode) on this run's dots:
+            # becoming current rebinds the planes.
+            run = self.run
+            QTimer.singleShot(0, lambda: self.activated.emit(run))
+        return False
 
 
 class RunPlanes(QWidget):
