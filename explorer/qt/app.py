@@ -40,6 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "--out DIR' on a GPU server), paused, on its recorded dataset")
     p.add_argument("--screenshot", metavar="PNG",
                    help="train offscreen, save a picture of the window and exit")
+    p.add_argument("--run", action="append", default=[], metavar="KEY=VALUE[,...]",
+                   help="with --screenshot: a run whose settings differ from the base config "
+                        "in these (beta, likelihood, binarization, hidden, seed, lr, "
+                        "batch_size), e.g. --run beta=1 --run beta=4; one JSON line per run "
+                        "is printed")
     p.add_argument("--steps", type=int, default=DEFAULT_SCREENSHOT_STEPS,
                    help=f"training steps before --screenshot (default {DEFAULT_SCREENSHOT_STEPS})")
     p.add_argument("--size", metavar="WxH", type=window_size_arg, default=None,
@@ -56,6 +61,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--steps must be non-negative (got {args.steps})")
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be at least 1 (got {args.threads})")
+    if args.run and not args.screenshot:
+        p.error("--run goes with --screenshot (in the window: File > New run)")
+    if len(args.run) > 4:
+        p.error(f"at most 4 runs fit in one window (got {len(args.run)} --run)")
     return args
 
 
