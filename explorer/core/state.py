@@ -99,7 +99,9 @@ class Run:
         self._snapshot = snapshot
         self.set_config(snapshot.config)
         self.snapshot_changed.emit(snapshot)
-        self.set_progress(snapshot.progress)
+        # Its progress only when newer: one of the same step may predate a pause's echo.
+        if self._progress is None or snapshot.progress.step > self._progress.step:
+            self.set_progress(snapshot.progress)
 
     @property
     def progress(self):

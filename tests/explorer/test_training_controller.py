@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from PySide6.QtCore import QCoreApplication
 from test_worker_failure import failing_checkpoint
 
 from explorer.core.state import AppState
@@ -111,5 +112,26 @@ def test_a_failed_worker_sets_the_runs_failure_and_reset_replaces_it(qtbot, digi
         qtbot.waitUntil(lambda: run.snapshot is not None and steps(run) == 0, timeout=WAIT_MS)
         trainers.start(run)
         qtbot.waitUntil(lambda: steps(run) > 5 and run.running, timeout=WAIT_MS)
+    finally:
+        trainers.shutdown()
+
+
+def test_answers_that_queued_up_reach_the_run_once_newest_only(qtbot, digits):
+    import time
+
+    state, trainers, (a, _) = two_runs(digits)
+    try:
+        trainers.start(a)
+        qtbot.waitUntil(lambda: a.running and steps(a) > 5, timeout=WAIT_MS)
+        delivered = []
+        a.snapshot_changed.connect(lambda s: delivered.append(("snapshot", s.progress.step)))
+        a.progress_changed.connect(lambda p: delivered.append(("progress", p.step)))
+        time.sleep(1.5)  # the GUI is busy: several snapshots and progresses queue up
+        session_step = trainers.of(a).session.step_count
+        for _ in range(2):  # the queued answers, then the one delivery they scheduled
+            QCoreApplication.processEvents()
+        assert [kind for kind, _ in delivered].count("snapshot") <= 1, delivered
+        assert len(delivered) <= 2, delivered  # not one per queued answer (~15 of them)
+        assert delivered and max(step for _, step in delivered) <= session_step
     finally:
         trainers.shutdown()

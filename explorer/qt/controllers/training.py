@@ -200,10 +200,10 @@ class TrainingController(QObject):
         self._draw_scheduled = False
         snapshot, self._pending_snapshot = self._pending_snapshot, None
         progress, self._pending_progress = self._pending_progress, None
+        if progress is not None:  # first: a snapshot's own progress is then not newer
+            self.run.set_progress(progress)
         if snapshot is not None:
             self.run.set_snapshot(snapshot)
-        if progress is not None:
-            self.run.set_progress(progress)
 
     def _on_echo(self, progress: Progress) -> None:
         if self._asked is not None and self._asked == (not progress.paused):

@@ -172,3 +172,15 @@ def test_run_specs_parse_into_typed_changes():
                      ("hidden=a", "512x512"), ("device=cpu", "not a setting")):
         with pytest.raises(ValueError, match=why):
             parse_changes(bad)
+
+
+def test_a_snapshot_of_the_same_step_never_overrides_the_pause_echo():
+    from types import SimpleNamespace
+
+    run = AppState().add_run(FakeDataset(10), TrainConfig())
+    run.set_progress(progress(10, paused=True))  # the pause's echo
+    older = SimpleNamespace(config=TrainConfig(), progress=progress(10, paused=False))
+    run.set_snapshot(older)  # taken just before the pause
+    assert not run.running and run.snapshot is older
+    run.set_snapshot(SimpleNamespace(config=TrainConfig(beta=2.0), progress=progress(11)))
+    assert run.running and run.progress.step == 11 and run.config.beta == 2.0
