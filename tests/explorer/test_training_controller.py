@@ -73,7 +73,7 @@ def test_one_at_a_time_pauses_the_others_all_in_turn_trains_both(qtbot, digits):
         qtbot.waitUntil(lambda: b.running and not a.running, timeout=WAIT_MS)
     finally:
         trainers.shutdown()
-    assert all(c.worker is None for c in trainers.all())
+    assert all(not c.worker.isRunning() and not c.alive for c in trainers.all())
 
 
 def test_a_dataset_switch_keeps_the_controller_and_drops_the_old_workers_answers(qtbot,

@@ -37,8 +37,10 @@ class TrainingController(QObject):
         self.turns = turns
         self.launch = launch
         self._rates = rates
-        self._worker: TrainingWorker | None = None
+        self._worker: TrainingWorker | None = None  # the newest, kept after it stopped
+        self._stopped = True
         self._asked: bool | None = None  # a start/pause sent but not echoed yet
+        self.started = False  # Start was pressed once (the button then says Resume)
         self._pending_snapshot: Snapshot | None = None
         self._pending_progress: Progress | None = None
         self._draw_scheduled = False
@@ -62,6 +64,8 @@ class TrainingController(QObject):
         self.run.set_failure(None)
         self._asked = None
         self._pending_snapshot = self._pending_progress = None
+        if self._worker is not None:
+            self._worker.deleteLater()
         worker = TrainingWorker(self.run.dataset, self.run.config, start_paused=start_paused,
                                 checkpoint=checkpoint, session=session, turns=self.turns)
         # Bound methods of this QObject, so Qt queues each call into the GUI thread (a
@@ -73,6 +77,7 @@ class TrainingController(QObject):
         worker.finished.connect(self._on_finished)
         worker.set_rates(*self._rates)
         self._worker = worker
+        self._stopped = False
         if self.launch:
             worker.start()
         return worker
@@ -86,11 +91,11 @@ class TrainingController(QObject):
         return self.new_worker(start_paused=start_paused, checkpoint=checkpoint)
 
     def stop(self) -> None:
-        """End the worker's loop and wait for it (safe more than once)."""
-        old, self._worker = self._worker, None
-        if old is not None:
-            old.stop()
-            old.deleteLater()
+        """End the worker's loop and wait for it (safe more than once); its answers still
+        queued are dropped."""
+        self._stopped = True
+        if self._worker is not None:
+            self._worker.stop()
 
     def detach_session(self) -> Session | None:
         """Stop the worker and hand its live session over (to adopt it elsewhere)."""
@@ -102,7 +107,7 @@ class TrainingController(QObject):
     @property
     def alive(self) -> bool:
         """Requests will be served: a worker exists and its loop has not failed."""
-        return self._worker is not None and self.run.failure is None
+        return not self._stopped and self.run.failure is None
 
     @property
     def wants_running(self) -> bool:
@@ -112,6 +117,7 @@ class TrainingController(QObject):
     def start(self) -> None:
         if self.alive:
             self._asked = True
+            self.started = True
             self._worker.resume()
 
     def pause(self) -> None:
@@ -125,7 +131,7 @@ class TrainingController(QObject):
 
     def reset(self, config: TrainConfig) -> None:
         """A fresh model with ``config``; a failed worker is replaced by a new one."""
-        if self.run.failure is not None or self._worker is None:
+        if self.run.failure is not None or self._stopped:
             self.run.set_config(config)
             self.new_worker(start_paused=True)
         else:
@@ -165,7 +171,7 @@ class TrainingController(QObject):
     def _current(self) -> bool:
         """The signal being handled comes from this run's current worker (not a replaced
         one's last words)."""
-        return self.sender() is self._worker and self._worker is not None
+        return self.sender() is self._worker and not self._stopped
 
     def _on_progress(self, progress: Progress) -> None:
         if self._current():
@@ -187,7 +193,7 @@ class TrainingController(QObject):
             self.checkpointSaved.emit(directory, error)
 
     def _on_finished(self) -> None:
-        if self._current():
+        if self.sender() is self._worker:  # stopped or failed: a save waiting on it ends
             self.workerFinished.emit()
 
     def _schedule(self) -> None:
