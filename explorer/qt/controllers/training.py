@@ -62,7 +62,7 @@ class TrainingController(QObject):
         one: a fresh model, ``checkpoint`` resumed, or a live ``session`` adopted."""
         self.stop()
         self.run.set_failure(None)
-        self._asked = None
+        self._asked = not start_paused  # what the new worker will echo
         self._pending_snapshot = self._pending_progress = None
         if self._worker is not None:
             self._worker.deleteLater()
