@@ -26,7 +26,7 @@ class TrainingController(QObject):
     its worker; the worker's answers become the Run's echoes."""
 
     checkpointSaved = Signal(str, str)  # (directory, "") or ("", one-line error)
-    workerFinished = Signal()  # the current worker's thread ended (a save may wait on it)
+    workerFinished = Signal(object)  # this worker's thread ended (a save may wait on it)
 
     def __init__(self, run: Run, turns: Turns | None = None, launch: bool = True,
                  rates: tuple[float, float] = DEFAULT_RATES, parent: QObject | None = None):
@@ -194,7 +194,7 @@ class TrainingController(QObject):
 
     def _on_finished(self) -> None:
         if self.sender() is self._worker:  # stopped or failed: a save waiting on it ends
-            self.workerFinished.emit()
+            self.workerFinished.emit(self._worker)
 
     def _schedule(self) -> None:
         if not self._draw_scheduled:
