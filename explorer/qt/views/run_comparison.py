@@ -29,6 +29,7 @@ class RunComparison(QWidget):
         self.table.setToolTip("Per datapoint, in nats, higher is better; log p(x) is exact on "
                               "a grid for 2-D latents, else the IWAE estimate +/- its SE; "
                               "each run scores its own x (its binarization)")
+        self.setToolTip("The selected datapoint's numbers in every run, side by side")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.status)
