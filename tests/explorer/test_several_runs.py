@@ -51,7 +51,7 @@ def test_a_new_run_trains_beside_the_first_one_at_a_time_or_in_turn(qtbot, make_
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
                      pos=QPoint(view.viewport().width() // 2, view.viewport().height() // 2))
     qtbot.waitUntil(lambda: w.state.current is second, timeout=WAIT_MS)
-    assert w.controls.beta_box.value() == 4.0  # the Training panel shows the current run
+    assert w.controls.beta.value() == 4.0  # the Training panel shows the current run
     w.toggle_running()
     qtbot.waitUntil(lambda: second.running and not first.running, timeout=WAIT_MS)
 
@@ -78,12 +78,14 @@ def test_a_clicked_datapoint_is_selected_in_every_plane_and_compared(qtbot, make
     assert all(r.kl >= 0 and r.log_px >= r.elbo - 0.01 for r in rows.values())
     assert w.comparison.table.rowCount() == 2
 
-    # A dot clicked on the other plane: selected everywhere (and that run becomes current).
+    # A dot clicked on the other plane: selected there and in every plane, then compared.
     other = w.planes.others[0]
-    mu = second.snapshot.mu[3]
     other.view.pointSelected.emit(3)
     assert w.state.selected == 3 and w.planes.primary.view.selected() == 3
-    del mu
+    assert other.view.selected() == 3
+    qtbot.waitUntil(lambda: len(w.comparison.rows) == 2 and not w.comparison.busy(),
+                    timeout=WAIT_MS)
+    assert "#3" in w.comparison.status.text()
 
 
 def test_closing_while_both_train_stops_every_worker(qtbot, make_window):
