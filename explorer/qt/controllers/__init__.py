@@ -1,1 +1,1 @@
-"""Plain controller classes: user intents become core-model changes or worker requests."""
+"""Plain controller classes: each turns one kind of intent into trainer calls or worker requests."""
