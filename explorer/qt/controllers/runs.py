@@ -44,6 +44,7 @@ class RunsController:
         for run in state.runs:
             self._watch(run)
         self._connect_plane(planes.primary)
+        self._show_planes()
 
     # -------------------------------------------------------------- runs
     def add_run(self, config: TrainConfig, name: str | None = None, colour: str | None = None,

@@ -44,6 +44,7 @@ class RunPlane(QFrame):
         self.view = view
         self.primary = primary
         self.run: Run | None = None
+        self.framed = False  # titled and framed: only when several runs are shown
         self.title = QLabel()
         self.title.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -60,25 +61,25 @@ class RunPlane(QFrame):
         if self.run is not None:
             for signal in (self.run.progress_changed, self.run.name_changed,
                            self.run.failure_changed, self.run.running_changed):
-                signal.disconnect(self._retitle)
+                signal.disconnect(self.retitle)
             if not self.primary:
                 self.run.snapshot_changed.disconnect(self._draw)
         self.run = run
         for signal in (run.progress_changed, run.name_changed, run.failure_changed,
                        run.running_changed):
-            signal.connect(self._retitle)
+            signal.connect(self.retitle)
         if not self.primary:  # the window draws the full plane itself
             run.snapshot_changed.connect(self._draw)
             self.view.set_dataset(run.dataset.labels, run.dataset.label_names)
             if run.snapshot is not None:
                 self._draw(run.snapshot)
-        self._retitle()
+        self.retitle()
 
     def unbind(self) -> None:
         if self.run is not None:
             for signal in (self.run.progress_changed, self.run.name_changed,
                            self.run.failure_changed, self.run.running_changed):
-                signal.disconnect(self._retitle)
+                signal.disconnect(self.retitle)
             if not self.primary:
                 self.run.snapshot_changed.disconnect(self._draw)
         self.run = None
@@ -86,7 +87,7 @@ class RunPlane(QFrame):
     def _draw(self, snapshot) -> None:
         self.view.set_latents(snapshot.mu, snapshot.sigma)
 
-    def _retitle(self, *_) -> None:
+    def retitle(self, *_) -> None:
         run = self.run
         if run is None:
             return
@@ -96,7 +97,9 @@ class RunPlane(QFrame):
                            f"{html.escape(run_status(run))}")
         width = 3 if self.primary else 1
         colour = run.colour if self.primary else "palette(mid)"
-        self.setStyleSheet(f"QFrame#run-plane {{ border: {width}px solid {colour}; }}")
+        self.title.setVisible(self.framed)
+        self.setStyleSheet(f"QFrame#run-plane {{ border: {width}px solid {colour}; }}"
+                           if self.framed else "")
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if event.type() == QEvent.Type.MouseButtonPress and self.run is not None:
@@ -125,7 +128,6 @@ class RunPlanes(QWidget):
     def show_runs(self, current: Run, runs: tuple[Run, ...]) -> list[RunPlane]:
         """The current run in the primary plane, the others in run order; returns the
         planes made for runs that had none (the caller connects their intents)."""
-        self.primary.bind(current)
         rest = [r for r in runs if r is not current]
         made = []
         while len(self.others) < len(rest):
@@ -137,10 +139,13 @@ class RunPlanes(QWidget):
             plane.unbind()
             self._grid.removeWidget(plane)
             plane.deleteLater()
+        for plane in self.planes():
+            plane.framed = bool(rest)  # one run: nothing to tell apart
+        self.primary.bind(current)
         for plane, run in zip(self.others, rest, strict=True):
             plane.bind(run)
-        self.primary.title.setVisible(bool(rest))  # one run: nothing to tell apart
-        self.primary.setStyleSheet("" if not rest else self.primary.styleSheet())
+        for plane in self.planes():
+            plane.retitle()
         self._arrange()
         return made
 
