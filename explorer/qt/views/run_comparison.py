@@ -13,7 +13,12 @@ from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayou
 from explorer.core.compare import RunNumbers, compare_point
 from explorer.qt.latest_job import LatestJob
 
-COLUMNS = ("run", "ELBO_i (nats)", "log p(x) (nats)", "gap log p(x) - ELBO_i", "KL(q || p)")
+COLUMNS = ("run", "ELBO_i", "log p(x)", "gap", "KL")
+HEADER_TIPS = ("The run (its colour is its planes' and curves')",
+               "ELBO_i of the encoder's q, nats, higher is better",
+               "log p(x), nats: exact on a grid (2-D latents), else IWAE +/- its SE",
+               "The inference gap log p(x) - ELBO_i = KL(q || p(z|x)), nats, >= 0",
+               "KL(q(z|x) || p(z)), nats, >= 0")
 
 
 class RunComparison(QWidget):
@@ -23,6 +28,8 @@ class RunComparison(QWidget):
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        for c, tip in enumerate(HEADER_TIPS):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -63,12 +70,14 @@ class RunComparison(QWidget):
 
     def _show(self, rows: list[RunNumbers]) -> None:
         self.rows = rows
-        self.status.setText(f"datapoint #{self._index} in every run (nats, higher is better)")
+        methods = sorted({row.method for row in rows})
+        self.status.setText(f"datapoint #{self._index} in every run (nats, higher is better; "
+                            f"log p(x) by {', '.join(methods)})")
         self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             log_px = (f"{row.log_px:.2f}" if row.log_px_se is None
                       else f"{row.log_px:.2f} \u00b1 {row.log_px_se:.2f}")
-            cells = (row.run, f"{row.elbo:.2f}", f"{log_px} ({row.method})",
+            cells = (row.run, f"{row.elbo:.2f}", log_px,
                      f"{row.inference_gap:.2f}", f"{row.kl:.2f}")
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
