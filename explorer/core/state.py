@@ -108,9 +108,7 @@ class Run:
         return self._progress
 
     def set_progress(self, progress) -> None:
-        """The newest progress; an older one (a snapshot's, behind the curves) is ignored."""
-        if self._progress is not None and progress.step < self._progress.step:
-            return
+        """The worker's newest progress (in the order sent: a reset goes back to step 0)."""
         if progress is self._progress:
             return
         self._progress = progress

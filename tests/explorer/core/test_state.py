@@ -129,8 +129,10 @@ def test_a_run_echoes_progress_running_and_failure():
                                           "kl": np.array([3.0, 4.0])}))
     assert events.names() == ["progress_changed", "running_changed"]
     assert run.running and run.heldout() == {"elbo": -70.0, "kl": 4.0}
-    run.set_progress(progress(3))  # older (a snapshot's progress behind the curves)
-    assert run.progress.step == 5 and events.names() == []
+    run.set_progress(progress(0))  # a reset starts over: the worker's order is the truth
+    assert run.progress.step == 0 and events.names() == ["progress_changed"]
+    run.set_progress(progress(5))
+    assert events.names() == ["progress_changed"]
     run.set_progress(progress(6, paused=True))
     assert not run.running and events.names() == ["progress_changed", "running_changed"]
     run.set_progress(progress(7))
