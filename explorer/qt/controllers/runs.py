@@ -44,6 +44,7 @@ class RunsController:
         for run in state.runs:
             self._watch(run)
         self._connect_plane(planes.primary)
+        comparison.refreshRequested.connect(self.compare)
         self._show_planes()
 
     # -------------------------------------------------------------- runs

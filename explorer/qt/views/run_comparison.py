@@ -6,9 +6,17 @@ a newer selection or snapshot replaces the request in flight).
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explorer.core.compare import RunNumbers, compare_point
 from explorer.qt.latest_job import LatestJob
@@ -22,8 +30,14 @@ HEADER_TIPS = ("The run (its colour is its planes' and curves')",
 
 
 class RunComparison(QWidget):
+    refreshRequested = Signal()  # the runs trained on: compute again with their newest models
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Compute again with every run's newest model (the "
+                                       "numbers are of the models when the point was chosen)")
+        self.refresh_button.clicked.connect(self.refreshRequested)
         self.status = QLabel("Select a datapoint: its numbers in every run appear here")
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -39,7 +53,10 @@ class RunComparison(QWidget):
         self.setToolTip("The selected datapoint's numbers in every run, side by side")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.status)
+        row = QHBoxLayout()
+        row.addWidget(self.status, 1)
+        row.addWidget(self.refresh_button)
+        layout.addLayout(row)
         layout.addWidget(self.table, 1)
         self.rows: list[RunNumbers] = []
         self._colours: dict[str, str] = {}
