@@ -24,6 +24,16 @@ def source_title(source: str) -> str:
             "fashion-mnist": "Fashion-MNIST"}.get(source, source)
 
 
+def colour_refusal(dataset) -> str | None:
+    """Why the app cannot show ``dataset`` (its views draw grey images only, for now), in one
+    line, or None when it can."""
+    if not isinstance(dataset, ImageDataset) or dataset.channels == 1:
+        return None
+    return (f"{dataset.name}: colour images ({dataset.channels} channels) cannot be shown "
+            "by the app yet; train on them headless (python -m trainer train), or use "
+            "grey images (the built-in sprites-grey)")
+
+
 class DatasetLoader(QObject):
     """One load at a time. Exactly one of ``loaded``, ``failed`` or ``cancelled`` ends it."""
 
@@ -81,6 +91,8 @@ class DatasetLoader(QObject):
         self._running = False
         if self._cancel.is_set():  # cancelled after the last poll: the user said no
             self.cancelled.emit(f"{source_title(self.source)}: loading cancelled")
+        elif (refusal := colour_refusal(dataset)) is not None:
+            self.failed.emit(refusal)
         else:
             self.loaded.emit(dataset)
 
