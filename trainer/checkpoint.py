@@ -42,6 +42,8 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RUN_FILE = "run.json"
+# The checkpoint's whole layout, named here only: what a copy or an archive of it must hold.
+CHECKPOINT_FILES = (MODEL_FILE, OPTIMIZER_FILE, RUN_FILE)
 
 
 class CheckpointError(ValueError):
@@ -242,6 +244,13 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
     _check_engine(optimizer_path, engine_state, run)
     return Checkpoint(path=directory, config=config, model_state=model_state,
                       optimizer_state=optimizer_state, engine_state=engine_state, run=run)
+
+
+def read_run_json(directory: str | os.PathLike) -> dict:
+    """The checkpoint's run record (``RUN_FILE`` in ``directory``: config, counters, history,
+    dataset reference), size-capped and type-checked as ``load_checkpoint`` reads it;
+    raises CheckpointError naming the file."""
+    return _read_run(Path(directory) / RUN_FILE)
 
 
 def _planned_model(run_path: Path) -> tuple[dict, TrainConfig, dict[str, tuple[int, ...]]]:

@@ -1,6 +1,7 @@
 """Session files: one ``NAME.lexp`` (a zip archive) that brings a whole session back.
 
-    model.safetensors, optimizer.safetensors, run.json   the checkpoint (trainer.save_checkpoint)
+    the checkpoint's files    as trainer.save_checkpoint writes them (their names are the
+                    trainer's: trainer.checkpoint.CHECKPOINT_FILES)
     session.json    format + version, the encoded images' names/sources/notes, the selection
                     and the view state (view region, sigma level, manifold mode and grid, ...)
     encoded.npz     the encoded images' arrays: ``inputs`` float32 (M, H, W), what the model is
@@ -45,7 +46,7 @@ from trainer import (
     save_checkpoint,
 )
 from trainer.atomic import staging_dir
-from trainer.checkpoint import file_size_limits
+from trainer.checkpoint import CHECKPOINT_FILES, RUN_FILE, file_size_limits
 from trainer.files import require_regular_file
 
 FORMAT = "latent-explorer-session"
@@ -53,9 +54,7 @@ FORMAT_VERSION = 1
 SUFFIX = ".lexp"
 SESSION_JSON = "session.json"
 ENCODED_NPZ = "encoded.npz"
-RUN_JSON = "run.json"
-CHECKPOINT_MEMBERS = ("model.safetensors", "optimizer.safetensors", RUN_JSON)
-MEMBERS = (*CHECKPOINT_MEMBERS, SESSION_JSON, ENCODED_NPZ)
+MEMBERS = (*CHECKPOINT_FILES, SESSION_JSON, ENCODED_NPZ)
 # Zip-bomb guards, all checked from the zip directory before a member is inflated: what the
 # whole archive unpacks to; each member's size by its role (the JSON members hold a few
 # hundred kB; the tensors what the recorded config's shapes imply; the arrays what the
@@ -63,7 +62,7 @@ MEMBERS = (*CHECKPOINT_MEMBERS, SESSION_JSON, ENCODED_NPZ)
 # reaches ~1000:1 only on near-constant data; JSON and weights stay under ~20:1).
 MAX_TOTAL_BYTES = 2 * 1024**3
 MAX_GREY_SIDE = 4096
-MAX_JSON_BYTES = {SESSION_JSON: 8 * 1024**2, "run.json": 16 * 1024**2}
+MAX_JSON_BYTES = {SESSION_JSON: 8 * 1024**2, RUN_FILE: 16 * 1024**2}
 MAX_RATIO = 100
 # Files written before the writer stored near-constant arrays deflated them: a session of
 # many near-blank drawings may reach a few hundred to one (the 1000:1 of deflate's limit
@@ -218,7 +217,7 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
                 raise SessionFileError(f"{path}: cannot save the checkpoint ({e})") from None
         try:
             checkpoint = load_checkpoint(folder)  # never write a session that cannot open
-            payload = {name: (folder / name).read_bytes() for name in CHECKPOINT_MEMBERS}
+            payload = {name: (folder / name).read_bytes() for name in CHECKPOINT_FILES}
             records = _records(state.encoded, checkpoint.image_shape)
             payload[SESSION_JSON] = _session_json(state, records,
                                                   checkpoint.dataset_ref["n"])
@@ -350,13 +349,14 @@ def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict) -> Checkpoint
     scratch = Path(tempfile.gettempdir()) / f"lexp-open-{path.name}"
     with staging_dir(scratch) as tmp:
         try:
-            # run.json first (its size is capped): the shapes it records bound the tensors.
-            run_path = Path(tmp) / RUN_JSON
-            run_path.write_bytes(_read(path, zf, found[RUN_JSON]))
+            # The run record first (its size is capped): the shapes it records bound the
+            # tensors.
+            run_path = Path(tmp) / RUN_FILE
+            run_path.write_bytes(_read(path, zf, found[RUN_FILE]))
             for name, cap in file_size_limits(run_path).items():
                 _check_cap(path, found[name], cap)
-            for name in CHECKPOINT_MEMBERS:  # known names only, written by us
-                if name != RUN_JSON:
+            for name in CHECKPOINT_FILES:  # known names only, written by us
+                if name != RUN_FILE:
                     (Path(tmp) / name).write_bytes(_read(path, zf, found[name]))
             checkpoint = load_checkpoint(tmp)  # every tensor is copied into memory
         except CheckpointError as e:

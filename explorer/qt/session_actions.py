@@ -38,6 +38,7 @@ from explorer.qt.views.dataset_views import COLOURINGS
 from explorer.qt.views.manifold_view import MAX_GRID, MODES
 from trainer import ImageDataset, atomic_write, load_source, save_checkpoint
 from trainer.atomic import staging_dir
+from trainer.checkpoint import read_run_json
 
 SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
 MAX_RECENT = 8
@@ -213,7 +214,7 @@ class SessionActions:
                 error = self._write_checkpoint(folder)
                 if error:
                     raise SessionFileError(f"{path}: cannot save the checkpoint ({error})")
-                run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+                run = read_run_json(folder)
                 save_session(path, self.session_state(folder))
         except (SessionFileError, OSError, ValueError) as exc:
             self.statusBar().clearMessage()
