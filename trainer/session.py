@@ -25,6 +25,7 @@ from .evidence import evidence_tensor
 from .frozen import FrozenVAE
 from .history import History
 from .inference import DutyCycle, heldout_log_px
+from .latent_cache import LatentCache
 from .model import VAE
 from .precision import PrecisionChoice, choose_precision, model_shape, onednn_bf16_native
 
@@ -182,8 +183,7 @@ class Session:
         self._scale = float(dataset.scale)
         self._train_idx = torch.from_numpy(self.split.train).to(self.device)
         self._evidence: tuple[torch.Tensor, torch.Tensor] | None = None  # dynamic x, lazily
-        self._latent_mu = np.zeros((len(dataset), self.config.latent_dim), np.float32)
-        self._latent_sigma = np.ones((len(dataset), self.config.latent_dim), np.float32)
+        self.latents = LatentCache(len(dataset), self.config.latent_dim)  # for snapshots
         self.paused = False
         self.stop_requested = False
         self.stopped_reason: str | None = None
@@ -219,8 +219,7 @@ class Session:
         self._last_eval = -math.inf
         self._good_state = None
         self._good_at = -math.inf
-        self._latent_cursor = 0
-        self._latents_valid = False
+        self.latents.invalidate()
         self._rate = (time.perf_counter(), 0, 0.0)  # for samples/s
         self.train_history = History(TRAIN_COLUMNS, cfg.history_limit)
         self.heldout_history = History(HELDOUT_COLUMNS, cfg.history_limit)
@@ -533,7 +532,7 @@ class Session:
             self._window = [0.0, 0.0, 0.0, 0]
             self._window_start = self.seconds
             self._good_at = self.seconds
-            self._latents_valid = False  # re-encode every point with the restored weights
+            self.latents.invalidate()  # re-encode every point with the restored weights
             restored = (f"restored the last finite weights, from step {self.step_count}, with "
                         "the counters and curves of that step")
         else:
@@ -573,8 +572,7 @@ class Session:
         The held-out split stays the one the session was created with."""
         if config is not None:
             if config.latent_dim != self.config.latent_dim:
-                self._latent_mu = np.zeros((len(self.dataset), config.latent_dim), np.float32)
-                self._latent_sigma = np.ones_like(self._latent_mu)
+                self.latents = LatentCache(len(self.dataset), config.latent_dim)
             self.config = config.replace(heldout_fraction=self.config.heldout_fraction)
             self.device = resolve_device(self.config.device)
         self._build()
@@ -624,34 +622,26 @@ class Session:
         """Re-encode datapoints (each one's fixed x) into the latent cache, cycling
         through the dataset; stop after ``max_seconds`` (None: all of them). Returns the
         fraction of the dataset refreshed."""
-        n = len(self.dataset)
-        t0 = time.perf_counter()
-        done = 0
-        self.model.eval()
-        while done < n:
-            start = self._latent_cursor
-            stop = min(n, start + chunk)
+
+        def encode(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
             idx = torch.arange(start, stop, device=self.device)
             mu, logvar = self.model.encode(self.datapoint_inputs(idx))
-            self._latent_mu[start:stop] = mu.cpu().numpy()
-            self._latent_sigma[start:stop] = torch.exp(0.5 * logvar).cpu().numpy()
-            done += stop - start
-            self._latent_cursor = 0 if stop == n else stop
-            if self._latent_cursor == 0:
-                self._latents_valid = True
-            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
-                break
-        self.model.train()
-        return done / n
+            return mu.cpu().numpy(), torch.exp(0.5 * logvar).cpu().numpy()
+
+        self.model.eval()
+        try:
+            return self.latents.refresh(encode, max_seconds, chunk)
+        finally:
+            self.model.train()
 
     def snapshot(self, latent_seconds: float | None = None) -> Snapshot:
         """Numpy copies of everything a viewer draws. ``latent_seconds`` bounds the time
         spent re-encoding (None re-encodes every datapoint); the first snapshot always
         encodes them all."""
-        self.refresh_latents(None if not self._latents_valid else latent_seconds)
+        self.refresh_latents(latent_seconds if self.latents.complete else None)
         self.version += 1
-        return Snapshot(version=self.version, progress=self.progress(),
-                        mu=self._latent_mu.copy(), sigma=self._latent_sigma.copy(),
+        mu, sigma = self.latents.copies()
+        return Snapshot(version=self.version, progress=self.progress(), mu=mu, sigma=sigma,
                         model=FrozenVAE(self.model, self.dataset.image_shape,
                                         self.config.binarization),
                         config=self.config)
