@@ -20,15 +20,16 @@ DATASET_FILTER = ("Datasets (*.npz *.npy *idx* *ubyte* *.gz);;"
 class DatasetActions:
     """Mixed into MainWindow: works on its loader, worker, views and ``dataset``."""
 
-    def open_dataset(self, source: str, confirmed: bool = False) -> None:
+    def open_dataset(self, source: str, confirmed: bool = False, listing=None) -> None:
         """Load ``source`` ("digits", "mnist", "fashion-mnist", a folder or a file) in the
-        background, with a progress dialog; training goes on until it has loaded."""
+        background, with a progress dialog; training goes on until it has loaded.
+        ``listing``: the folder's walk, when a drop made it (trainer.walk_folder)."""
         if self.loader.is_running():
             self.tell("Open dataset", f"{source_title(source)}: still loading "
                       f"{source_title(self.loader.source)}; cancel that first")
             return
         self._load_confirmed = confirmed
-        self.loader.start(str(source))
+        self.loader.start(str(source), listing=listing)
         self._show_load_dialog(source_title(str(source)), "Open dataset")
 
     def _show_load_dialog(self, title: str, window_title: str) -> None:

@@ -19,7 +19,7 @@ from explorer.qt.export import (
     export_plane_svg,
     latents_csv_job,
 )
-from explorer.qt.latest_job import LatestJob
+from explorer.qt.jobs import JobLane
 
 MOSAIC_EXPORT_SIDE = 512  # px: the manifold PNG is upscaled (pixel-exact) to at least this
 
@@ -63,9 +63,9 @@ class ExportActions:
     def latents_export_busy(self) -> bool:
         return self._latents_job().busy()
 
-    def _latents_job(self) -> LatestJob:
+    def _latents_job(self) -> JobLane:
         if getattr(self, "_latents_lane", None) is None:
-            self._latents_lane = LatestJob(self)
+            self._latents_lane = JobLane(self)
             self._latents_lane.progress.connect(self._on_latents_progress)
             self._latents_lane.done.connect(self._on_latents_written)
             self._latents_lane.failed.connect(self._on_latents_failed)
@@ -95,7 +95,7 @@ class ExportActions:
     def shutdown_exports(self) -> None:
         """Stop a running export and wait for its thread (the window's shutdown)."""
         if getattr(self, "_latents_lane", None) is not None:
-            self._latents_lane.shutdown()
+            self._latents_lane.cancel_and_wait()
         self._close_latents_dialog()
 
     def export_manifold(self, path: str) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog
 
+from explorer.core.intake import Drop, read_drop
 from explorer.core.session_file import SUFFIX
-from explorer.qt.image_jobs import classify_drop, is_dataset_candidate
+from explorer.qt.jobs import JobLane
 from explorer.qt.paint_guard import guarded
 from trainer import IMAGE_SUFFIXES
 
@@ -29,21 +30,36 @@ class ImageActions:
         if len(paths) == 1 and paths[0].lower().endswith(SUFFIX):
             self.open_session(paths[0])
             return
-        kind = classify_drop(paths)
-        if kind == "images":
-            self.encoded_panel.encode_files(paths)
-        elif kind == "dataset":
+        self.drop_lane().submit_polling(read_drop, paths)  # folders walked once, off this thread
+
+    def drop_lane(self) -> JobLane:
+        """Reads drops in turn (explorer.core.intake.read_drop); ``_open_drop`` gets each."""
+        if getattr(self, "_drop_lane", None) is None:
+            self._drop_lane = JobLane(self, latest_wins=False)
+            self._drop_lane.done.connect(self._open_drop)
+            self._drop_lane.failed.connect(lambda message: self.tell("Drop", message))
+        return self._drop_lane
+
+    def shutdown_drops(self) -> None:
+        """Stop reading drops and wait for the thread (the window's shutdown)."""
+        if getattr(self, "_drop_lane", None) is not None:
+            self._drop_lane.cancel_and_wait()
+
+    def _open_drop(self, drop: Drop) -> None:
+        if drop.kind == "images":
+            self.encoded_panel.encode_files(drop.paths, drop.listings)
+        elif drop.kind == "dataset":
+            path = drop.paths[0]
             if self.confirm("Train on a new dataset",
-                            f"Train on {paths[0]}? (the current run stops)"):
-                self.open_dataset(paths[0], confirmed=True)
+                            f"Train on {path}? (the current run stops)"):
+                self.open_dataset(path, confirmed=True, listing=drop.listings.get(path))
         else:
-            candidates = [p for p in paths if is_dataset_candidate(p)]
-            images = [p for p in paths if p not in candidates]
+            images = drop.images()
             if images:
-                self.encoded_panel.encode_files(images)
+                self.encoded_panel.encode_files(images, drop.listings)
             self.tell("Dataset not opened",
                       "Not opened as a dataset (drop a dataset file or folder by itself to "
-                      "train on it):\n" + "\n".join(candidates))
+                      "train on it):\n" + "\n".join(drop.datasets))
 
     def paste(self) -> None:
         """Ctrl+V: encode the clipboard's image (or the files copied in a file manager)."""

@@ -944,6 +944,7 @@ class MainWindow(ImageActions, DatasetActions, ExportActions, SessionActions, QM
         self._end_load()
         self.encoded_panel.cancel_and_wait()
         self.shutdown_exports()
+        self.shutdown_drops()
         for job in (self.inspector, self.colouring, self.aggregate):
             job.shutdown()
         self.worker.stop()

@@ -183,8 +183,9 @@ def test_a_dropped_npz_is_offered_and_trained_on(qtbot, make_window, tmp_path, d
     assert str(path) in w.message_box.text() and no.questions == []
 
     w.confirm = no
-    drop(w.latent_view.viewport(), [path])
-    assert no.questions == [f"Train on {path}? (the current run stops)"]
+    drop(w.latent_view.viewport(), [path])  # read in the background, then asked
+    qtbot.waitUntil(lambda: no.questions == [f"Train on {path}? (the current run stops)"],
+                    timeout=WAIT_MS)
     assert not w.loader.is_running() and w.dataset is digits
 
     old, seed = w.worker, w.worker.config.seed

@@ -14,7 +14,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QPushButton
 
-from explorer.qt.image_jobs import classify_drop, encode_files, prepare_file
+from explorer.core.intake import classify_drop
+from explorer.qt.image_jobs import encode_files, prepare_file
 from explorer.qt.views.encoded_images import EncodedImagesPanel
 from trainer import Session, TrainConfig, fit_fraction
 
