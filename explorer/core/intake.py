@@ -75,11 +75,6 @@ def read_drop(paths: Iterable[str | os.PathLike],
     return Drop(paths, kind, tuple(datasets), listings)
 
 
-def classify_drop(paths: Iterable[str | os.PathLike]) -> str:
-    """"images", "dataset" or "mixed" (walks folders: not on the GUI thread)."""
-    return read_drop(paths).kind
-
-
 def _walk(folder: Path, cancelled: Callable[[], bool] | None = None) -> FolderListing:
     """The folder's walk; one that cannot be listed at all names itself in ``unlisted``."""
     try:
