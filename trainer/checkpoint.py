@@ -412,7 +412,8 @@ def _read_run(path: Path) -> dict:
                 and _is_int(t.get("limit")) and 10 <= t["limit"] <= 10**6
                 and len(t["rows"]) <= t["limit"] + 1
                 and all(isinstance(r, list) and len(r) == len(t["columns"])
-                        and all(_is_number(v) for v in r) for r in t["rows"])):
+                        and all(v is None or _is_number(v) for v in r)
+                        for r in t["rows"])):
             fail(f"history.{table} is malformed")
     require(run["optimizer"], "param_groups", list, "optimizer.")
     return run

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
+from .files import require_regular_file
+
 CACHE_ENV = "LATENT_EXPLORER_CACHE"
 CHUNK_BYTES = 64 * 1024
 _VERIFIED_JSON = "verified.json"
@@ -189,9 +191,11 @@ class _Job:
 
     def already_valid(self, remote: RemoteFile) -> bool:
         path = self.folder / remote.name
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+        # A FIFO or device under a cache name would block the hash (or the loader) forever.
+        for own in (path, path.with_name(path.name + ".part")):
+            require_regular_file(own, DownloadError)
+        st = path.stat() if path.exists() else None
+        if st is None:
             return False
         stamp = {"sha256": remote.sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         if self.verified.get(remote.name) != stamp:  # hash once, then trust size + mtime
@@ -328,6 +332,8 @@ def _sha256(path: Path) -> str:
 
 def _read_verified(path: Path) -> dict:
     try:
+        if require_regular_file(path, OSError) is None:
+            return {}
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # missing or damaged: files are simply hashed again

@@ -7,6 +7,8 @@ coarser resolution.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -37,8 +39,10 @@ class History:
         return {c: table[:, i].copy() for i, c in enumerate(self.columns)}
 
     def to_dict(self) -> dict:
+        """Strict JSON: a value that is not finite (a curve point of a diverged step) is None,
+        since NaN and Infinity are not JSON and other readers (jq, browsers) refuse them."""
         return {"columns": list(self.columns), "limit": self.limit,
-                "rows": [list(r) for r in self._rows]}
+                "rows": [[v if math.isfinite(v) else None for v in r] for r in self._rows]}
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
@@ -47,5 +51,5 @@ class History:
             if len(row) != len(h.columns):
                 raise ValueError(f"history row has {len(row)} values for "
                                  f"{len(h.columns)} columns")
-            h._rows.append(tuple(float(v) for v in row))
+            h._rows.append(tuple(math.nan if v is None else float(v) for v in row))
         return h

@@ -263,3 +263,17 @@ def test_errors_are_one_line_value_errors(saved):
     with pytest.raises(ValueError) as info:
         load_checkpoint(saved)
     assert "\n" not in str(info.value) and str(saved / RUN_FILE) in str(info.value)
+
+
+def test_a_non_finite_curve_point_is_written_as_strict_json_and_read_back(trained, tmp_path):
+    trained.train_history.append(**{c: float("nan") for c in trained.train_history.columns})
+    folder = save_checkpoint(trained, tmp_path / "nan")
+    text = (folder / RUN_FILE).read_text()
+    run = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert run["history"]["train"]["rows"][-1] == [None] * len(trained.train_history.columns)
+
+    back = load_checkpoint(folder)
+    rows = back.history["train"]["rows"]
+    assert rows[:-1] == trained.train_history.to_dict()["rows"][:-1]
+    resumed = Session.from_checkpoint(back, trained.dataset)
+    assert np.isnan(resumed.train_history.arrays()["elbo"][-1])

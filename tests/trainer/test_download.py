@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import os
 import socket
 import struct
 import threading
@@ -165,6 +167,23 @@ def test_wrong_file_under_final_name_is_replaced(server):
 
     assert (folder / "train-labels-idx1-ubyte.gz").read_bytes() == FILES[
         "train-labels-idx1-ubyte.gz"]
+
+
+@pytest.mark.parametrize("name", ["train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz.part",
+                                  "verified.json"])
+def test_fifo_in_the_cache_is_refused_or_ignored_never_read(server, name):
+    """A named pipe under a cache name would block the hash forever: the data files are
+    refused in one line, the verification record (only a cache) is ignored and replaced."""
+    folder = cache_dir("fixture")
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / name)
+
+    if name == "verified.json":
+        fetch_dataset(_spec(server))
+        assert json.loads((folder / name).read_text())  # rewritten as a regular file
+        return
+    with pytest.raises(DownloadError, match="named pipe"):
+        fetch_dataset(_spec(server))
 
 
 def test_checksum_mismatch_leaves_nothing_behind(server):
