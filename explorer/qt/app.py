@@ -117,11 +117,11 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
 
 def build_window(startup: Startup):
     """The main window on ``startup``: a resumed run opens paused, as it was saved."""
-    from explorer.qt.main_window import MainWindow
+    from explorer.qt.window import MainWindow
 
     window = MainWindow(startup.dataset, startup.config, checkpoint=startup.checkpoint)
     if startup.loaded is not None:
-        window.restore_extras(startup.loaded)
+        window.sessions.restore_extras(startup.loaded)
     return window
 
 
@@ -142,7 +142,7 @@ def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
     import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from explorer.qt.main_window import MainWindow
+    from explorer.qt.window import MainWindow
     from trainer import Session
 
     window = MainWindow(dataset, config, start=False, launch=False, restore_state=False)
@@ -163,8 +163,8 @@ def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
         window.apply_progress(snapshot.progress)
         window.controls.set_running(True)
         # Fill the image panel the way a user would: select a point, decode an empty spot.
-        window.select_point(int(np.argmax(np.abs(snapshot.mu).sum(1))))
-        window.decode_z(0.0, 0.0)
+        window.selection.select_point(int(np.argmax(np.abs(snapshot.mu).sum(1))))
+        window.selection.decode_z(0.0, 0.0)
         window.show()
         # Run the event loop briefly so layouts settle and throttled views draw.
         loop = QEventLoop()
@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latent-explorer: {problem}", file=sys.stderr)
         return 2
     from explorer.core.session_file import SessionFileError
-    from explorer.qt.main_window import app_icon, app_settings
     from explorer.qt.preferences import Preferences
+    from explorer.qt.window import app_icon, app_settings
     from trainer import CheckpointError, ConfigError, DataError
 
     prefs = Preferences.load(app_settings())

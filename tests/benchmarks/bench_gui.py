@@ -43,7 +43,7 @@ from PySide6.QtCore import (  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from explorer.qt.main_window import MainWindow  # noqa: E402
+from explorer.qt.window import MainWindow  # noqa: E402
 from trainer import ImageDataset, Session, TrainConfig  # noqa: E402
 
 IMPORT_SECONDS = time.perf_counter() - IMPORTS_START

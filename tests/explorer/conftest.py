@@ -49,7 +49,7 @@ def digits():
 def make_window(qtbot, digits):
     """Build MainWindows (shown, default small config); close each one at teardown and
     check that its worker thread ended (napari's make_napari_viewer pattern)."""
-    from explorer.qt.main_window import MainWindow
+    from explorer.qt.window import MainWindow
 
     windows = []
 

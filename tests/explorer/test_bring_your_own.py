@@ -186,7 +186,7 @@ def test_a_dropped_npz_is_offered_and_trained_on(qtbot, make_window, tmp_path, d
     drop(w.latent_view.viewport(), [path])  # read in the background, then asked
     qtbot.waitUntil(lambda: no.questions == [f"Train on {path}? (the current run stops)"],
                     timeout=WAIT_MS)
-    assert not w.loader.is_running() and w.dataset is digits
+    assert not w.datasets.loader.is_running() and w.dataset is digits
 
     old, seed = w.worker, w.worker.config.seed
     w.confirm = Answers(True)
@@ -219,7 +219,7 @@ def test_a_corrupt_file_from_the_menu_keeps_training_on_digits(qtbot, make_windo
                     timeout=WAIT_MS)
     text = w.message_box.text()
     assert str(corrupt) in text and "Still training on Built-in digits" in text
-    assert w.dataset is digits and w.load_dialog is None
+    assert w.dataset is digits and w.datasets.load_dialog is None
     before = steps(w)
     qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
     assert w.worker.isRunning()
@@ -241,10 +241,10 @@ def test_closing_mid_folder_encode_and_mid_load_leaves_no_thread(qtbot, make_win
     panel.job.progress.connect(lambda done, total: seen.append(done))
     drop(w, [images])
     qtbot.waitUntil(lambda: len(seen) > 3, timeout=WAIT_MS)
-    w.open_dataset(str(tmp_path / "labelled"))
-    assert w.loader.is_running() and isinstance(w.load_dialog, QProgressDialog)
+    w.datasets.open_dataset(str(tmp_path / "labelled"))
+    assert w.datasets.loader.is_running() and isinstance(w.datasets.load_dialog, QProgressDialog)
     w.close()
-    assert panel.job.cancel_and_wait(0) and w.loader.cancel_and_wait(0), "a thread is left"
+    assert panel.job.cancel_and_wait(0) and w.datasets.loader.cancel_and_wait(0), "a thread is left"
     assert not w.worker.isRunning() and w.dataset is digits
     assert max(seen) < 300
 
@@ -312,7 +312,7 @@ def test_mnist_offline_stays_then_downloads_with_progress_and_switches(qtbot, ma
     w.confirm = Answers(True)
     working = download.KNOWN_DATASETS["mnist"].base_urls[0]
     mirror(_refused_url())
-    w.dataset_actions["mnist"].trigger()
+    w.actions["dataset_mnist"].trigger()
     qtbot.waitUntil(lambda: w.message_box is not None and w.message_box.isVisible(),
                     timeout=WAIT_MS)
     text = w.message_box.text()
@@ -326,18 +326,19 @@ def test_mnist_offline_stays_then_downloads_with_progress_and_switches(qtbot, ma
 
     def on_progress(done: int, total: int) -> None:  # runs after the window's own slot
         progress.append((done, total))
-        bar.append((w.load_dialog.value(), w.load_dialog.maximum(), w.load_dialog.labelText()))
+        dialog = w.datasets.load_dialog
+        bar.append((dialog.value(), dialog.maximum(), dialog.labelText()))
 
-    w.loader.progress.connect(on_progress)
-    w.dataset_actions["mnist"].trigger()
-    assert isinstance(w.load_dialog, QProgressDialog)
+    w.datasets.loader.progress.connect(on_progress)
+    w.actions["dataset_mnist"].trigger()
+    assert isinstance(w.datasets.load_dialog, QProgressDialog)
     qtbot.waitUntil(lambda: w.dataset.name == "MNIST", timeout=WAIT_MS)
     total = sum(f.size for f in download.KNOWN_DATASETS["mnist"].files)
     assert progress and progress[-1] == (total, total)
     assert [d for d, _ in progress] == sorted(d for d, _ in progress)
     assert bar[-1][:2] == (total // 1024, total // 1024)
     assert bar[-1][2].startswith("Downloading MNIST:") and "MB" in bar[-1][2]
-    assert w.load_dialog is None  # closed once loaded
+    assert w.datasets.load_dialog is None  # closed once loaded
     assert w.confirm.questions[-1] == "Switch dataset? The current run will be discarded."
     assert len(w.dataset) == 250 and w.dataset.image_shape == (28, 28)
     wait_training(qtbot, w)

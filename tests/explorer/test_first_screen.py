@@ -49,7 +49,8 @@ def test_at_1280x720_the_status_bar_and_right_column_lie_inside_the_window(qtbot
     assert (w.width(), w.height()) == (1264, 676)  # not pushed out by the docks' minimum sizes
     bar = w.statusBar()
     assert bar.isVisible() and inside(window, bar.geometry())
-    for label in (w.rate_label, w.epoch_label, w.train_label, w.heldout_label, w.epoch_bar):
+    f = w.figures
+    for label in (f.rate_label, f.epoch_label, f.train_label, f.heldout_label, f.epoch_bar):
         assert label.isVisible() and inside(bar.rect(), label.geometry()), label
     for name in ("image", "manifold", "controls", "dataset", "elbo"):
         dock = w.docks[name]

@@ -43,7 +43,7 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
     window.confirm = lambda title, question: True  # every "discard the run?" is answered yes
     # A session saved while on the 300-image subset names a source that exists nowhere:
     # "Locate the dataset" is answered Cancel.
-    window._ask_locate_dataset = lambda loaded, reason: None
+    window.sessions.ask_locate_dataset = lambda loaded, reason: None
     qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
     view = window.latent_view
     done: dict[str, int] = {}
@@ -52,7 +52,7 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
         window.toggle_running()
 
     def step():
-        if window._running:
+        if window.running:
             window.toggle_running()
         window.step_once()
 
@@ -61,22 +61,22 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
         window.reset_training()
 
     def switch():
-        window.switch_dataset(small if window.dataset is digits else digits)
+        window.datasets.switch_dataset(small if window.dataset is digits else digits)
 
     def open_blown():
-        window.switch_dataset(digits, checkpoint=blown)
+        window.datasets.switch_dataset(digits, checkpoint=blown)
 
     def load_in_background():
-        window.open_dataset("digits", confirmed=True)  # the Datasets menu's loader thread
+        window.datasets.open_dataset("digits", confirmed=True)  # the Datasets menu's loader thread
 
     saved = tmp_path / "hammer.lexp"
 
     def save():
-        window.save_session_to(saved)  # waits for the worker in a nested event loop
+        window.sessions.save_session_to(saved)  # waits for the worker in a nested event loop
 
     def open_saved():
         if saved.exists():
-            window.open_session(saved)
+            window.sessions.open_session(saved)
 
     def exploding_lr():
         window.worker.set_lr(float(rng.choice([10.0, 1e3, 1e6])))
@@ -98,7 +98,7 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
 
     def decode():
-        window.decode_z(*(float(v) for v in rng.normal(0, 3, 2)))
+        window.selection.decode_z(*(float(v) for v in rng.normal(0, 3, 2)))
 
     def zoom():
         view.plotItem.vb.scaleBy((float(rng.choice([0.05, 1.0, 20.0])),) * 2)
@@ -123,12 +123,12 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
             view.viewport().repaint()  # a synchronous paint as well as the queued ones
 
     assert done["open_blown"] >= 6 and done["switch"] >= 6, done
-    qtbot.waitUntil(lambda: not window.loader.is_running(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.datasets.loader.is_running(), timeout=WAIT_MS)
     # The window still works: the current worker trains, snapshots arrive and draw.
-    window.switch_dataset(digits)
+    window.datasets.switch_dataset(digits)
     window.controls.lr.setValue(1e-3)
     window.reset_training()
-    if not window._running:
+    if not window.running:
         window.toggle_running()
     session = window.worker
     qtbot.waitUntil(lambda: window.progress is not None and window.progress.step > 20,

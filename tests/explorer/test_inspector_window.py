@@ -10,25 +10,25 @@ WAIT_MS = 30_000
 def test_selecting_a_point_inspects_it_and_clearing_clears(qtbot, make_window):
     w = make_window()
     qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
-    w.select_point(7)
+    w.selection.select_point(7)
     qtbot.waitUntil(lambda: w.inspector.values()["log_px"] is not None, timeout=WAIT_MS)
     v = w.inspector.values()
     assert v["inference_gap"] >= -0.05  # log p(x) - ELBO = KL(q || p(z|x)) >= 0
     assert w.inspector.title.startswith("datapoint #7")
     assert list(w.trails.trails) == [7]
-    w.select_point(-1)
+    w.selection.select_point(-1)
     assert w.inspector.values()["log_px"] is None
 
 
 def test_aggregate_density_toggles_from_the_view_menu(qtbot, make_window):
     w = make_window()
     qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
-    w.aggregate_action.trigger()
+    w.actions["aggregate"].trigger()
     qtbot.waitUntil(lambda: w.aggregate.image.isVisible()
                     and w.aggregate.image.image is not None, timeout=WAIT_MS)
     density = np.asarray(w.aggregate.image.image)
     assert np.all(np.isfinite(density)) and density.max() > 0
-    w.aggregate_action.trigger()
+    w.actions["aggregate"].trigger()
     assert not w.aggregate.image.isVisible()
 
 
@@ -46,7 +46,7 @@ def test_newest_model_button_inspects_the_same_point_again(qtbot, make_window):
     w = make_window()
     qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
     with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):
-        w.select_point(3)
+        w.selection.select_point(3)
     first_model = w.inspector.model
     qtbot.waitUntil(lambda: w.snapshot.model is not first_model, timeout=WAIT_MS)
     with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):

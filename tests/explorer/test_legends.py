@@ -20,8 +20,8 @@ def test_every_legend_lies_outside_the_data_it_explains(qtbot, make_window):
     qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: len(w.progress.heldout.get("elbo", ())) >= 2, timeout=WAIT_MS)
     with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):
-        w.select_point(3)
-    w.decode_z(0.1, -0.2)
+        w.selection.select_point(3)
+    w.selection.decode_z(0.1, -0.2)
     qtbot.wait(50)  # one layout pass
 
     plane = w.latent_view.plotItem

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
 
 from explorer.core.session_file import load_session
-from explorer.qt.session_actions import autosave_path, read_recovery
+from explorer.qt.controllers.sessions import autosave_path, read_recovery
 
 WAIT_MS = 20_000
 
@@ -21,7 +21,7 @@ def steps(window) -> int:
 def pause_after(qtbot, window, more_than: int) -> int:
     qtbot.waitUntil(lambda: window.snapshot is not None and steps(window) > more_than,
                     timeout=WAIT_MS)
-    if window._running:
+    if window.running:
         window.toggle_running()
     qtbot.waitUntil(lambda: window.progress is not None and window.progress.paused
                     and window.progress.step == steps(window), timeout=WAIT_MS)
@@ -53,7 +53,7 @@ def test_quitting_keeps_the_named_session_and_the_next_window_restores(qtbot, ma
     w = make_window()
     saved_step = pause_after(qtbot, w, 10)
     run = tmp_path / "run.lexp"
-    assert w.save_session_to(run)
+    assert w.sessions.save_session_to(run)
     saved = run.read_bytes()
     w.toggle_running()
     qtbot.waitUntil(lambda: steps(w) > saved_step + 20 and w.isWindowModified(),
@@ -63,19 +63,19 @@ def test_quitting_keeps_the_named_session_and_the_next_window_restores(qtbot, ma
     assert run.read_bytes() == saved  # a named file changes only on Save
     autosaved = int(load_session(autosave_path()).checkpoint.counters["step"])
     assert autosaved > saved_step + 20
-    assert str(autosave_path().resolve()) not in w.recent_files()
+    assert str(autosave_path().resolve()) not in w.sessions.recent_files()
 
     again = make_window(start=False)
-    assert again.recovery_bar is not None and again.recovery_bar.isVisible()
-    text = again.recovery_label.text()
+    assert again.sessions.recovery_bar is not None and again.sessions.recovery_bar.isVisible()
+    text = again.sessions.recovery_label.text()
     notes = read_recovery()
     assert f"Restore the unsaved run from {notes['saved_at']:%H:%M}" in text and "run.lexp" in text
-    restore = next(b for b in again.recovery_bar.findChildren(QPushButton)
+    restore = next(b for b in again.sessions.recovery_bar.findChildren(QPushButton)
                    if b.text() == "Restore")
     qtbot.mouseClick(restore, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: steps(again) == autosaved, timeout=WAIT_MS)
-    assert again.session_path == run and again.isWindowModified()
-    assert again.recovery_bar is None and not autosave_path().exists()
+    assert again.sessions.path == run and again.isWindowModified()
+    assert again.sessions.recovery_bar is None and not autosave_path().exists()
     assert run.read_bytes() == saved
 
 
@@ -85,11 +85,11 @@ def test_discarding_the_offer_removes_the_recovery_file(qtbot, make_window):
     w.close()
     assert autosave_path().exists()
     again = make_window(start=False)
-    discard = next(b for b in again.recovery_bar.findChildren(QPushButton)
+    discard = next(b for b in again.sessions.recovery_bar.findChildren(QPushButton)
                    if b.text() == "Discard")
     qtbot.mouseClick(discard, Qt.MouseButton.LeftButton)
-    assert not autosave_path().exists() and again.recovery_bar is None
-    assert make_window(start=False).recovery_bar is None
+    assert not autosave_path().exists() and again.sessions.recovery_bar is None
+    assert make_window(start=False).sessions.recovery_bar is None
 
 
 def test_reset_asks_first_and_cancel_keeps_the_run(qtbot, make_window):
@@ -113,7 +113,7 @@ def test_reset_save_answer_saves_then_resets(qtbot, make_window, tmp_path, monke
     w = make_window()
     before = pause_after(qtbot, w, 20)
     path = tmp_path / "kept.lexp"
-    monkeypatch.setattr(w, "_save_file_name", lambda *args: str(path))  # the file picker
+    monkeypatch.setattr(w, "save_file_name", lambda *args: str(path))  # the file picker
     answer = BoxAnswerer(QMessageBox.StandardButton.Save)
     w.reset_training()
     assert len(answer.texts) == 1
@@ -153,7 +153,7 @@ def test_closing_during_a_save_waits_for_it_then_autosaves(qtbot, make_window, t
     qtbot.waitUntil(lambda: steps(w) > 10, timeout=WAIT_MS)
     run = tmp_path / "during.lexp"
     QTimer.singleShot(0, w.close)  # arrives while the save waits for the worker
-    assert w.save_session_to(run)
+    assert w.sessions.save_session_to(run)
     saved = load_session(run).checkpoint.counters["step"]
     assert saved > 10
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT_MS)
@@ -182,7 +182,8 @@ def test_a_save_stages_beside_the_session_not_in_tmpdir(qtbot, make_window, tmp_
     timer.timeout.connect(lambda: seen.append((sorted(p.name for p in tmpdir.iterdir()),
                                                sorted(p.name for p in target.parent.iterdir()))))
     timer.start()
-    assert w.save_session_to(target)  # the window's event loop runs while the worker writes
+    # The window's event loop runs while the worker writes.
+    assert w.sessions.save_session_to(target)
     timer.stop()
     # (torch makes its own compile-cache folder there; nothing of this app's appears)
     assert seen and all([n for n in in_tmp if not n.startswith("torchinductor")] == []

@@ -11,9 +11,9 @@ import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QLabel
 
-from explorer.qt.main_window import scrolled
 from explorer.qt.views.inspector import Inspector
 from explorer.qt.views.latent_view import LatentView
+from explorer.qt.window import scrolled
 from trainer import Session, TrainConfig
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.cli import main
@@ -50,9 +50,9 @@ def test_the_planes_dot_the_inspector_and_inspect_agree(qtbot, window, checkpoin
                                                         digits, capsys):
     w = window
     # Per-point colourings score the same x (the window's inputs for them).
-    np.testing.assert_array_equal(w._model_inputs(), dataset_evidence(digits, "dynamic"))
+    np.testing.assert_array_equal(w.selection.model_inputs(), dataset_evidence(digits, "dynamic"))
     for i in POINTS:
-        w.select_point(i)
+        w.selection.select_point(i)
         qtbot.waitUntil(lambda: w.inspector.values()["log_px"] is not None, timeout=WAIT_MS)
         v = w.inspector.values()
         shown = np.array([v["mu1"], v["mu2"]])
@@ -75,13 +75,14 @@ def test_latents_export_runs_in_the_background_and_matches_the_command(
         qtbot, window, checkpoint_dir, tmp_path, capsys):
     w = window
     gui_csv = tmp_path / "gui.csv"
-    w.start_latents_export(str(gui_csv))
-    assert w.latents_export_busy()  # returned at once: the ELBOs are computed elsewhere
-    qtbot.waitUntil(lambda: gui_csv.exists() and not w.latents_export_busy(), timeout=WAIT_MS)
+    w.exports.start_latents_export(str(gui_csv))
+    assert w.exports.latents_export_busy()  # returned at once: the ELBOs are computed elsewhere
+    qtbot.waitUntil(lambda: gui_csv.exists() and not w.exports.latents_export_busy(),
+                    timeout=WAIT_MS)
     assert main(["export-latents", "--checkpoint", str(checkpoint_dir), "--out",
                  str(tmp_path / "cli.csv"), "--quiet"]) == 0
     assert gui_csv.read_text() == (tmp_path / "cli.csv").read_text()
-    assert w.latents_dialog is None
+    assert w.exports.progress_dialog is None
     assert "written to" in w.statusBar().currentMessage()
 
 

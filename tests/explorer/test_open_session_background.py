@@ -29,7 +29,7 @@ def saved_session(qtbot, make_window, tmp_path):
     qtbot.waitUntil(lambda: w.worker.session is not None and w.worker.session.step_count > 5,
                     timeout=WAIT_MS)
     path = tmp_path / "folder-run.lexp"
-    assert w.save_session_to(path)
+    assert w.sessions.save_session_to(path)
     w.close()
     return path
 
@@ -48,8 +48,8 @@ class Ticker:
 
     def _tick(self) -> None:
         self.ticks += 1
-        dialog = self.window.load_dialog
-        if dialog is not None and self.window.loader.is_running():
+        dialog = self.window.datasets.load_dialog
+        if dialog is not None and self.window.datasets.loader.is_running():
             self.dialog_seen = True
             if self.cancel:
                 dialog.findChild(QPushButton).click()  # the user presses Cancel
@@ -66,10 +66,10 @@ def test_open_session_reads_its_folder_in_the_background(qtbot, make_window, tmp
     monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path / "cold-cache"))
     w = make_window(start=False)
     ticker = Ticker(w)
-    assert w.open_session(path)
+    assert w.sessions.open_session(path)
     ticker.stop()
     assert ticker.dialog_seen and ticker.ticks > 0  # the event loop ran during the read
-    assert len(w.dataset) == N_IMAGES and w.session_path == path
+    assert len(w.dataset) == N_IMAGES and w.sessions.path == path
     qtbot.waitUntil(lambda: w.snapshot is not None and len(w.snapshot.mu) == N_IMAGES,
                     timeout=WAIT_MS)
 
@@ -79,14 +79,14 @@ def test_cancel_keeps_the_current_run(qtbot, make_window, tmp_path, digits, monk
     w = make_window()
     qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
     worker = w.worker
-    monkeypatch.setattr(w, "_ask_unsaved", lambda *args: "cancel")  # never reached
+    monkeypatch.setattr(w.sessions, "ask_unsaved", lambda *args: "cancel")  # never reached
     ticker = Ticker(w, cancel=True)
-    assert not w.open_session(path)
+    assert not w.sessions.open_session(path)
     ticker.stop()
     assert ticker.dialog_seen
-    assert w.worker is worker and w.dataset is digits and w.session_path is None
+    assert w.worker is worker and w.dataset is digits and w.sessions.path is None
     assert "Not opened" in w.statusBar().currentMessage()
-    assert not w.loader.is_running() and w.load_dialog is None
+    assert not w.datasets.loader.is_running() and w.datasets.load_dialog is None
     before = worker.session.step_count
     qtbot.waitUntil(lambda: worker.session.step_count > before + 5, timeout=WAIT_MS)
 
@@ -98,10 +98,10 @@ def test_a_moved_dataset_is_located_and_read_in_the_background(qtbot, make_windo
     (tmp_path / "images").rename(moved)
     w = make_window(start=False)
     asked = []
-    monkeypatch.setattr(w, "_ask_locate_dataset",
+    monkeypatch.setattr(w.sessions, "ask_locate_dataset",
                         lambda loaded, reason: asked.append(reason) or str(moved))
     ticker = Ticker(w)
-    assert w.open_session(path)
+    assert w.sessions.open_session(path)
     ticker.stop()
     assert len(asked) == 1 and "no such file or folder" in asked[0]
     assert ticker.dialog_seen and len(w.dataset) == N_IMAGES

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from explorer.qt.main_window import app_settings
 from explorer.qt.preferences import LIMITS, Preferences
+from explorer.qt.window import app_settings
 from explorer.qt.worker import TrainingWorker
 
 WAIT_MS = 20_000
@@ -35,7 +35,7 @@ def test_a_settings_file_of_bad_values_opens_a_window_that_trains(qtbot, make_wi
                                   ellipse_budget=LIMITS["ellipse_budget"][1])
     assert w.latent_view.ellipse_budget() == LIMITS["ellipse_budget"][1]
     qtbot.waitUntil(lambda: w.progress is not None and w.progress.step > 5, timeout=WAIT_MS)
-    assert w._failure is None and not w.banner.isVisible()
+    assert w.failure is None and not w.banner.isVisible()
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -57,7 +57,7 @@ def test_preferences_set_from_code_are_clamped_too(qtbot, make_window, restore_l
     assert (w.prefs.curve_hz, w.prefs.latent_hz, w.prefs.ellipse_budget,
             w.prefs.torch_threads) == (1.0, 0.2, 0, 1)
     qtbot.waitUntil(lambda: w.progress is not None and w.progress.step > 5, timeout=WAIT_MS)
-    assert w._failure is None
+    assert w.failure is None
 
 
 def test_the_worker_refuses_a_zero_rate_in_the_callers_thread(qtbot, digits, small_config):

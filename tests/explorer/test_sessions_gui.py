@@ -54,8 +54,8 @@ def add_encoded(window, digits, names=("first", "second")) -> None:
 
 
 def answer_file(monkeypatch, window, path) -> None:
-    monkeypatch.setattr(window, "_save_file_name", lambda *args: str(path))
-    monkeypatch.setattr(window, "_open_file_name", lambda *args: str(path))
+    monkeypatch.setattr(window, "save_file_name", lambda *args: str(path))
+    monkeypatch.setattr(window, "open_file_name", lambda *args: str(path))
 
 
 class Recorder:
@@ -76,15 +76,15 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     assert first.windowTitle().startswith("untitled[*]") and not first.isWindowModified()
     add_encoded(first, digits)
     train_then_pause(qtbot, first)
-    first.select_point(7)
+    first.selection.select_point(7)
     first.encoded_panel.select(1)
-    first.sigma_actions[2].trigger()
+    first.actions["sigma_2"].trigger()
     first.manifold_view.set_mode("view")
     first.manifold_view.set_grid_size(9)
     assert first.isWindowModified()  # trained and encoded since the (fresh) start
     path = tmp_path / "run.lexp"
     answer_file(monkeypatch, first, path)
-    first.save_action.trigger()
+    first.actions["save"].trigger()
     assert path.is_file() and not first.isWindowModified()
     assert first.windowTitle().startswith("run[*]")
     weights = {k: v.clone() for k, v in first.worker.session.model.state_dict().items()}
@@ -99,14 +99,14 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     second = make_window()
     qtbot.waitUntil(lambda: steps(second) > 5 and second.isWindowModified(), timeout=WAIT_MS)
     ask = Recorder("discard")
-    monkeypatch.setattr(second, "_ask_unsaved", ask)
+    monkeypatch.setattr(second.sessions, "ask_unsaved", ask)
     answer_file(monkeypatch, second, path)
-    second.open_action.trigger()
+    second.actions["open"].trigger()
     assert len(ask.calls) == 1 and "Open run.lexp" in ask.calls[0][1]
     qtbot.waitUntil(lambda: second.snapshot is not None and second.progress is not None,
                     timeout=WAIT_MS)
     session = second.worker.session
-    assert session.paused and session.step_count == step and not second._running
+    assert session.paused and session.step_count == step and not second.running
     for name, tensor in session.model.state_dict().items():
         assert torch.equal(tensor, weights[name]), name
     for key, values in history.items():
@@ -119,13 +119,13 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     assert entries[0].image.notes == ["a note"] and second.encoded_panel.selected() == 1
     np.testing.assert_array_equal(entries[1].image.input,
                                   digits.as_float([1]).reshape(digits.image_shape))
-    assert second.selected == 7 and second.sigma_actions[2].isChecked()
+    assert second.selected == 7 and second.actions["sigma_2"].isChecked()
     assert second.manifold_view.mode() == "view" and second.manifold_view.grid_box.value() == 9
     x0, x1, y0, y1 = second.latent_view.view_region()
     assert x0 <= region[0] + 1e-3 and x1 >= region[1] - 1e-3
     assert y0 <= region[2] + 1e-3 and y1 >= region[3] - 1e-3
     assert second.windowTitle().startswith("run[*]") and not second.isWindowModified()
-    assert second.recent_files()[0] == str(path.resolve())
+    assert second.sessions.recent_files()[0] == str(path.resolve())
 
     second.toggle_running()  # ready to resume: training goes on from the saved step
     qtbot.waitUntil(lambda: steps(second) > step + 10, timeout=WAIT_MS)
@@ -136,19 +136,19 @@ def test_cancel_keeps_the_current_run(qtbot, make_window, tmp_path, monkeypatch)
     w = make_window()
     train_then_pause(qtbot, w, more_than=5)
     path = tmp_path / "saved.lexp"
-    assert w.save_session_to(path)
+    assert w.sessions.save_session_to(path)
     w.toggle_running()
     qtbot.waitUntil(w.isWindowModified, timeout=WAIT_MS)
     worker = w.worker
     ask = Recorder("cancel")
-    monkeypatch.setattr(w, "_ask_unsaved", ask)
-    assert not w.open_session(path)
+    monkeypatch.setattr(w.sessions, "ask_unsaved", ask)
+    assert not w.sessions.open_session(path)
     assert len(ask.calls) == 1 and w.worker is worker and w.isWindowModified()
     before = steps(w)
     qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
 
     # Dropping the session file on the window asks the same question.
-    assert w.open_paths([str(path)]) is None and len(ask.calls) == 2 and w.worker is worker
+    assert w.images.open_paths([str(path)]) is None and len(ask.calls) == 2 and w.worker is worker
 
 
 def test_autosave_on_quit_and_the_prompt_when_it_is_off(qtbot, make_window, data_dir,
@@ -161,7 +161,7 @@ def test_autosave_on_quit_and_the_prompt_when_it_is_off(qtbot, make_window, data
     loaded = load_session(autosave)
     assert loaded.checkpoint.counters["step"] > 5
     # The recovery file is not a session of the user's: it stays out of the recent list.
-    assert str(autosave.resolve()) not in w.recent_files()
+    assert str(autosave.resolve()) not in w.sessions.recent_files()
 
     from explorer.qt.preferences import Preferences
 
@@ -169,7 +169,7 @@ def test_autosave_on_quit_and_the_prompt_when_it_is_off(qtbot, make_window, data
     w.set_preferences(Preferences(autosave_on_quit=False))
     qtbot.waitUntil(lambda: steps(w) > 5 and w.isWindowModified(), timeout=WAIT_MS)
     ask = Recorder("cancel")
-    monkeypatch.setattr(w, "_ask_unsaved", ask)
+    monkeypatch.setattr(w.sessions, "ask_unsaved", ask)
     assert not w.close() and w.isVisible() and w.worker.isRunning()
     assert len(ask.calls) == 1 and ask.calls[0][0] == "Quit"
     ask.answer = "discard"
@@ -211,14 +211,14 @@ def test_crafted_files_give_a_message_and_training_goes_on(qtbot, make_window, t
     w = make_window()
     train_then_pause(qtbot, w, more_than=5)
     good = tmp_path / "good.lexp"
-    assert w.save_session_to(good)
+    assert w.sessions.save_session_to(good)
     w.toggle_running()
     worker = w.worker
     tell = Recorder()
     monkeypatch.setattr(w, "tell", tell)
-    monkeypatch.setattr(w, "_ask_unsaved", Recorder("discard"))
+    monkeypatch.setattr(w.sessions, "ask_unsaved", Recorder("discard"))
     for path, reason in _crafted(tmp_path, good):
-        assert not w.open_session(path)
+        assert not w.sessions.open_session(path)
         title, text = tell.calls[-1]
         assert str(path) in text and reason in text and "Still training" in text, text
     assert len(tell.calls) == 3 and w.worker is worker
@@ -235,15 +235,15 @@ def test_exports_from_the_menu_parse_back(qtbot, make_window, tmp_path, monkeypa
     names = {"Export latents CSV": "latents.csv", "Export latent plane PNG": "plane.png",
              "Export latent plane SVG": "plane.svg", "Export manifold PNG": "manifold.png",
              "Export history CSV": "history.csv"}
-    monkeypatch.setattr(w, "_save_file_name",
+    monkeypatch.setattr(w, "save_file_name",
                         lambda title, *args: str(tmp_path / names[title]))
     tell = Recorder()
     monkeypatch.setattr(w, "tell", tell)
-    for a in w.export_actions.values():
+    for a in w.menus["File/Export"].actions():
         assert a.statusTip()
         a.trigger()
     # The latents CSV is computed by a background job (its ELBOs take a while on big data).
-    qtbot.waitUntil(lambda: not w.latents_export_busy(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not w.exports.latents_export_busy(), timeout=WAIT_MS)
     assert tell.calls == []
 
     with open(tmp_path / "latents.csv", newline="", encoding="utf-8") as f:
@@ -273,21 +273,21 @@ def test_recent_list_greys_missing_files_and_clears(qtbot, make_window, tmp_path
     w = make_window(start=False)
     qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
     kept, gone = tmp_path / "kept.lexp", tmp_path / "gone.lexp"
-    assert w.save_session_to(gone) and w.save_session_to(kept)
+    assert w.sessions.save_session_to(gone) and w.sessions.save_session_to(kept)
     gone.unlink()
-    w._rebuild_recent_menu()
-    actions = {a.toolTip(): a for a in w.recent_menu.actions() if a.toolTip()}
+    w.menus["File/Open recent"].aboutToShow.emit()  # as opening the menu does
+    actions = {a.toolTip(): a for a in w.menus["File/Open recent"].actions() if a.toolTip()}
     assert actions[str(kept.resolve())].isEnabled()
     assert not actions[f"{gone.resolve()} (missing)"].isEnabled()
-    clear = next(a for a in w.recent_menu.actions() if a.text() == "Clear list")
+    clear = next(a for a in w.menus["File/Open recent"].actions() if a.text() == "Clear list")
     clear.trigger()
-    assert w.recent_files() == []
+    assert w.sessions.recent_files() == []
 
 
 def test_crafted_view_state_is_ignored(qtbot, make_window):
     w = make_window(start=False)
-    w.apply_view_state({"view_region": [1, 0, "x", None], "sigma_level": True,
+    w.sessions.apply_view_state({"view_region": [1, 0, "x", None], "sigma_level": True,
                         "manifold_mode": "<script>", "manifold_grid": 10**9,
                         "colour_by": 3, "aggregate": "yes"})
-    assert w.sigma_actions[1].isChecked() and w.manifold_view.mode() == "prior"
-    assert w.manifold_view.grid_box.value() == 15 and not w.aggregate_action.isChecked()
+    assert w.actions["sigma_1"].isChecked() and w.manifold_view.mode() == "prior"
+    assert w.manifold_view.grid_box.value() == 15 and not w.actions["aggregate"].isChecked()

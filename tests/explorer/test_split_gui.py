@@ -19,7 +19,8 @@ def test_reset_new_seed_save_and_reopen_keeps_the_split(qtbot, make_window, tmp_
     qtbot.waitUntil(lambda: first.snapshot is not None and steps(first) > 5, timeout=WAIT_MS)
     heldout = first.worker.session.split.heldout.copy()
     first.controls.seed.setValue(7)
-    monkeypatch.setattr(first, "_ask_unsaved", lambda *args: "discard")  # Reset asks first now
+    # Reset asks first now.
+    monkeypatch.setattr(first.sessions, "ask_unsaved", lambda *args: "discard")
     first.reset_training()
     qtbot.waitUntil(lambda: first.worker.session.config.seed == 7 and steps(first) > 5,
                     timeout=WAIT_MS)
@@ -28,15 +29,15 @@ def test_reset_new_seed_save_and_reopen_keeps_the_split(qtbot, make_window, tmp_
     qtbot.waitUntil(lambda: first.worker.session.paused, timeout=WAIT_MS)
     path = tmp_path / "run.lexp"
     for window in (first,):
-        monkeypatch.setattr(window, "_save_file_name", lambda *args: str(path))
-    first.save_action.trigger()
+        monkeypatch.setattr(window, "save_file_name", lambda *args: str(path))
+    first.actions["save"].trigger()
     assert path.is_file()
     first.close()
 
     second = make_window(start=False)
-    monkeypatch.setattr(second, "_open_file_name", lambda *args: str(path))
-    monkeypatch.setattr(second, "_ask_unsaved", lambda *args: "discard")
-    second.open_action.trigger()
+    monkeypatch.setattr(second, "open_file_name", lambda *args: str(path))
+    monkeypatch.setattr(second.sessions, "ask_unsaved", lambda *args: "discard")
+    second.actions["open"].trigger()
     qtbot.waitUntil(lambda: second.worker.session is not None
                     and second.worker.session.config.seed == 7, timeout=WAIT_MS)
     session = second.worker.session

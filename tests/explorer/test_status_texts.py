@@ -16,7 +16,7 @@ def test_clicking_a_dot_shows_its_mu_in_the_z_panel(qtbot, make_window):
     w = make_window(start=False)
     w.step_once()
     qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
-    w.decode_z(2.5, -2.5)  # some earlier z
+    w.selection.decode_z(2.5, -2.5)  # some earlier z
     i = int(np.argmax(np.abs(w.snapshot.mu).sum(1)))  # an outlying dot, alone on screen
     mu = w.snapshot.mu[i].astype(float)
     vb = w.latent_view.plotItem.vb
@@ -37,13 +37,13 @@ def test_rate_says_paused_while_paused(qtbot, make_window):
     w = make_window()
     qtbot.waitUntil(lambda: w.progress is not None and w.progress.samples_per_second > 0,
                     timeout=WAIT_MS)
-    assert w.rate_label.text().endswith("samples/s")
+    assert w.figures.rate_label.text().endswith("samples/s")
     w.toggle_running()
     qtbot.waitUntil(lambda: w.progress.paused, timeout=WAIT_MS)
-    assert w.rate_label.text() == "paused"
+    assert w.figures.rate_label.text() == "paused"
     w.toggle_running()
     qtbot.waitUntil(lambda: not w.progress.paused, timeout=WAIT_MS)
-    assert w.rate_label.text().endswith("samples/s")
+    assert w.figures.rate_label.text().endswith("samples/s")
 
 
 def test_a_reopened_session_names_the_button_it_shows(qtbot, make_window, tmp_path):
@@ -51,10 +51,10 @@ def test_a_reopened_session_names_the_button_it_shows(qtbot, make_window, tmp_pa
     first.step_once()
     qtbot.waitUntil(lambda: first.snapshot is not None, timeout=WAIT_MS)
     path = tmp_path / "again.lexp"
-    assert first.save_session_to(path)
+    assert first.sessions.save_session_to(path)
     first.close()
     second = make_window(start=False)
-    assert second.open_session(path)
+    assert second.sessions.open_session(path)
     button = second.controls.start_button.text()
     assert button == "Resume"
     assert f"press {button} to go on" in second.statusBar().currentMessage()

@@ -37,7 +37,7 @@ def test_a_run_that_cannot_be_built_leaves_the_old_one_training(qtbot, make_wind
     #    through the Datasets menu's background loader.
     one = tmp_path / "one.npy"
     np.save(one, np.zeros((1, 8, 8), np.uint8))
-    w.open_dataset(str(one), confirmed=True)
+    w.datasets.open_dataset(str(one), confirmed=True)
     qtbot.waitUntil(lambda: len(told) == 1, timeout=WAIT_MS)
     assert "at least 2 images" in told[-1][1] and str(one) in told[-1][1]
     assert_old_run_goes_on(qtbot, w, worker, told, 1)
@@ -46,8 +46,8 @@ def test_a_run_that_cannot_be_built_leaves_the_old_one_training(qtbot, make_wind
     good = tmp_path / "good"
     save_checkpoint(Session(digits, TrainConfig(hidden=(16,), threads=1)), good)
     other = ImageDataset(np.zeros((50, 10, 10), np.uint8), 1 / 255, "ten", "ten-by-ten")
-    assert not w.switch_dataset(other, checkpoint=load_checkpoint(good))
+    assert not w.datasets.switch_dataset(other, checkpoint=load_checkpoint(good))
     assert "8x8" in told[-1][1] and str(good) in told[-1][1]
     assert_old_run_goes_on(qtbot, w, worker, told, 2)
-    assert w.windowTitle() == title and w.dataset is dataset and w.session_path is None
+    assert w.windowTitle() == title and w.dataset is dataset and w.sessions.path is None
     assert not w.banner.isVisible()

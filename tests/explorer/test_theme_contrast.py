@@ -56,7 +56,7 @@ def test_theme_switch_restyles_every_view_at_once_with_readable_text(qtbot, make
     qtbot.waitUntil(lambda: w.snapshot is not None and w.progress is not None
                     and len(w.progress.heldout.get("elbo", ())) >= 1, timeout=WAIT_MS)
     with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):
-        w.select_point(3)
+        w.selection.select_point(3)
     with qtbot.waitSignal(w.colouring.computed, timeout=WAIT_MS):
         w.colouring.choose("inference_gap")  # the colour bar, with its title
     plots = {"plane": w.latent_view, "curves": w.elbo_view.plot, "manifold": w.manifold_view.plot}

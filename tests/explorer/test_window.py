@@ -10,7 +10,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QTextBrowser
 
-from explorer.qt.main_window import MainWindow
+from explorer.qt.window import MainWindow
 from explorer.qt.worker import running_workers
 
 WAIT_MS = 20_000
@@ -72,7 +72,7 @@ def test_training_starts_and_curves_get_points(qtbot, make_window):
     x, y = w.elbo_view.smoothed.getData()
     assert np.all(np.isfinite(y)) and np.all(np.diff(x) > 0)
     assert "higher is better" in w.elbo_view.plot.getPlotItem().getAxis("left").labelText
-    assert "samples/s" in w.rate_label.text() and "nats" in w.train_label.text()
+    assert "samples/s" in w.figures.rate_label.text() and "nats" in w.figures.train_label.text()
     assert w.snapshot.mu.shape == (len(w.dataset), 2)
 
 
@@ -207,7 +207,7 @@ def test_export_history_csv(qtbot, make_window, tmp_path):
     qtbot.waitUntil(lambda: w.progress is not None and len(w.progress.heldout["elbo"]) >= 1
                     and len(w.progress.train["elbo"]) >= 2, timeout=WAIT_MS)
     path = tmp_path / "history.csv"
-    w.export_history(str(path))
+    w.exports.export_history(str(path))
     rows = list(csv.DictReader(path.open()))
     splits = {r["split"] for r in rows}
     assert {"train", "heldout"} <= splits <= {"train", "heldout", "heldout_logpx"}
@@ -218,11 +218,11 @@ def test_export_history_csv(qtbot, make_window, tmp_path):
 
 def test_window_state_and_sigma_level_are_remembered(qtbot, make_window):
     w = make_window(start=False)
-    w.sigma_actions[2].trigger()
+    w.actions["sigma_2"].trigger()
     w.docks["manifold"].hide()
     w.close()
     again = make_window(start=False)
-    assert again.sigma_actions[2].isChecked()
+    assert again.actions["sigma_2"].isChecked()
     assert not again.docks["manifold"].isVisible()
 
 
@@ -234,3 +234,26 @@ def test_help_opens_with_f1(qtbot, make_window):
     text = w.help_dialog.findChild(QTextBrowser).toPlainText()
     assert "ELBO" in text and "log p" in text and "φ" in text and "θ" in text
     w.help_dialog.close()
+
+
+def test_the_action_table_builds_every_menu_entry_with_a_tip(qtbot, make_window):
+    w = make_window(start=False)
+    top = [a.text() for a in w.menuBar().actions()]
+    assert top == ["&File", "&Edit", "&Datasets", "&Training", "&View", "&Help"]
+    assert [a.text() for a in w.menus["File/Export"].actions()] == [
+        "Latents CSV...", "Latent plane PNG...", "Latent plane SVG...", "Manifold PNG...",
+        "History CSV..."]
+    for name, action in w.actions.items():
+        assert action.statusTip(), name
+    assert QKeySequence("Ctrl+E") in w.actions["export_history"].shortcuts()
+    assert w.actions["start"].shortcut() == QKeySequence(Qt.Key.Key_Space)
+
+
+def test_step_is_offered_only_while_paused(qtbot, make_window):
+    w = make_window(start=False)
+    step = w.actions["step"]
+    assert not w.running and step.isEnabled()
+    w.actions["start"].trigger()
+    assert w.running and not step.isEnabled()  # Ctrl+. does nothing while training
+    w.actions["start"].trigger()
+    assert not w.running and step.isEnabled()

@@ -42,7 +42,7 @@ def test_a_failed_worker_is_shown_and_reset_replaces_it(qtbot, make_window, digi
     w.step_once()
     assert [t for t, _ in told] == ["Start: training has stopped", "Step: training has stopped"]
     assert all(reason in text and "Reset" in text for _, text in told)
-    assert w.worker is failed_worker and not w._running
+    assert w.worker is failed_worker and not w.running
 
     w.reset_training()
     assert w.worker is not failed_worker
@@ -53,4 +53,4 @@ def test_a_failed_worker_is_shown_and_reset_replaces_it(qtbot, make_window, digi
     w.toggle_running()
     qtbot.waitUntil(lambda: session.step_count > 10, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: w.progress is not None and w.progress.step > 10, timeout=WAIT_MS)
-    assert w._failure is None and not w.banner.isVisible()
+    assert w.failure is None and not w.banner.isVisible()

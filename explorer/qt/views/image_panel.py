@@ -136,3 +136,10 @@ class ImagePanel(QWidget):
         self.reconstruction.set_image(None)
         self.point_label.setText("click a point to select it")
         self.recon_label.setText("")
+
+    def clear(self) -> None:
+        """Nothing decoded, nothing selected: a new dataset."""
+        self.clear_datapoint()
+        self.z = None
+        self.decoded.set_image(None)
+        self.z_label.setText("click the plane to decode a z")

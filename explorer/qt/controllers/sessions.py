@@ -1,11 +1,11 @@
-"""Sessions (``NAME.lexp``, explorer.core.session_file), mixed into the main window: the title
-and its unsaved-changes mark, the view a session keeps, save / open / restore, the questions
-that could lose work, autosave on quit, and the recently opened list.
+"""Sessions (``NAME.lexp``, explorer.core.session_file): the title and its unsaved-changes
+mark, the view a session keeps, save / open / restore, the questions that could lose work,
+autosave on quit and its recovery, and the recently opened list.
 
 Saving asks the worker for a checkpoint between steps and writes the file atomically; opening
 restores the run paused, with its curves, encoded images, selection and view. Questions that
-could lose work (Save / Discard / Cancel) go through ``_ask_unsaved`` and file pickers through
-``_open_file_name`` / ``_save_file_name`` (on the window), so tests and scripts can answer them.
+could lose work (Save / Discard / Cancel) go through ``ask_unsaved`` and file pickers through
+the window, so tests and scripts can answer them.
 """
 
 from __future__ import annotations
@@ -14,12 +14,21 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import platformdirs
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
 
 from explorer.core.session_file import (
     SUFFIX,
@@ -31,14 +40,17 @@ from explorer.core.session_file import (
     load_session,
     save_session,
 )
-from explorer.qt.dataset_actions import DATASET_FILTER
-from explorer.qt.dataset_loader import source_title
+from explorer.qt.controllers.datasets import DATASET_FILTER, DatasetsController
 from explorer.qt.image_jobs import PreparedImage
 from explorer.qt.views.dataset_views import COLOURINGS
 from explorer.qt.views.manifold_view import MAX_GRID, MODES
 from trainer import ImageDataset, atomic_write, load_source, save_checkpoint
 from trainer.atomic import staging_dir
 from trainer.checkpoint import read_run_json
+
+SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
+MAX_RECENT = 8
+SAVE_TIMEOUT_MS = 120_000  # the worker answers between steps; this only guards a hung one
 
 SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
 MAX_RECENT = 8
@@ -101,69 +113,127 @@ def recent_list(settings: QSettings | None) -> list[str]:
     return [str(p) for p in items if p][:MAX_RECENT]
 
 
-class SessionActions:
-    """Mixed into MainWindow: works on its widgets, worker, settings and ``session_path``."""
+
+class SessionsController:
+    """The run as a session file: its name, whether it changed since saved, saving, opening
+    and recovering. ``datasets`` finds and switches to a session's dataset; ``views`` are the
+    panels whose state a session keeps; ``select_point`` restores the selection; ``settings``
+    hold the recent list (None: none kept)."""
+
+    def __init__(self, window, views, datasets: DatasetsController,
+                 select_point: Callable[[int], None], recent_menu: QMenu,
+                 settings: QSettings | None, run_name: str | None, clean_step: int):
+        self.window = window
+        self._select_point = select_point
+        self.views = views
+        self.datasets = datasets
+        self.recent_menu = recent_menu
+        self.settings = settings
+        self.path: Path | None = None  # the .lexp this run was opened from / saved to
+        # Until it is saved, a run resumed from a checkpoint folder is named after the folder.
+        self.run_name = run_name
+        self.clean_step = clean_step  # the step last saved or opened (-1: never clean)
+        self.recovery_bar: QWidget | None = None
+        self.recovery_label: QLabel | None = None
+        self._restoring = False  # encoded images being restored do not count as changes
+        self._pending_restore: dict = {}  # selection and colouring, once a snapshot arrives
+        self._save_loop: QEventLoop | None = None
+        self._checkpoint_reply: tuple[str, str] | None = None
+        self._close_after_save = False  # a close came in during a save: close after it
+        self._autosave_error: str | None = None  # the last autosave on quit failed: ask next
+        self._recovering: dict | None = None  # the recovery file being restored, its notes
+        recent_menu.aboutToShow.connect(self.rebuild_recent_menu)
+        model = views.encoded_panel.model
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+            signal.connect(self._on_encoded_list_changed)
+        self.rebuild_recent_menu()
 
     # ----------------------------------------------------------- title, changes
-    def _session_name(self) -> str:
-        if self.session_path is not None:
-            return self.session_path.stem
+    def name(self) -> str:
+        if self.path is not None:
+            return self.path.stem
         return self.run_name or "untitled"  # a --checkpoint run: its folder's name
 
-    def _update_title(self) -> None:
-        self.setWindowTitle(f"{self._session_name()}[*] ({self.dataset.name}) - Latent Explorer")
+    def update_title(self) -> None:
+        self.window.setWindowTitle(
+            f"{self.name()}[*] ({self.window.dataset.name}) - Latent Explorer")
 
-    def _adopt_session_file(self, path: Path, step: int, modified: bool) -> None:
+    def new_run(self, clean_step: int) -> None:
+        """A new run replaced the old one (a dataset switch or an opened session): untitled
+        until saved (opening sets the file after), unchanged at ``clean_step``."""
+        self.end_save_wait()
+        self.path = None
+        self.run_name = None
+        self.clean_step = clean_step
+        self._pending_restore = {}
+        self.update_title()
+        self.window.setWindowModified(False)
+
+    def progressed(self, step: int) -> None:
+        if step != self.clean_step:
+            self.window.setWindowModified(True)  # training moved on since the last save/open
+
+    def _adopt_file(self, path: Path, step: int, modified: bool) -> None:
         """The run is now ``path`` as saved at ``step``: the title and recent list say so."""
-        self.session_path = path
-        self._clean_step = step
-        self.setWindowModified(modified)
-        self._update_title()
+        self.path = path
+        self.clean_step = step
+        self.window.setWindowModified(modified)
+        self.update_title()
         self.add_recent(path)
 
     def _on_encoded_list_changed(self, *_) -> None:
         if not self._restoring:
-            self.setWindowModified(True)
+            self.window.setWindowModified(True)
 
     # ------------------------------------------------------------- view state
     def view_state(self) -> dict:
         """What a session keeps of the view (JSON-able)."""
-        return {"view_region": [float(v) for v in self.latent_view.view_region()],
-                "sigma_level": self._sigma_level(), "manifold_mode": self.manifold_view.mode(),
-                "manifold_grid": int(self.manifold_view.grid_box.value()),
-                "colour_by": self.colouring.kind,
-                "aggregate": bool(self.aggregate_action.isChecked())}
+        v = self.views
+        return {"view_region": [float(x) for x in v.latent_view.view_region()],
+                "sigma_level": self.window.sigma_level(), "manifold_mode": v.manifold_view.mode(),
+                "manifold_grid": int(v.manifold_view.grid_box.value()),
+                "colour_by": v.colouring.kind, "aggregate": self.window.aggregate_shown()}
 
     def apply_view_state(self, view: dict) -> None:
         """Restore ``view_state()``; values a crafted file got wrong are skipped."""
+        v = self.views
         region = view.get("view_region")
         if (isinstance(region, list) and len(region) == 4
-                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in region)
+                and all(isinstance(x, (int, float)) and math.isfinite(x) for x in region)
                 and region[0] < region[1] and region[2] < region[3]):
-            self.latent_view.follow_data(False)
-            self.latent_view.setRange(xRange=region[:2], yRange=region[2:], padding=0)
+            v.latent_view.follow_data(False)
+            v.latent_view.setRange(xRange=region[:2], yRange=region[2:], padding=0)
         level = view.get("sigma_level")
         if level in (1, 2) and not isinstance(level, bool):
-            self.sigma_actions[level].setChecked(True)
-            self._on_sigma_action()
+            self.window.set_sigma_level(level)
         if view.get("manifold_mode") in MODES:
-            self.manifold_view.set_mode(view["manifold_mode"])
+            v.manifold_view.set_mode(view["manifold_mode"])
         grid = view.get("manifold_grid")
         if isinstance(grid, int) and not isinstance(grid, bool) and 2 <= grid <= MAX_GRID:
-            self.manifold_view.set_grid_size(grid)
+            v.manifold_view.set_grid_size(grid)
         colour = view.get("colour_by")
         if colour in COLOURINGS:
-            self.colouring.choose(colour)  # computed once the restored model's snapshot arrives
+            v.colouring.choose(colour)  # computed once the restored model's snapshot arrives
             self._pending_restore["colour"] = colour
         if isinstance(view.get("aggregate"), bool):
-            self.aggregate_action.setChecked(view["aggregate"])
-            self.aggregate.set_visible(view["aggregate"])
+            self.window.show_aggregate(view["aggregate"])
+
+    def snapshot_arrived(self, n_points: int) -> None:
+        """The first snapshot of an opened session: its selection and colouring now."""
+        if not self._pending_restore:
+            return
+        restore, self._pending_restore = self._pending_restore, {}
+        point = restore.get("point")
+        if point is not None and point < n_points:
+            self._select_point(point)
+        if restore.get("colour", "label") != "label":
+            self.views.colouring.recompute()
 
     # ----------------------------------------------------------------- saving
     def _write_checkpoint(self, folder: Path) -> str:
         """Write the current run's checkpoint into ``folder``: by the worker between steps
         (never racing the optimiser), or here when its thread has ended. "" or an error."""
-        worker = self.worker
+        worker = self.window.worker
         if not worker.isRunning():
             if worker.session is None:
                 return "no model to save yet"
@@ -185,27 +255,28 @@ class SessionActions:
             return "the training thread did not answer"
         return reply[1]
 
-    def _on_checkpoint_saved(self, path: str, error: str) -> None:
+    def on_checkpoint_saved(self, path: str, error: str) -> None:
         self._checkpoint_reply = (path, error)
-        self._end_save_wait()
+        self.end_save_wait()
 
-    def _end_save_wait(self) -> None:
+    def end_save_wait(self) -> None:
         if self._save_loop is not None:
             self._save_loop.quit()
 
     def session_state(self, checkpoint_dir: Path) -> SessionState:
-        selected = self.encoded_panel.selected()
+        panel = self.views.encoded_panel
+        selected = panel.selected()
         return SessionState(checkpoint=checkpoint_dir,
-                            encoded=[e.image for e in self.encoded_panel.model.entries],
+                            encoded=[e.image for e in panel.model.entries],
                             selected_encoded=selected if selected >= 0 else None,
-                            selected_point=self.selected, view=self.view_state())
+                            selected_point=self.window.selected, view=self.view_state())
 
     def _write_session(self, path: Path) -> tuple[int | None, str]:
         """Write the session file ``path`` atomically: (the step saved, "") or (None, why)."""
         if self._save_loop is not None:
             return None, f"{path}: another save is still waiting for the training thread"
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        self.statusBar().showMessage(f"Saving {path}...")
+        self.window.status(f"Saving {path}...")
         try:
             # Staged beside the session (same file system, swept when stale), not in $TMPDIR,
             # where a kill -9 mid-save left the checkpoint's weights behind for good.
@@ -217,7 +288,7 @@ class SessionActions:
                 run = read_run_json(folder)
                 save_session(path, self.session_state(folder))
         except (SessionFileError, OSError, ValueError) as exc:
-            self.statusBar().clearMessage()
+            self.window.status("")
             message = str(exc)
             if isinstance(exc, OSError) and str(path) not in message:
                 message = f"{path}: {message}"
@@ -226,7 +297,7 @@ class SessionActions:
             QApplication.restoreOverrideCursor()
             if self._close_after_save:  # a close arrived during the save: do it now
                 self._close_after_save = False
-                QTimer.singleShot(0, self.close)
+                QTimer.singleShot(0, self.window.close)
         return int(run["counters"]["step"]), ""
 
     def save_session_to(self, path: str | os.PathLike, show_errors: bool = True) -> bool:
@@ -235,25 +306,25 @@ class SessionActions:
         step, error = self._write_session(path)
         if error:
             if show_errors:
-                self.tell("Could not save the session", error)
+                self.window.tell("Could not save the session", error)
             else:
                 print(f"latent-explorer: {error}", file=sys.stderr)
             return False
         # Training may have stepped on while the worker wrote: then it is unsaved again.
-        self._adopt_session_file(path, step, modified=self.progress is not None
-                                 and self.progress.step != step)
-        self.statusBar().showMessage(f"Session saved to {path}", 5000)
+        progress = self.window.progress
+        self._adopt_file(path, step, modified=progress is not None and progress.step != step)
+        self.window.status(f"Session saved to {path}", 5000)
         return True
 
     def save_session(self) -> bool:
         """File > Save session: to the current file, or ask for one."""
-        if self.session_path is None:
+        if self.path is None:
             return self.save_session_as()
-        return self.save_session_to(self.session_path)
+        return self.save_session_to(self.path)
 
     def save_session_as(self) -> bool:
-        path = self._save_file_name("Save session", f"{self._session_name()}{SUFFIX}",
-                                    SESSION_FILTER)
+        path = self.window.save_file_name("Save session", f"{self.name()}{SUFFIX}",
+                                          SESSION_FILTER)
         if not path:
             return False
         if not Path(path).suffix:
@@ -261,39 +332,39 @@ class SessionActions:
         return self.save_session_to(path)
 
     # ---------------------------------------------------------------- opening
-    def _open_session_dialog(self) -> None:
-        path = self._open_file_name("Open session", SESSION_FILTER)
+    def ask_and_open(self) -> None:
+        """File > Open session...: pick a session file and open it."""
+        path = self.window.open_file_name("Open session", SESSION_FILTER)
         if path:
             self.open_session(path)
 
     def open_session(self, path: str | os.PathLike) -> bool:
         """Open a session file: a bad one is reported and the current run goes on."""
+        window = self.window
         try:
             loaded = load_session(path)
         except SessionFileError as exc:
-            self.tell("Could not open the session", f"{exc}\nStill training on "
-                      f"{self.dataset.name}.")
+            window.tell("Could not open the session", f"{exc}\nStill training on "
+                        f"{window.dataset.name}.")
             return False
         found = self._find_session_dataset(loaded)
         if found is None:  # cancelled, or the window is closing
-            if not self._closing:
-                self.statusBar().showMessage(
-                    f"Not opened; still training on {self.dataset.name}", 6000)
+            if not window.closing:
+                window.status(f"Not opened; still training on {window.dataset.name}", 6000)
             return False
         dataset, reason = found
         if dataset is None:
             dataset = self._locate_dataset(loaded, reason or "")
             if dataset is None:
-                self.statusBar().showMessage(f"Not opened; still training on {self.dataset.name}",
-                                             6000)
+                window.status(f"Not opened; still training on {window.dataset.name}", 6000)
                 return False
-        if not self._resolve_unsaved("Open session",
-                                     f"Open {Path(path).name}? The current run will be replaced."):
+        if not self.resolve_unsaved("Open session",
+                                    f"Open {Path(path).name}? The current run will be replaced."):
             return False
         try:
             return self.restore_session(loaded, dataset)
         except SessionFileError as exc:
-            self.tell("Could not open the session", str(exc))
+            window.tell("Could not open the session", str(exc))
             return False
 
     def _find_session_dataset(self, loaded: LoadedSession
@@ -304,41 +375,22 @@ class SessionActions:
         def job(progress, cancelled):
             return find_dataset(loaded, progress=progress, cancelled=cancelled)
 
-        kind, value = self._load_and_wait(f"the dataset of {loaded.path.name}", job)
+        kind, value = self.datasets.load_and_wait(f"the dataset of {loaded.path.name}", job)
         if kind == "loaded":
             return value
         if kind == "failed":
             return None, value
         return None
 
-    def _load_and_wait(self, title: str, job) -> tuple[str, object]:
-        """Run ``job(progress=, cancelled=)`` on the dataset loader's thread with its progress
-        dialog, waiting in an event loop: ("loaded", result), ("failed", one line) or
-        ("cancelled", why)."""
-        if self.loader.is_running():
-            self.tell("Open session", f"Still loading {source_title(self.loader.source)}; "
-                      "cancel that first")
-            return "cancelled", "another load is running"
-        wait = {"loop": QEventLoop(), "result": None}
-        self._session_wait = wait
-        try:
-            self.loader.start(title, job=job)
-            self._show_load_dialog(title, "Open session")
-            if wait["result"] is None:
-                wait["loop"].exec()
-        finally:
-            self._session_wait = None
-        return wait["result"] or ("cancelled", "")
-
     def _locate_dataset(self, loaded: LoadedSession, reason: str) -> ImageDataset | None:
         """Ask the user for the session's dataset until it matches (or they use it anyway,
         or cancel)."""
         shape = tuple(loaded.dataset_ref["image_shape"])
         while True:
-            choice = self._ask_locate_dataset(loaded, reason)
+            choice = self.ask_locate_dataset(loaded, reason)
             if not choice:
                 return None
-            kind, value = self._load_and_wait(
+            kind, value = self.datasets.load_and_wait(
                 choice, lambda progress, cancelled, c=choice: load_source(
                     c, progress=progress, cancelled=cancelled))
             if kind == "cancelled":
@@ -351,125 +403,134 @@ class SessionActions:
             if not diffs:
                 return dataset
             reason = f"{choice} differs from the dataset it was trained on: " + "; ".join(diffs)
-            if tuple(dataset.image_shape) == shape and self.confirm(
+            if tuple(dataset.image_shape) == shape and self.window.confirm(
                     "Use a different dataset?",
                     f"{reason}.\nContinue training on it anyway? The weights, optimiser and "
                     "history carry over; a fresh epoch order starts."):
                 return dataset
 
-    def _ask_locate_dataset(self, loaded: LoadedSession, reason: str) -> str | None:
+    def ask_locate_dataset(self, loaded: LoadedSession, reason: str) -> str | None:
         """Ask the user where the session's dataset is: a folder or a file, or None."""
         ref = loaded.dataset_ref
         box = QMessageBox(QMessageBox.Icon.Question, "Locate the dataset",
                           f"{loaded.path.name} was trained on {ref['name']} "
-                          f"({ref['n']:,} images), which was not found as recorded.", parent=self)
+                          f"({ref['n']:,} images), which was not found as recorded.",
+                          parent=self.window)
         box.setInformativeText(reason)
         folder = box.addButton("Folder...", QMessageBox.ButtonRole.AcceptRole)
         file = box.addButton("File...", QMessageBox.ButtonRole.AcceptRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         if box.clickedButton() is folder:
-            return self._folder_name("Locate the dataset folder") or None
+            return self.window.folder_name("Locate the dataset folder") or None
         if box.clickedButton() is file:
-            return self._open_file_name("Locate the dataset file", DATASET_FILTER) or None
+            return self.window.open_file_name("Locate the dataset file", DATASET_FILTER) or None
         return None
 
     def restore_session(self, loaded: LoadedSession, dataset: ImageDataset) -> bool:
         """Replace the current run with the loaded one (paused), its encoded images,
         selection and view."""
-        if not self.switch_dataset(dataset, checkpoint=loaded.checkpoint):
+        if not self.datasets.switch_dataset(dataset, checkpoint=loaded.checkpoint):
             return False  # the message is shown; the current run goes on
-        if self.loader.is_running():  # a dataset load the user started before opening
-            self.loader.cancel_and_wait()
-            self._end_load()
+        if self.datasets.loader.is_running():  # a dataset load the user started before opening
+            self.datasets.cancel_load()
         self.restore_extras(loaded)
         return True
 
     def restore_extras(self, loaded: LoadedSession) -> None:
         """A session's encoded images, selection and view, on a window already running its
         checkpoint (``switch_dataset(..., checkpoint=)`` or ``MainWindow(checkpoint=)``)."""
+        panel = self.views.encoded_panel
         self._restoring = True
         try:
-            model = self.encoded_panel.model
-            model.clear()
-            model.add([PreparedImage(r.name, r.source, r.grey, r.input, list(r.notes))
-                       for r in loaded.encoded])
+            panel.model.clear()
+            panel.model.add([PreparedImage(r.name, r.source, r.grey, r.input, list(r.notes))
+                             for r in loaded.encoded])
         finally:
             self._restoring = False
         if loaded.selected_encoded is not None:
-            self.encoded_panel.select(loaded.selected_encoded)
+            panel.select(loaded.selected_encoded)
         self.apply_view_state(loaded.view)
         if loaded.selected_point is not None:
             self._pending_restore["point"] = loaded.selected_point
         recovered, self._recovering = self._recovering, None
         if recovered is None:
-            self._adopt_session_file(loaded.path, int(loaded.checkpoint.counters["step"]),
-                                     modified=False)
-            button = self.controls.start_button.text()  # "Resume": say what the button says
-            self.statusBar().showMessage(
-                f"Opened {loaded.path} (paused: press {button} to go on)", 8000)
+            self._adopt_file(loaded.path, int(loaded.checkpoint.counters["step"]),
+                             modified=False)
+            button = self.views.controls.start_button.text()  # "Resume": say what it says
+            self.window.status(f"Opened {loaded.path} (paused: press {button} to go on)", 8000)
             return
         # The recovered run is unsaved work: it belongs to its named session, if it had one,
         # and stays marked changed until the user saves it.
         original = recovered["session_path"]
-        self.session_path = Path(original) if original else None
-        self._clean_step = -1
-        self.setWindowModified(True)
-        self._update_title()
-        self.statusBar().showMessage(
-            f"Restored the unsaved run from {recovered['saved_at']:%H:%M} (paused; Save keeps "
-            "it)", 10000)
+        self.path = Path(original) if original else None
+        self.clean_step = -1
+        self.window.setWindowModified(True)
+        self.update_title()
+        self.window.status(f"Restored the unsaved run from {recovered['saved_at']:%H:%M} "
+                           "(paused; Save keeps it)", 10000)
 
     # ---------------------------------------------------- work that could be lost
-    def _ask_unsaved(self, title: str, question: str) -> str:
+    def ask_unsaved(self, title: str, question: str) -> str:
         """"save", "discard" or "cancel". A script that answers Yes/No questions through
-        ``confirm`` gets the two-way form (Yes: discard)."""
-        if self.confirm != self._ask:
-            return "discard" if self.confirm(title, question) else "cancel"
+        the window's ``confirm`` gets the two-way form (Yes: discard)."""
+        window = self.window
+        if window.confirm != window.ask:
+            return "discard" if window.confirm(title, question) else "cancel"
         buttons = QMessageBox.StandardButton
         box = QMessageBox(QMessageBox.Icon.Warning, title, question,
-                          buttons.Save | buttons.Discard | buttons.Cancel, self)
-        box.setInformativeText(f"{self._session_name()} has unsaved changes (training or "
+                          buttons.Save | buttons.Discard | buttons.Cancel, window)
+        box.setInformativeText(f"{self.name()} has unsaved changes (training or "
                                "encoded images). Save them as a session first?")
         box.setDefaultButton(buttons.Save)
         answer = box.exec()
         return {buttons.Save: "save", buttons.Discard: "discard"}.get(
             buttons(answer), "cancel")
 
-    def _resolve_unsaved(self, title: str, question: str) -> bool:
+    def resolve_unsaved(self, title: str, question: str) -> bool:
         """Whether to go on replacing or closing the run (saving it first if asked)."""
-        if not self.isWindowModified():
+        if not self.window.isWindowModified():
             return True
-        answer = self._ask_unsaved(title, question)
+        answer = self.ask_unsaved(title, question)
         if answer == "save":
             return self.save_session()
         return answer == "discard"
 
+    def may_close(self) -> bool:
+        """Whether a close may go on now. A save waiting for the worker (its event loop let
+        the close in) finishes first, then closes the window the normal way; unsaved work is
+        autosaved to the recovery file (the default) or asked about."""
+        if self._save_loop is not None:
+            self._close_after_save = True
+            return False
+        return self.window.closing or self._keep_unsaved_work()
+
     def _keep_unsaved_work(self) -> bool:
-        """On close: autosave to the recovery file (the default) or ask. False: the close is
-        cancelled (by the user, or because the autosave failed: the window says so)."""
-        session, was_running = self.worker.session, self._running
+        """Autosave or ask. False: the close is cancelled (by the user, or because the
+        autosave failed: the window says so)."""
+        window = self.window
+        session, was_running = window.worker.session, window.running
         if session is None:
             return True
         # Stopped first, so the session is final (the window may not have heard of its last
         # steps yet) and safe to save from this thread; a cancelled close trains it on.
-        self.worker.stop()
-        if not self.isWindowModified() and session.step_count == self._clean_step:
+        window.worker.stop()
+        if not window.isWindowModified() and session.step_count == self.clean_step:
             return True
-        if self.prefs.autosave_on_quit and self._autosave_error is None:
+        if window.prefs.autosave_on_quit and self._autosave_error is None:
             error = self._autosave()
             if not error:
                 return True
             # Keep the window and the run: the same session trains on in a new thread.
             self._autosave_error = error
-            self._adopt_stopped_session(session, was_running)
-            self.tell("Could not save the unsaved run",
-                      f"{error}\nThe window stays open so the run is not lost. Quit again "
-                      "to choose: save it elsewhere, or discard it.")
+            window.replace_worker(start_paused=not was_running, session=session)
+            window.tell("Could not save the unsaved run",
+                        f"{error}\nThe window stays open so the run is not lost. Quit again "
+                        "to choose: save it elsewhere, or discard it.")
             return False
-        if self._resolve_unsaved("Quit", f"Quit? {self._session_name()} has unsaved changes."):
+        if self.resolve_unsaved("Quit", f"Quit? {self.name()} has unsaved changes."):
             return True
-        self._adopt_stopped_session(session, was_running)
+        window.replace_worker(start_paused=not was_running, session=session)
         return False
 
     def _autosave(self) -> str:
@@ -483,7 +544,7 @@ class SessionActions:
         if error:
             return error
         notes = {"saved_at": datetime.now().isoformat(timespec="seconds"), "step": step,
-                 "session_path": None if self.session_path is None else str(self.session_path)}
+                 "session_path": None if self.path is None else str(self.path)}
         try:
             atomic_write(recovery_notes_path(), lambda tmp: Path(tmp).write_text(
                 json.dumps(notes), encoding="utf-8"))
@@ -491,20 +552,8 @@ class SessionActions:
             print(f"latent-explorer: {recovery_notes_path()}: {exc}", file=sys.stderr)
         return ""
 
-    def _adopt_stopped_session(self, session, running: bool) -> None:
-        """Train ``session`` (its worker has stopped) on in a new worker thread."""
-        old = self.worker
-        for signal, slot in ((old.progressed, self._on_progress),
-                             (old.snapshotted, self._on_snapshot), (old.failed, self._on_failed),
-                             (old.checkpointSaved, self._on_checkpoint_saved)):
-            signal.disconnect(slot)
-        self.worker = self._new_worker(start_paused=not running, session=session)
-        if self._launched:
-            self.worker.start()
-        old.deleteLater()
-
     # ------------------------------------------------------------- recovery
-    def _offer_recovery(self) -> None:
+    def offer_recovery(self) -> None:
         """A bar above the plane: "Restore the unsaved run from 14:32?" (never modal: the
         window is usable, and a test or script can answer it)."""
         notes = read_recovery()
@@ -527,7 +576,7 @@ class SessionActions:
         restore.clicked.connect(self.restore_recovery)
         discard.clicked.connect(self.discard_recovery)
         bar.setStyleSheet("#recoveryBar { background: #2d5a88; } QLabel { color: white; }")
-        self._central_layout.insertWidget(0, bar)
+        self.window.add_bar(bar)
         self.recovery_bar = bar
         self.recovery_label = label
 
@@ -556,29 +605,28 @@ class SessionActions:
     def discard_recovery(self) -> None:
         discard_recovery()
         self._close_recovery_bar()
-        self.statusBar().showMessage("Discarded the unsaved run", 5000)
-
+        self.window.status("Discarded the unsaved run", 5000)
 
     # ------------------------------------------------------------ recent files
     def recent_files(self) -> list[str]:
-        return recent_list(self._settings)
+        return recent_list(self.settings)
 
     def add_recent(self, path: str | os.PathLike) -> None:
-        if self._settings is None:
+        if self.settings is None:
             return
         path = str(Path(path).resolve())
         files = [path] + [p for p in self.recent_files() if p != path]
-        self._settings.setValue("recent/files", files[:MAX_RECENT])
-        self._settings.sync()
-        self._rebuild_recent_menu()
+        self.settings.setValue("recent/files", files[:MAX_RECENT])
+        self.settings.sync()
+        self.rebuild_recent_menu()
 
     def clear_recent(self) -> None:
-        if self._settings is not None:
-            self._settings.remove("recent/files")
-            self._settings.sync()
-        self._rebuild_recent_menu()
+        if self.settings is not None:
+            self.settings.remove("recent/files")
+            self.settings.sync()
+        self.rebuild_recent_menu()
 
-    def _rebuild_recent_menu(self) -> None:
+    def rebuild_recent_menu(self) -> None:
         menu = self.recent_menu
         menu.clear()
         files = self.recent_files()

@@ -1,0 +1,144 @@
+"""Decode on click and the selected datapoint: the plane's clicks decode z with the newest
+snapshot's frozen decoder (in this thread: it is fast), a clicked dot is selected, shown
+beside its reconstruction and inspected (exact posterior, log p(x), gaps) in the background;
+an encoded image picked in its panel is inspected the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainer.evidence import dataset_evidence, evidence_input
+
+
+class SelectionController:
+    """Drives the plane, the image panel, the inspector and the trails from the window's
+    ``snapshot``, ``dataset``, ``config`` and ``selected``."""
+
+    def __init__(self, window, views, inspector_dock):
+        self.window = window
+        self.views = views
+        self.inspector_dock = inspector_dock
+        self._sample_seed = 0
+        self._inputs: tuple[str, np.ndarray] | None = None  # (binarization, every x)
+        self._inspected: tuple[str, int] | None = None  # ("point" | "encoded", index)
+        views.latent_view.zRequested.connect(self.decode_z)
+        views.latent_view.pointSelected.connect(self.select_point)
+        views.encoded_panel.entrySelected.connect(self.inspect_encoded)
+        views.inspector.refreshRequested.connect(self._reinspect)
+        views.image_panel.mode_group.buttonToggled.connect(self._redecode)
+
+    def forget(self) -> None:
+        """A new run: nothing selected, inspected or cached."""
+        self.window.selected = None
+        self._inputs = None
+        self._inspected = None
+
+    def decode_z(self, x: float, y: float) -> None:
+        """Decode z with the newest snapshot's frozen decoder, in this thread."""
+        model = self.window.model
+        if model is None:
+            return
+        panel = self.views.image_panel
+        z = np.array([[x, y]], np.float32)
+        if panel.shows_sample:
+            self._sample_seed += 1
+            image = model.decode_sample(z, seed=self._sample_seed)[0]
+        else:
+            image = model.decode_mean(z)[0]
+        panel.show_decoded((x, y), image)
+        self.views.latent_view.set_crosshair((x, y))
+
+    def select_point(self, index: int) -> None:
+        window, v = self.window, self.views
+        selected = window.selected = None if index < 0 else int(index)
+        v.latent_view.set_selected(selected)
+        v.trails.set_tracked([] if selected is None else [selected])
+        if selected is None:
+            v.image_panel.clear_datapoint()
+            v.inspector.clear()
+            self._inspected = None
+            return
+        self._show_selected()
+        self._inspect_selected()
+        snapshot = window.snapshot
+        if snapshot is not None and selected < len(snapshot.mu):
+            self.decode_z(*(float(c) for c in snapshot.mu[selected]))  # z = mu_i
+
+    def snapshot_arrived(self) -> None:
+        """A newer model: the same z decoded again, the selected point shown again."""
+        panel = self.views.image_panel
+        if panel.z is not None and not panel.shows_sample:
+            self.decode_z(*panel.z)  # the same z under the newer decoder
+        if self.window.selected is not None:
+            self._show_selected()
+
+    def _redecode(self, *_) -> None:
+        if self.views.image_panel.z is not None:
+            self.decode_z(*self.views.image_panel.z)
+
+    def _binarization(self) -> str:
+        """How the shown model makes each x (the snapshot's, else the configured one)."""
+        snapshot = self.window.snapshot
+        return snapshot.config.binarization if snapshot else self.window.config.binarization
+
+    def model_inputs(self) -> np.ndarray:
+        """Every datapoint's one fixed x (trainer.evidence), (N, D): what per-point
+        colourings score, the x whose f_phi(x) are the plane's dots."""
+        binarization = self._binarization()
+        if self._inputs is None or self._inputs[0] != binarization:
+            self._inputs = (binarization, dataset_evidence(self.window.dataset, binarization))
+        return self._inputs[1]
+
+    def _datapoint_x(self, i: int) -> np.ndarray:
+        """Datapoint i's x, (H, W)."""
+        dataset = self.window.dataset
+        return dataset_evidence(dataset, self._binarization(), [i]).reshape(dataset.image_shape)
+
+    def _inspect_selected(self) -> None:
+        """The exact posterior, log p(x) and gaps of the selected datapoint, computed once
+        per selection with the newest model (the inspector works in the background)."""
+        i, snapshot, dataset = self.window.selected, self.window.snapshot, self.window.dataset
+        if snapshot is None or i is None or i >= len(dataset):
+            return
+        self._inspected = ("point", i)
+        image = dataset.as_float([i]).reshape(dataset.image_shape)
+        self.views.inspector.inspect(snapshot.model, self._datapoint_x(i).reshape(-1), image,
+                                     f"datapoint #{i}", snapshot.mu[i], snapshot.sigma[i])
+        self.inspector_dock.raise_()
+
+    def inspect_encoded(self, index: int) -> None:
+        entries = self.views.encoded_panel.model.entries
+        snapshot = self.window.snapshot
+        if snapshot is None or not 0 <= index < len(entries):
+            return
+        self._inspected = ("encoded", index)
+        entry = entries[index]
+        grey = entry.image.input
+        x = evidence_input(grey[None], self._binarization())[0]  # keyed by its pixels
+        self.views.inspector.inspect(snapshot.model, x.reshape(-1), grey, entry.name,
+                                     entry.mu, entry.sigma)
+        self.inspector_dock.raise_()
+
+    def _reinspect(self) -> None:
+        if self._inspected == ("point", self.window.selected):
+            self._inspect_selected()
+        elif self._inspected is not None and self._inspected[0] == "encoded":
+            self.inspect_encoded(self._inspected[1])
+
+    def _show_selected(self) -> None:
+        i, snapshot, dataset = self.window.selected, self.window.snapshot, self.window.dataset
+        if snapshot is None or i is None or i >= len(dataset):
+            return
+        h, w = dataset.image_shape
+        mu, sigma = snapshot.mu[i], snapshot.sigma[i]
+        recon = snapshot.model.decode_mean(mu[None, :])[0]
+        label = ""
+        if dataset.labels is not None:
+            value = int(dataset.labels[i])
+            names = dataset.label_names
+            label = f", label {names[value] if names and value < len(names) else value}"
+        title = (f"datapoint #{i}{label}\nmu = ({mu[0]:.2f}, {mu[1]:.2f})\n"
+                 f"sigma = ({sigma[0]:.2f}, {sigma[1]:.2f})")
+        self.views.image_panel.show_datapoint(title, dataset.as_float([i]).reshape(h, w), recon,
+                                              x=self._datapoint_x(i))
