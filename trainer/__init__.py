@@ -4,6 +4,7 @@ Pure torch + numpy; never imports Qt, so it runs in scripts, notebooks and on GP
 The names below are the public API that the desktop app (``explorer``) uses.
 """
 
+from .architectures import build_vae
 from .atomic import atomic_write
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
@@ -23,7 +24,7 @@ from .data import (
 )
 from .download import KNOWN_DATASETS, DatasetSpec, DownloadCancelled, DownloadError, fetch_dataset
 from .elbo import ElboTerms, IwaeEstimate, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
-from .evidence import dataset_evidence, evidence_input
+from .evidence import dataset_evidence, evidence_input, likelihood_label
 from .folders import IMAGE_SUFFIXES, FolderListing, walk_folder
 from .frozen import FrozenVAE
 from .images import (
@@ -34,7 +35,9 @@ from .images import (
     ink_on_dark,
     load_folder,
     load_image_for,
+    prepare_image,
     preprocess_image,
+    read_colour,
     read_image,
 )
 from .inference import (
@@ -50,6 +53,7 @@ from .local_opt import GaussianFit, LocalOptimum, encoder_fit, gaussian_fit, opt
 from .model import VAE
 from .posterior import PosteriorGrid, aggregate_posterior_density, describe_shape, posterior_grid
 from .session import Progress, Session, Snapshot, available_devices
+from .sprites import load_sprites
 
 __all__ = [
     "ConfigError", "DataError", "ElboTerms", "FrozenVAE", "ImageDataset", "Progress", "Session",
@@ -66,4 +70,5 @@ __all__ = [
     "ink_on_dark", "FolderListing", "walk_folder",
     "Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "atomic_write",
     "dataset_evidence", "evidence_input", "latent_columns", "latent_rows",
+    "build_vae", "likelihood_label", "load_sprites", "prepare_image", "read_colour",
 ]

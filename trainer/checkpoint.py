@@ -32,6 +32,7 @@ import safetensors
 import safetensors.torch
 import torch
 
+from .architectures import build_vae
 from .atomic import OLD, PARTIAL, fsync_dir, sweep_stale
 from .config import ConfigError, TrainConfig
 from .files import require_regular_file
@@ -80,9 +81,14 @@ class Checkpoint:
         h, w = self.dataset_ref["image_shape"]
         return int(h), int(w)
 
+    @property
+    def channels(self) -> int:
+        """1 (grey) or 3 (RGB); checkpoints from before colour datasets are grey."""
+        return int(self.dataset_ref.get("channels", 1))
+
     def build_model(self) -> VAE:
         """The trained VAE on the CPU, in eval mode."""
-        model = VAE.from_config(self.image_shape[0] * self.image_shape[1], self.config)
+        model = build_vae(self.config, self.image_shape, self.channels)
         model.load_state_dict(self.model_state)
         return model.eval()
 
@@ -172,7 +178,7 @@ def _serialise(session) -> tuple[dict, dict, dict]:
                     "heldout": session.heldout_history.to_dict(),
                     "logpx": session.logpx_history.to_dict()},
         "dataset": {"source": str(dataset.source), "name": dataset.name, "n": len(dataset),
-                    "image_shape": list(dataset.image_shape),
+                    "image_shape": list(dataset.image_shape), "channels": dataset.channels,
                     "fingerprint": dataset.fingerprint(),
                     "fit_fraction": fit_fraction(dataset)},
         "split": session.split.describe(),  # the indices themselves: engine.heldout
@@ -261,10 +267,13 @@ def _planned_model(run_path: Path) -> tuple[dict, TrainConfig, dict[str, tuple[i
         config = TrainConfig.from_dict(run["config"])
     except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{run_path}: bad config: {e}") from None
-    h, w = run["dataset"]["image_shape"]
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape)
-                    for k, v in VAE.from_config(h * w, config).state_dict().items()}
+    shape, channels = run["dataset"]["image_shape"], run["dataset"].get("channels", 1)
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape)
+                        for k, v in build_vae(config, shape, channels).state_dict().items()}
+    except ConfigError as e:  # e.g. a conv model recorded for images it cannot take
+        raise CheckpointError(f"{run_path}: bad config: {e}") from None
     return run, config, expected
 
 
@@ -378,6 +387,12 @@ def _read_run(path: Path) -> dict:
         fail("dataset.image_shape must be two positive integers")
     if shape[0] * shape[1] > MAX_IMAGE_PIXELS:
         fail(f"dataset.image_shape {shape} is over the {MAX_IMAGE_PIXELS:,}-pixel limit")
+    channels = run["dataset"].get("channels", 1)
+    if not (_is_int(channels) and channels in (1, 3)):
+        fail(f"dataset.channels must be 1 (grey) or 3 (RGB) (got {channels!r})")
+    if shape[0] * shape[1] * channels > MAX_IMAGE_PIXELS:
+        fail(f"dataset.image_shape {shape} with {channels} channels is over the "
+             f"{MAX_IMAGE_PIXELS:,}-value limit")
     n = run["dataset"]["n"]
     if not 2 <= n <= MAX_COUNT:
         fail(f"dataset.n must be at least 2 (got {n})")

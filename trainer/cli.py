@@ -20,6 +20,7 @@ import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import (
+    ARCHS,
     BINARIZATIONS,
     LIKELIHOODS,
     PRECISIONS,
@@ -31,9 +32,10 @@ from .data import DataError, load_source
 from .distributed import Ranks, RankStopped, launch, stop_on_sigterm
 from .download import KNOWN_DATASETS
 from .elbo import elbo_terms, grid_log_px, iwae_log_px
-from .evidence import dataset_evidence, evidence_input
+from .evidence import dataset_evidence, evidence_input, likelihood_label
 from .frozen import FrozenVAE
 from .inference import INSPECT_GRID_N, INSPECT_IWAE_K, inspect_point
+from .latent_stats import active_units, per_dim_kl
 from .latent_table import iter_latent_rows, write_latents_csv
 from .session import Session
 
@@ -41,6 +43,7 @@ PROG = "latent-explorer"
 DEFAULT_SECONDS = 60.0
 FINAL_EVAL_POINTS = 20_000  # held-out points in train's final report (all, up to this)
 ENCODE_DRAWS = 64  # z samples averaged for one image's ELBO
+MAX_CLI_LATENT_DIM = 64  # the largest latent the views are made for (issue 13)
 
 
 # ------------------------------------------------------------------------ arguments
@@ -55,6 +58,13 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
     return parse
+
+
+def _latent_dim(text: str) -> int:
+    value = _positive(int)(text)
+    if value > MAX_CLI_LATENT_DIM:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CLI_LATENT_DIM}, got {text}")
+    return value
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -77,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a VAE and write a checkpoint",
                        description="Train a VAE on SOURCE and write a checkpoint to --out.")
     t.add_argument("source", metavar="SOURCE",
-                   help="'digits' (built in), 'mnist' or 'fashion-mnist' (downloaded once), "
+                   help="'digits' or 'sprites' / 'sprites-grey' (built in), 'mnist' or "
+                        "'fashion-mnist' (downloaded once), "
                         "a folder of images, .npz/.npy or an IDX file")
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
     budget = t.add_mutually_exclusive_group()
@@ -92,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=_positive(float))
     t.add_argument("--batch-size", type=_positive(int))
     t.add_argument("--hidden", type=_hidden, metavar="H1,H2", help="hidden layer sizes")
-    t.add_argument("--latent-dim", type=_positive(int))
+    t.add_argument("--latent-dim", type=_latent_dim, metavar="D",
+                   help=f"latent dimensions, 1 to {MAX_CLI_LATENT_DIM} (default 2: the exact "
+                        "grid posterior and log p(x) need 2)")
+    t.add_argument("--arch", choices=ARCHS,
+                   help="mlp (default) or conv: two stride-2 convolutions (32, 64) and a dense "
+                        "layer, for images 8 to 64 pixels a side")
     t.add_argument("--seed", type=int)
     t.add_argument("--precision", choices=PRECISIONS)
     t.add_argument("--resume", metavar="DIR", help="continue from this checkpoint")
@@ -222,14 +238,15 @@ def _emit(record: dict) -> None:
 
 # ------------------------------------------------------------------------------ train
 
-STRUCTURAL = ("likelihood", "binarization", "hidden", "latent_dim", "seed", "precision")
+STRUCTURAL = ("likelihood", "binarization", "hidden", "latent_dim", "seed", "precision",
+              "arch")
 
 
 def _config_changes(args) -> dict:
     names = {"likelihood": "likelihood", "binarization": "binarization", "beta": "beta",
              "lr": "lr", "batch_size": "batch_size", "hidden": "hidden",
              "latent_dim": "latent_dim", "seed": "seed", "precision": "precision",
-             "device": "device", "threads": "threads"}
+             "device": "device", "threads": "threads", "arch": "arch"}
     return {field: getattr(args, arg) for arg, field in names.items()
             if getattr(args, arg) is not None}
 
@@ -304,6 +321,9 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
         if "likelihood" in changes and "binarization" not in changes:
             changes["binarization"] = default_binarization(changes["likelihood"])
         config = TrainConfig().replace(**changes)
+        if config.arch == "conv" and "hidden" in changes:
+            print(f"{PROG}: note: --hidden sizes the MLP only; the conv model's layers are "
+                  "fixed (trainer.conv)", file=sys.stderr)
         if config.threads is None and config.device == "cpu":
             config = config.replace(threads=default_threads(dataset.n_pixels, config))
         session = Session(dataset, config, ranks=ranks)
@@ -334,6 +354,10 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
         "steps": session.step_count,
         "samples_per_s": round(session.samples_seen / spent, 1) if spent > 0 else 0.0,
         "likelihood": session.config.likelihood, "binarization": session.config.binarization,
+        "likelihood_label": likelihood_label(session.config.likelihood,
+                                             session.config.binarization),
+        "arch": session.config.arch, "channels": dataset.channels,
+        "latent_dim": session.config.latent_dim,
         "precision": session.precision.name, "precision_reason": session.precision.reason,
         "world_size": ranks.world_size, "backend": ranks.backend,
         "dataset": dataset.source, "n_train": len(session.split.train),
@@ -382,7 +406,10 @@ def default_threads(n_pixels: int, config: TrainConfig) -> int | None:
     across cores gains little (measured ~20k vs ~21k samples/s on 2 cores), and a thread
     that shares a core with any other busy process stalls every op of the step (measured
     collapses to <2k samples/s); a large model gains from every core.
+    The conv model (millions of MACs per sample) always gains from every core.
     """
+    if config.arch == "conv":
+        return None
     enc = [n_pixels, *config.hidden, 2 * config.latent_dim]
     dec = [config.latent_dim, *reversed(config.hidden), n_pixels]
     macs = sum(a * b for sizes in (enc, dec) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
@@ -452,7 +479,7 @@ def _run_with_progress(session: Session, seconds: float | None, epochs: int | No
 # ----------------------------------------------------------------------------- encode
 
 def cmd_encode(args) -> int:
-    from .images import ImageError, preprocess_image, read_image
+    from .images import ImageError, prepare_image
 
     checkpoint = load_checkpoint(args.checkpoint)
     model = checkpoint.build_model()
@@ -462,8 +489,8 @@ def cmd_encode(args) -> int:
     failed = False
     for name in _image_files(args.files):
         try:
-            grey, notes = read_image(name)
-            x = preprocess_image(grey, shape, fill=fill).reshape(1, -1)
+            x, notes = prepare_image(name, shape, checkpoint.channels, fill)
+            x = x.reshape(1, -1)
         except (ImageError, DataError, OSError, ValueError) as e:
             failed = True
             _emit({"file": name, "error": str(e).splitlines()[0] if str(e) else repr(e)})
@@ -518,6 +545,9 @@ def _open_run(checkpoint_dir: str, source: str | None, doing: str):
         h, w = checkpoint.image_shape
         raise DataError(f"{source}: has {dataset.image_shape[0]}x{dataset.image_shape[1]} "
                         f"images, but {checkpoint_dir} was trained on {h}x{w}")
+    if dataset.channels != checkpoint.channels:
+        raise DataError(f"{source}: has {dataset.channels}-channel images, but "
+                        f"{checkpoint_dir} was trained on {checkpoint.channels}-channel ones")
     return checkpoint, dataset, source, same
 
 
@@ -547,11 +577,30 @@ def cmd_evaluate(args) -> int:
                       gap=log_px.mean().item() - terms["elbo"])
         if args.gaps > 0:
             record.update(_mean_gaps(model, x[:args.gaps].cpu(), args.seed))
+    else:
+        with torch.no_grad():
+            mu, logvar = zip(*(model.encode(x[i:i + 256]) for i in range(0, len(x), 256)),
+                             strict=True)
+        mu, logvar = torch.cat(mu).cpu().numpy(), torch.cat(logvar).cpu().numpy()
+        units = active_units(mu)
+        record.update(grid_log_px=None,
+                      grid_reason=f"the exact grid log p(x) integrates over a 2-D latent; "
+                                  f"this model has {session.config.latent_dim} dimensions, "
+                                  "so iwae (with iwae_se) is the log p(x) estimate",
+                      active_units=int(units.active.sum()),
+                      active_threshold=units.threshold,
+                      per_dim_kl=per_dim_kl(mu, logvar).tolist())
     record.update(n_points=len(x), dataset=str(source), same_dataset=same,
                   likelihood=session.config.likelihood,
                   binarization=session.config.binarization,
+                  likelihood_label=likelihood_label(session.config.likelihood,
+                                                    session.config.binarization),
+                  arch=session.config.arch, channels=dataset.channels,
+                  latent_dim=session.config.latent_dim,
                   units="per-datapoint nats; higher is better; gap = log p(x) - ELBO >= 0; "
-                        "iwae_se: standard error of the mean IWAE estimate (Monte Carlo)")
+                        "iwae_se: standard error of the mean IWAE estimate (Monte Carlo); "
+                        "per_dim_kl: mean KL(q(z_d|x) || N(0, 1)) per dimension, nats; "
+                        "active_units: dimensions with Var_x(E_q[z_d]) > active_threshold")
     _emit(record)
     return 0
 

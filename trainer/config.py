@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+# "mlp": fully connected encoder and decoder (trainer.model); "conv": the Keras VAE
+# example's convolutional pair (trainer.conv), for images 8 to 64 pixels a side.
+ARCHS = ("mlp", "conv")
 PRECISIONS = ("auto", "fp32", "bf16")
 BINARIZATIONS = ("dynamic", "threshold", "none")
 # Upper bounds: far above any model this app trains (MNIST uses 784-512-512-2), low enough
@@ -31,6 +34,7 @@ class ConfigError(ValueError):
 @dataclass
 class TrainConfig:
     latent_dim: int = 2
+    # The MLP's hidden layer sizes; the conv model has fixed layers sized from the image.
     hidden: tuple[int, ...] = (512, 512)
     # "bernoulli" for images in [0, 1] (Kingma & Welling, appendix C.1);
     # "gaussian" with a learned per-pixel variance for real-valued data (C.2).
@@ -38,7 +42,9 @@ class TrainConfig:
     # How grey pixels become the binary data a Bernoulli decoder models:
     # "dynamic" resamples x ~ Bernoulli(pixel) at every training step and uses one
     # fixed, seeded sample of the held-out set; "threshold" is x > 0.5 throughout;
-    # "none" is required for (and only valid with) the Gaussian likelihood.
+    # "none" is required for the Gaussian likelihood; with the Bernoulli it scores the
+    # values themselves (the usual cross-entropy for colour images), which is then not a
+    # log-probability (trainer.evidence.likelihood_label says so).
     binarization: str = "dynamic"
     lr: float = 1e-3
     beta: float = 1.0
@@ -65,6 +71,7 @@ class TrainConfig:
     logpx_points: int = 256
     logpx_share: float = 0.05
     history_limit: int = 2000
+    arch: str = "mlp"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -107,14 +114,11 @@ class TrainConfig:
                            and 1 <= h <= MAX_HIDDEN for h in hidden)):
             fail("hidden", f"needs 1 to {MAX_LAYERS} whole layer sizes, each 1 to {MAX_HIDDEN}")
         self.hidden = tuple(int(h) for h in hidden)
+        text("arch", ARCHS)
         text("likelihood", LIKELIHOODS)
         text("binarization", BINARIZATIONS)
-        if self.likelihood == "gaussian":
-            if self.binarization != "none":
-                fail("binarization", "must be 'none' with the Gaussian likelihood")
-        elif self.binarization == "none":
-            fail("binarization", "must be 'dynamic' or 'threshold' with the Bernoulli "
-                 "likelihood")
+        if self.likelihood == "gaussian" and self.binarization != "none":
+            fail("binarization", "must be 'none' with the Gaussian likelihood")
         text("precision", PRECISIONS)
         if real("lr") <= 0:
             fail("lr", "must be positive")

@@ -28,7 +28,8 @@ class LoadCancelled(DataError):
 
 @dataclass
 class ImageDataset:
-    """N grey images of H x W. Pixel values are ``pixels * scale``, in [0, 1].
+    """N images of H x W, grey (``pixels`` N x H x W) or colour (N x H x W x 3, RGB).
+    Pixel values are ``pixels * scale``, in [0, 1].
 
     ``pixels`` is kept compact (uint8 wherever the source allows), so 70,000 MNIST
     digits take 55 MB rather than 220 MB as float32. A uint8 ``.npy`` file (and the cache
@@ -36,7 +37,7 @@ class ImageDataset:
     only the rows used are read.
     """
 
-    pixels: np.ndarray  # (N, H, W), uint8 or float32
+    pixels: np.ndarray  # (N, H, W) grey or (N, H, W, 3) RGB, uint8 or float32
     scale: float
     name: str
     source: str
@@ -48,12 +49,16 @@ class ImageDataset:
     # images (dark ink on light) were all inverted; False, all kept; None, no rule (images
     # stored as they are, e.g. MNIST: a dropped image is decided by its own border).
     inverted: bool | None = None
+    # Ground-truth generative factors, name -> (N,) floats, for datasets that know them
+    # (the built-in sprites); None for data from elsewhere.
+    factors: dict[str, np.ndarray] | None = None
     _fingerprint: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.pixels.ndim != 3 or len(self.pixels) == 0:
-            raise DataError(f"{self.source}: expected N x H x W images, got shape "
-                            f"{self.pixels.shape}")
+        colour = self.pixels.ndim == 4 and self.pixels.shape[3] == 3
+        if not (self.pixels.ndim == 3 or colour) or len(self.pixels) == 0:
+            raise DataError(f"{self.source}: expected N x H x W grey or N x H x W x 3 colour "
+                            f"images, got shape {self.pixels.shape}")
         if self.labels is not None and len(self.labels) != len(self.pixels):
             raise DataError(f"{self.source}: {len(self.labels)} labels for "
                             f"{len(self.pixels)} images")
@@ -66,8 +71,19 @@ class ImageDataset:
         return self.pixels.shape[1], self.pixels.shape[2]
 
     @property
+    def channels(self) -> int:
+        """Values per pixel: 1 (grey) or 3 (RGB)."""
+        return 1 if self.pixels.ndim == 3 else int(self.pixels.shape[3])
+
+    @property
     def n_pixels(self) -> int:
-        return self.pixels.shape[1] * self.pixels.shape[2]
+        """Values per image, H * W * channels: the model's D."""
+        return self.pixels.shape[1] * self.pixels.shape[2] * self.channels
+
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        """One image as an array: (H, W) grey, (H, W, 3) colour."""
+        return tuple(self.pixels.shape[1:])
 
     @property
     def memory_mapped(self) -> bool:
@@ -80,7 +96,7 @@ class ImageDataset:
         return False
 
     def as_float(self, index: np.ndarray | slice | None = None) -> np.ndarray:
-        """Images as float32 in [0, 1], flattened to (n, H*W)."""
+        """Images as float32 in [0, 1], flattened to (n, H*W*channels)."""
         px = self.pixels if index is None else self.pixels[index]
         return (px.reshape(len(px), -1).astype(np.float32) * np.float32(self.scale))
 
@@ -137,7 +153,8 @@ def load_digits() -> ImageDataset:
 def load_source(source: str | os.PathLike,
                 progress: Callable[[int, int], None] | None = None,
                 cancelled: Callable[[], bool] | None = None) -> ImageDataset:
-    """Load a dataset named on the command line: ``digits``, a folder of images (subfolders
+    """Load a dataset named on the command line: ``digits``, ``sprites`` (colour) or
+    ``sprites-grey`` (generated, trainer.sprites), a folder of images (subfolders
     are labels), a ``.npz`` / ``.npy`` file, or an IDX file as MNIST ships (``.gz`` too).
 
     ``progress(done, total)`` and ``cancelled()`` serve folders of many images; a cancelled
@@ -145,6 +162,11 @@ def load_source(source: str | os.PathLike,
     """
     if str(source) == "digits":
         return load_digits()
+    from .sprites import SOURCES as SPRITES  # generated here, no download
+    from .sprites import load_sprites
+
+    if str(source) in SPRITES:
+        return load_sprites(colour=SPRITES[str(source)], source=str(source))
     from .download import KNOWN_DATASETS  # download.py is only needed for named sets
 
     if str(source) in KNOWN_DATASETS:
@@ -216,12 +238,14 @@ def _compact_pixels(a: np.ndarray, path: Path, notes: list[str]) -> tuple[np.nda
 
 
 def _as_images(a: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
-    """(N,H,W), (N,H,W,1), (N,H,W,3) or (N, H*W) with a square H*W -> (N, H, W)."""
+    """(N,H,W), (N,H,W,1) or (N, H*W) with a square H*W -> grey (N, H, W); (N,H,W,3) stays
+    colour (RGB)."""
     if a.ndim == 4 and a.shape[-1] == 1:
         a = a[..., 0]
     elif a.ndim == 4 and a.shape[-1] == 3:
-        notes.append("colour images: converted to grey")
-        a = a.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        if len(a) == 0 or a.shape[1] == 0 or a.shape[2] == 0:
+            raise DataError(f"{path}: no images (shape {a.shape})")
+        return a
     elif a.ndim == 2:
         side = int(round(np.sqrt(a.shape[1])))
         if side * side != a.shape[1]:
@@ -229,8 +253,8 @@ def _as_images(a: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
                             "expected N x H x W or N x (H*W) with a square H*W")
         a = a.reshape(len(a), side, side)
     if a.ndim != 3:
-        raise DataError(f"{path}: expected images shaped N x H x W, N x H x W x 1 or "
-                        f"N x (H*W), got shape {a.shape}")
+        raise DataError(f"{path}: expected images shaped N x H x W, N x H x W x 1, "
+                        f"N x H x W x 3 (RGB) or N x (H*W), got shape {a.shape}")
     if len(a) == 0 or a.shape[1] == 0 or a.shape[2] == 0:
         raise DataError(f"{path}: no images (shape {a.shape})")
     return a

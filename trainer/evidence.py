@@ -27,7 +27,7 @@ RULES = {
     "dynamic": "x = one fixed binarisation of each image (seeded by its pixels and index), "
                "used by every view and number",
     "threshold": "x = the image thresholded at 0.5, used by every view and number",
-    "none": "x = the grey image (Gaussian likelihood), used by every view and number",
+    "none": "x = the image itself, not binarised, used by every view and number",
 }
 OUTSIDE = -1  # the "index" of an image from outside the dataset
 NOISE_CHUNK_ELEMENTS = 1 << 21  # pixels hashed at once (~16 MB per int64 temporary)
@@ -40,6 +40,18 @@ _K1, _K2, _K3 = 0x7FEB352D, 0x5BD1E995, 0x2C1B3C6D
 def rule(binarization: str) -> str:
     """The rule as one short line for the screen."""
     return RULES[binarization]
+
+
+def likelihood_label(likelihood: str, binarization: str) -> str:
+    """What log p(x|z) (and so every ELBO, IWAE and log p(x)) is for this model, in one line:
+    a log-probability of binary x, a log-density of real x, or neither."""
+    if likelihood == "gaussian":
+        return ("Gaussian with a learned variance per value: a log-density (not a "
+                "probability), nats per image")
+    if binarization == "none":
+        return ("Bernoulli per value on non-binary x: a cross-entropy, not a log-probability "
+                "(it is one only for binary x), nats per image")
+    return "Bernoulli per value of binarised x: a log-probability, nats per image"
 
 
 def _mix(h: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,10 @@ class FrozenVAE:
         by default the likelihood's default."""
         self.model = copy.deepcopy(model).to("cpu").eval().requires_grad_(False)
         self.image_shape = image_shape
+        # Decoded images come out as the data is stored: (H, W) grey, (H, W, C) colour.
+        channels = model.n_pixels // (image_shape[0] * image_shape[1])
+        self.channels = channels
+        self.stored_shape = tuple(image_shape) if channels == 1 else (*image_shape, channels)
         self.binarization = binarization or default_binarization(model.likelihood)
 
     @property
@@ -35,7 +39,7 @@ class FrozenVAE:
 
     @torch.no_grad()
     def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x: (n, H*W) floats in [0, 1] -> (mu, sigma), each (n, latent_dim)."""
+        """x: (n, D) floats in [0, 1], D = H*W*channels -> (mu, sigma), each (n, latent_dim)."""
         mu, logvar = self.model.encode(torch.as_tensor(x, dtype=torch.float32))
         return mu.numpy(), torch.exp(0.5 * logvar).numpy()
 
@@ -45,14 +49,15 @@ class FrozenVAE:
 
     @torch.no_grad()
     def decode_mean(self, z: np.ndarray) -> np.ndarray:
-        """z: (n, latent_dim) -> the decoder's mean images E[x|z], (n, H, W)."""
-        return self.model.mean_image(self._decode(z)).reshape(-1, *self.image_shape).numpy()
+        """z: (n, latent_dim) -> the decoder's mean images E[x|z], (n, H, W) grey or
+        (n, H, W, C) colour."""
+        return self.model.mean_image(self._decode(z)).reshape(-1, *self.stored_shape).numpy()
 
     @torch.no_grad()
     def decode_sample(self, z: np.ndarray, seed: int = 0) -> np.ndarray:
-        """One draw x ~ p(x|z) per row of z, (n, H, W)."""
+        """One draw x ~ p(x|z) per row of z, (n, H, W) or (n, H, W, C)."""
         g = torch.Generator().manual_seed(seed)
-        return self.model.sample_image(self._decode(z), g).reshape(-1, *self.image_shape).numpy()
+        return self.model.sample_image(self._decode(z), g).reshape(-1, *self.stored_shape).numpy()
 
     @torch.no_grad()
     def elbo(self, x: np.ndarray, samples: int = 16, seed: int = 0) -> dict[str, np.ndarray]:

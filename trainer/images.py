@@ -96,7 +96,17 @@ def image_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[i
 def read_image(path: str | os.PathLike,
                max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
     """Any image file as grey float32 (H, W) in [0, 1], plus notes on what was changed."""
-    path = Path(path)
+    return _read(Path(path), max_pixels, _to_grey)
+
+
+def read_colour(path: str | os.PathLike,
+                max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
+    """Any image file as RGB float32 (H, W, 3) in [0, 1] (a grey image in three equal
+    channels), plus notes on what was changed."""
+    return _read(Path(path), max_pixels, _to_rgb)
+
+
+def _read(path: Path, max_pixels: int, convert) -> tuple[np.ndarray, list[str]]:
     notes: list[str] = []
     with _open(path, max_pixels) as img:
         n_frames = getattr(img, "n_frames", 1)
@@ -111,10 +121,49 @@ def read_image(path: str | os.PathLike,
                 notes.append("rotated upright as its EXIF orientation says")
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise ImageError(path, f"corrupt or truncated image ({e})") from None
-        grey = _to_grey(upright, notes)
-    if not np.isfinite(grey).all():
+        pixels = convert(upright, notes)
+    if not np.isfinite(pixels).all():
         raise ImageError(path, "contains NaN or infinite pixel values")
-    return grey, notes
+    return pixels, notes
+
+
+# PIL modes that hold one value per pixel: their images can only be grey.
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+def _to_rgb(img: Image.Image, notes: list[str]) -> np.ndarray:
+    if img.mode in _GREY_MODES:
+        return np.repeat(_to_grey(img, notes)[..., None], 3, axis=-1)
+    has_alpha = "A" in img.mode or "a" in img.mode or "transparency" in img.info
+    rgba = np.asarray(img.convert("RGBA" if has_alpha else "RGB"), np.float32) / 255
+    rgb = rgba[..., :3]
+    if has_alpha:  # onto the background the grey rule picks, for every channel alike
+        alpha = rgba[..., 3]
+        background = _alpha_background(rgb @ _LUMA, alpha, notes)
+        if background is not None:
+            rgb = alpha[..., None] * rgb + (1 - alpha[..., None]) * background
+    return np.clip(rgb, 0, 1)
+
+
+# A pixel is coloured when its channels differ by more than this (JPEG noise on a grey
+# image stays within a few levels); an image is colour when over COLOURED_SHARE of its
+# pixels are.
+COLOUR_SPREAD = 16 / 255
+COLOURED_SHARE = 0.01
+
+
+def has_colour(rgb: np.ndarray) -> bool:
+    """Whether an RGB image (H, W, 3) in [0, 1] is visibly coloured, not grey in RGB."""
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)
+    return bool((spread > COLOUR_SPREAD).mean() > COLOURED_SHARE)
+
+
+def image_has_colour(path: str | os.PathLike) -> bool:
+    """Whether an image file is colour: single-channel modes are told from the header."""
+    with _open(Path(path), MAX_PIXELS) as img:
+        if img.mode in _GREY_MODES:
+            return False
+    return has_colour(read_colour(path)[0])
 
 
 def _to_grey(img: Image.Image, notes: list[str]) -> np.ndarray:
@@ -144,18 +193,25 @@ def _to_grey(img: Image.Image, notes: list[str]) -> np.ndarray:
 
 
 def _flatten_alpha(grey: np.ndarray, alpha: np.ndarray, notes: list[str]) -> np.ndarray:
-    if alpha.min() >= 1:
+    background = _alpha_background(grey, alpha, notes)
+    if background is None:
         return grey
+    return alpha * grey + (1 - alpha) * background
+
+
+def _alpha_background(grey: np.ndarray, alpha: np.ndarray, notes: list[str]) -> float | None:
+    """What transparency is flattened onto (None: nothing is transparent), with a note."""
+    if alpha.min() >= 1:
+        return None
     seen = float(alpha.sum())
     if seen == 0:
         notes.append("fully transparent: nothing to see")
-        return np.zeros_like(grey)
+        return 0.0
     dark_content = float((grey * alpha).sum()) / seen < 0.5
-    background = 1.0 if dark_content else 0.0
     notes.append("transparency flattened onto "
                  + ("white (the visible content is dark)" if dark_content
                     else "black (the visible content is light)"))
-    return alpha * grey + (1 - alpha) * background
+    return 1.0 if dark_content else 0.0
 
 
 # ---------------------------------------------------------------- the one preprocessing
@@ -279,6 +335,35 @@ def preprocess_image(grey: np.ndarray, shape: tuple[int, int],
     return _paste(patch, shape, (float(com[0]), float(com[1])))
 
 
+def preprocess_colour(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An RGB image (float in [0, 1], H x W x 3) in a colour dataset's format: the whole
+    frame fitted, aspect kept, into ``shape`` and centred on black, float32 (h, w, 3). No
+    polarity rule and no crop to the ink: colour images are pictures, not ink drawings."""
+    rgb = np.clip(np.asarray(rgb, np.float32), 0, 1)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
+        raise ValueError(f"expected a non-empty H x W x 3 colour image, got shape {rgb.shape}")
+    size = _fit_size(rgb.shape[:2], shape)
+    centre = ((size[0] - 1) / 2, (size[1] - 1) / 2)
+    return np.stack([_paste(_resize(rgb[..., c], size), shape, centre) for c in range(3)],
+                    axis=-1)
+
+
+def prepare_image(path: str | os.PathLike, shape: tuple[int, int], channels: int = 1,
+                  fill: float | None = MNIST_FILL) -> tuple[np.ndarray, list[str]]:
+    """Read any image file and bring it to a dataset's format: grey (H, W) through
+    ``preprocess_image`` (with ``fill``), or RGB (H, W, 3) through ``preprocess_colour``
+    when the dataset has 3 channels (a grey file then fills all three alike, and a colour
+    file given to a grey dataset becomes its luma). The one function behind dropped images
+    and the ``encode`` command."""
+    if channels == 3:
+        rgb, notes = read_colour(path)
+        return preprocess_colour(rgb, shape), notes
+    if channels != 1:
+        raise ValueError(f"images have 1 (grey) or 3 (RGB) channels, not {channels}")
+    grey, notes = read_image(path)
+    return preprocess_image(grey, shape, fill=fill), notes
+
+
 # ---------------------------------------------------------------- matching a loaded dataset
 
 def fit_fraction(dataset: ImageDataset, sample: int = 1000) -> float:
@@ -286,7 +371,7 @@ def fit_fraction(dataset: ImageDataset, sample: int = 1000) -> float:
     median over an evenly spaced sample: ~0.71 for MNIST, ~1.0 for the 8x8 digits."""
     idx = np.unique(np.linspace(0, len(dataset) - 1, min(sample, len(dataset))).astype(int))
     H, W = dataset.image_shape
-    x = dataset.as_float(idx).reshape(len(idx), H, W)
+    x = dataset.as_float(idx).reshape(len(idx), H, W, dataset.channels).max(axis=-1)
     top = x.max(axis=(1, 2), keepdims=True)
     mask = (x > INK_THRESHOLD * top) & (top > 0)
     rows, cols = mask.any(2), mask.any(1)
@@ -305,9 +390,10 @@ def fit_fraction(dataset: ImageDataset, sample: int = 1000) -> float:
 
 def load_image_for(path: str | os.PathLike,
                    dataset: ImageDataset) -> tuple[np.ndarray, list[str]]:
-    """Read any image and preprocess it to match ``dataset``: (H, W) float32 and notes."""
-    grey, notes = read_image(path)
-    return preprocess_image(grey, dataset.image_shape, fill=fit_fraction(dataset)), notes
+    """Read any image and preprocess it to match ``dataset``: float32 (H, W) grey or
+    (H, W, 3) colour, as the dataset is, and notes."""
+    fill = fit_fraction(dataset) if dataset.channels == 1 else None
+    return prepare_image(path, dataset.image_shape, dataset.channels, fill)
 
 
 # ---------------------------------------------------------------- a folder of images
@@ -321,7 +407,7 @@ def _skipped_note(skipped: list[tuple[str, str]]) -> str:
 
 # Folders with at least this many images are indexed once into the cache (see below).
 CACHE_MIN_IMAGES = 500
-CACHE_FORMAT = 1  # bump when the preprocessing changes, so old caches are not used
+CACHE_FORMAT = 2  # bump when the preprocessing changes, so old caches are not used
 
 
 def load_folder(folder: str | os.PathLike,
@@ -435,6 +521,13 @@ def _write_cache(where: Path, dataset: ImageDataset) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _colour_or_false(path: Path) -> bool:
+    try:
+        return image_has_colour(path)
+    except ImageError:
+        return False  # skipped below, with its reason
+
+
 def _read_folder(folder: Path, listing: FolderListing,
                  progress: Callable[[int, int], None] | None,
                  cancelled: Callable[[], bool] | None) -> ImageDataset:
@@ -479,8 +572,14 @@ def _read_folder(folder: Path, listing: FolderListing,
         except ImageError:
             votes.append(None)  # skipped below, with its reason
     invert = dataset_polarity(votes)
+    # Colour when any sampled image is: a grey image loses nothing in three equal channels,
+    # a colour one would lose its colours in grey.
+    n_coloured = sum(_colour_or_false(items[i][0]) for i in voters)
+    colour = n_coloured > 0
+    if colour:
+        invert = False  # the polarity rule is for grey ink; colours are kept as they are
 
-    pixels = np.zeros((total, *shape), np.uint8)
+    pixels = np.zeros((total, *shape, 3) if colour else (total, *shape), np.uint8)
     kept: list[int] = []
     n_resized = 0
     for i, (p, _) in enumerate(items):
@@ -490,16 +589,17 @@ def _read_folder(folder: Path, listing: FolderListing,
         if sizes[i] is None:
             continue
         try:
-            grey, _notes = read_image(p)
+            image, _notes = (read_colour if colour else read_image)(p)
         except ImageError as e:
             skipped.append((str(p.relative_to(folder)), e.reason))
             continue
         if invert:
-            grey = 1 - grey
-        if grey.shape != shape:
+            image = 1 - image
+        if image.shape[:2] != shape:
             n_resized += 1
-            grey = preprocess_image(grey, shape, fill=None, invert=False)
-        pixels[len(kept)] = np.rint(grey * 255)
+            image = (preprocess_colour(image, shape) if colour
+                     else preprocess_image(image, shape, fill=None, invert=False))
+        pixels[len(kept)] = np.rint(image * 255)
         kept.append(i)
     if progress is not None:
         progress(total, total)
@@ -514,7 +614,11 @@ def _read_folder(folder: Path, listing: FolderListing,
                      f"{shape[1]} (the most common size), keeping their aspect ratio")
     n_dark, n_bright = votes.count(True), votes.count(False)
     asked = f"{len(votes)} sampled images" if len(votes) < len(readable) else "the images"
-    if invert or n_dark:  # say so when pixels changed, or some images were the other way
+    if colour:
+        notes.append(f"colour: {n_coloured} of {len(voters)} sampled images are coloured, so "
+                     f"all {len(kept)} were kept in RGB (the polarity rule is for grey ink "
+                     "and was not applied)")
+    elif invert or n_dark:  # say so when pixels changed, or some images were the other way
         notes.append(f"polarity, decided for the whole dataset: of {asked}, {n_dark} have dark "
                      f"ink on a light background, {n_bright} bright ink on dark and "
                      f"{len(votes) - n_dark - n_bright} cannot tell; "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .architectures import build_vae
 from .config import ConfigError, TrainConfig
 from .data import ImageDataset, Split, split_indices
 from .distributed import SINGLE, ElboStep, Ranks, shard
@@ -39,8 +40,15 @@ LOGPX_COLUMNS = ("step", "samples", "seconds", "epoch", "log_px", "elbo", "resol
 SUBSET_SEED = 1
 # Keep each datapoint's fixed dynamic binarisation (1 byte per pixel) up to this size.
 EVIDENCE_CACHE_BYTES = 512 * 2**20
-# How often the last finite weights are copied aside for the divergence guard.
+# The periodic held-out evaluation takes at most this share of the training time: every
+# eval_every_seconds for a fast model, less often for one whose evaluation is slow (a conv
+# model evaluates 2,048 points in seconds on a CPU).
+HELDOUT_SHARE = 0.1
+# How often the last finite weights are copied aside for the divergence guard, and the most
+# of the training time the copy (and its finiteness check) may take: a conv model's step is
+# slow enough that a copy every second took ~17 % of it.
 GUARD_EVERY_SECONDS = 1.0
+GUARD_SHARE = 0.03
 # Train curve rows are means over this much training time.
 RECORD_EVERY_SECONDS = 0.1
 # A memory-mapped dataset up to this size is copied into memory (faster minibatches);
@@ -194,17 +202,23 @@ class Session:
         """(Re)create the model, optimiser, counters and history from the config."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        self.model = VAE.from_config(self.dataset.n_pixels, cfg).to(self.device)
+        self.model: VAE = build_vae(cfg, self.dataset.image_shape,
+                                    self.dataset.channels).to(self.device)
         self.optimizer = make_adam(self.model.parameters(), cfg.lr, self.device)
         # The training objective; with several ranks wrapped in DDP, which all-reduces
         # (averages) the gradients during backward.
         self._objective = self.ranks.wrap(ElboStep(self.model))
         self._stop_vote = False  # this rank wants the run to end (see run())
         self._stop_agreed = False  # some rank wanted it at the last step
-        self.precision = precision_choice(
-            cfg.precision, self.device,
-            model_shape(cfg.batch_size // self.ranks.world_size, self.dataset.n_pixels,
-                        cfg.hidden))
+        if cfg.arch == "conv" and cfg.precision == "auto":
+            # The race times the MLP's matmuls; convolutions were never raced, so stay safe.
+            self.precision = PrecisionChoice("fp32", "auto: the conv model trains in fp32 "
+                                             "(the bf16 race times MLP layers only)")
+        else:
+            self.precision = precision_choice(
+                cfg.precision, self.device,
+                model_shape(cfg.batch_size // self.ranks.world_size, self.dataset.n_pixels,
+                            cfg.hidden))
         self._autocast_dtype = self.precision.dtype
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
         self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
@@ -217,6 +231,8 @@ class Session:
         self._window = [0.0, 0.0, 0.0, 0]  # sums of elbo, recon, kl; row count
         self._window_start = 0.0
         self._last_eval = -math.inf
+        self._eval_cost = 0.0  # seconds the last held-out evaluation took
+        self._guard_cost = 0.0  # seconds the last copy for the divergence guard took
         self._good_state = None
         self._good_at = -math.inf
         self.latents.invalidate()
@@ -255,6 +271,11 @@ class Session:
             raise CheckpointError(f"{checkpoint.path}: trained on {shape[0]}x{shape[1]} images, "
                                   f"but {dataset.source} has {dataset.image_shape[0]}x"
                                   f"{dataset.image_shape[1]}")
+        channels = int(checkpoint.dataset_ref.get("channels", 1))
+        if dataset.channels != channels:
+            kind = {1: "grey", 3: "colour (RGB)"}
+            raise CheckpointError(f"{checkpoint.path}: trained on {kind[channels]} images, "
+                                  f"but {dataset.source} is {kind[dataset.channels]}")
         same_data = dataset.fingerprint() == checkpoint.dataset_ref["fingerprint"]
         if strict and not same_data:
             raise CheckpointError(f"{checkpoint.path}: {dataset.source} is not the dataset this "
@@ -399,8 +420,10 @@ class Session:
         if self.stopped_reason is not None:
             return None
         t0 = time.perf_counter()
-        if self.seconds - self._good_at >= GUARD_EVERY_SECONDS:
+        if self.seconds - self._good_at >= max(GUARD_EVERY_SECONDS,
+                                               self._guard_cost / GUARD_SHARE):
             self._save_good_state()
+            self._guard_cost = time.perf_counter() - t0
         world = self.ranks.world_size
         bs = self.config.batch_size // world  # this rank's part of the minibatch
         idx = self._order[self._cursor:self._cursor + bs]
@@ -438,7 +461,8 @@ class Session:
         self._record(elbo, recon, kl, n)
         # Held-out numbers come from rank 0 alone, over exactly the held-out points.
         main = self.ranks.is_main
-        if main and self.seconds - self._last_eval >= self.config.eval_every_seconds:
+        if main and self.seconds - self._last_eval >= max(self.config.eval_every_seconds,
+                                                          self._eval_cost / HELDOUT_SHARE):
             self.evaluate_heldout()
         if main and self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
             self.evaluate_logpx()
@@ -464,7 +488,10 @@ class Session:
 
     def evaluate_heldout(self) -> dict[str, float]:
         """Held-out ELBO terms on the fixed evaluation subset, appended to the history."""
+        t0 = time.perf_counter()
         terms = self.evaluate(self._heldout_x)
+        if len(self.heldout_history):  # the first one pays one-off warm-up costs: not counted
+            self._eval_cost = time.perf_counter() - t0
         self._last_eval = self.seconds
         self.heldout_history.append(**self._counters(), **terms)
         self.version += 1

@@ -84,7 +84,20 @@ class Startup:
 def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
                  threads: int) -> Startup:
     """Load what the command line names; raises DataError, ConfigError, CheckpointError,
-    SessionFileError or OSError with a one-line message."""
+    SessionFileError or OSError with a one-line message (colour datasets are refused: the
+    app shows grey images only, for now)."""
+    from trainer import DataError
+
+    from .dataset_loader import colour_refusal
+
+    startup = _open_startup(source, checkpoint_dir, device, threads)
+    if (refusal := colour_refusal(startup.dataset)) is not None:
+        raise DataError(refusal)
+    return startup
+
+
+def _open_startup(source: str | None, checkpoint_dir: str | None, device: str,
+                  threads: int) -> Startup:
     from explorer.core.session_file import SUFFIX, LoadedSession, find_dataset, load_session
     from trainer import DataError, TrainConfig, load_checkpoint
     from trainer.cli import load_with_progress
