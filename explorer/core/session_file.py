@@ -6,6 +6,9 @@
                     and the view state (view region, sigma level, manifold mode and grid, ...)
     encoded.npz     the encoded images' arrays: ``inputs`` float32 (M, H, W), what the model is
                     given, and ``grey_<i>`` uint8 (h, w), each original in grey
+    runs/<k>/...    the checkpoints of a window's further runs (k = 1..3), on the same dataset;
+                    session.json's ``runs`` lists every run's name and colour, the first being
+                    the checkpoint at the top. A reader that knows one run opens the first.
 
 Saving is atomic (``trainer.atomic_write``): a crash mid-write leaves the previous file as it
 was. Opening never runs code from the file: no pickle anywhere (tensors via safetensors,
@@ -55,6 +58,12 @@ SUFFIX = ".lexp"
 SESSION_JSON = "session.json"
 ENCODED_NPZ = "encoded.npz"
 MEMBERS = (*CHECKPOINT_FILES, SESSION_JSON, ENCODED_NPZ)
+MAX_RUNS = 4  # explorer.core.state.MAX_RUNS: the runs one window shows
+
+
+def run_members(k: int) -> tuple[str, ...]:
+    """The members of run k's checkpoint (run 0's are at the top, as in one-run files)."""
+    return CHECKPOINT_FILES if k == 0 else tuple(f"runs/{k}/{n}" for n in CHECKPOINT_FILES)
 # Zip-bomb guards, all checked from the zip directory before a member is inflated: what the
 # whole archive unpacks to; each member's size by its role (the JSON members hold a few
 # hundred kB; the tensors what the recorded config's shapes imply; the arrays what the
@@ -88,6 +97,23 @@ class EncodedRecord:
 
 
 @dataclass
+class SavedRun:
+    """A further run to save beside the first: its checkpoint (as SessionState.checkpoint),
+    name and colour."""
+
+    checkpoint: Session | str | os.PathLike
+    name: str
+    colour: str | None = None
+
+
+@dataclass
+class LoadedRun:
+    name: str | None  # None in a file saved before runs had names
+    colour: str | None
+    checkpoint: Checkpoint
+
+
+@dataclass
 class SessionState:
     """What the window supplies to save a session.
 
@@ -104,6 +130,9 @@ class SessionState:
     selected_encoded: int | None = None
     selected_point: int | None = None
     view: dict = field(default_factory=dict)
+    name: str | None = None  # the first run's name and colour
+    colour: str | None = None
+    more_runs: Sequence[SavedRun] = ()  # the window's other runs, in order
 
 
 @dataclass
@@ -115,6 +144,11 @@ class LoadedSession:
     selected_point: int | None
     view: dict
     meta: dict  # session.json as read
+    runs: list[LoadedRun] = field(default_factory=list)  # every run; runs[0] is checkpoint
+
+    def __post_init__(self) -> None:
+        if not self.runs:  # a checkpoint folder, or a record built by hand: one run
+            self.runs = [LoadedRun(None, None, self.checkpoint)]
 
     @property
     def dataset_ref(self) -> dict:
@@ -161,6 +195,12 @@ def _optional_index(value, count: int | None, what: str) -> int | None:
 
 
 def _session_json(state: SessionState, records: list[EncodedRecord], n_points: int) -> bytes:
+    runs = [{"name": state.name, "colour": state.colour},
+            *({"name": r.name, "colour": r.colour} for r in state.more_runs)]
+    for run in runs:
+        if not isinstance(run["name"], (str, type(None))) or \
+                not isinstance(run["colour"], (str, type(None))):
+            raise ValueError("run names and colours must be text")
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -172,6 +212,7 @@ def _session_json(state: SessionState, records: list[EncodedRecord], n_points: i
                                                  "selected_encoded"),
                       "point": _optional_index(state.selected_point, n_points, "selected_point")},
         "view": dict(state.view),
+        "runs": runs,
     }
     return (json.dumps(meta, indent=1, default=_json_default, allow_nan=False) + "\n").encode()
 
@@ -204,20 +245,33 @@ def _records(encoded: Sequence, shape: tuple[int, int]) -> list[EncodedRecord]:
 def save_session(path: str | os.PathLike, state: SessionState) -> Path:
     """Write ``state`` to ``path`` (conventionally ``NAME.lexp``), replacing it atomically."""
     path = Path(path)
+    if 1 + len(state.more_runs) > MAX_RUNS:
+        raise SessionFileError(f"{path}: at most {MAX_RUNS} runs fit in a session")
     # Staged beside the target (not in $TMPDIR): a killed save leaves a recognisable
     # .NAME.xxxxxxxx.partial folder there, which the next save sweeps once stale.
     with staging_dir(path) as tmp:
-        if isinstance(state.checkpoint, (str, os.PathLike)):
-            folder = Path(state.checkpoint)
-        else:
-            folder = Path(tmp) / "checkpoint"
+        folders = []
+        sources = [state.checkpoint, *(r.checkpoint for r in state.more_runs)]
+        for k, source in enumerate(sources):
+            if isinstance(source, (str, os.PathLike)):
+                folders.append(Path(source))
+                continue
+            folders.append(Path(tmp) / f"checkpoint-{k}")
             try:
-                save_checkpoint(state.checkpoint, folder)
+                save_checkpoint(source, folders[-1])
             except (CheckpointError, OSError) as e:
                 raise SessionFileError(f"{path}: cannot save the checkpoint ({e})") from None
         try:
-            checkpoint = load_checkpoint(folder)  # never write a session that cannot open
-            payload = {name: (folder / name).read_bytes() for name in CHECKPOINT_FILES}
+            payload = {}
+            for k, folder in enumerate(folders):
+                checkpoint = load_checkpoint(folder)  # never write a session that cannot open
+                if k == 0:
+                    first = checkpoint
+                elif checkpoint.dataset_ref["fingerprint"] != first.dataset_ref["fingerprint"]:
+                    raise ValueError(f"run {k + 1} trained on another dataset than run 1")
+                payload.update({member: (folder / name).read_bytes() for member, name
+                                in zip(run_members(k), CHECKPOINT_FILES, strict=True)})
+            checkpoint = first
             records = _records(state.encoded, checkpoint.image_shape)
             payload[SESSION_JSON] = _session_json(state, records,
                                                   checkpoint.dataset_ref["n"])
@@ -227,7 +281,7 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
 
     def write(tmp_path: str) -> None:
         with zipfile.ZipFile(tmp_path, "w") as zf:
-            for name in MEMBERS:
+            for name in payload:
                 # Float weights barely compress; storing them keeps autosave on quit quick.
                 # Near-constant arrays (large blank images) are stored too, so the file never
                 # trips the loader's inflation-ratio guard.
@@ -269,12 +323,12 @@ def _members(path: Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     if missing:
         raise SessionFileError(f"{path}: missing {missing[0]}; not a complete Latent Explorer "
                                "session")
-    for name in MEMBERS:
-        if found[name].flag_bits & 0x1:
-            raise SessionFileError(f"{path}: {name} is encrypted")
-    _check_inflation(path, [found[name] for name in MEMBERS])
-    for name, cap in MAX_JSON_BYTES.items():
-        _check_cap(path, found[name], cap)
+    _check_inflation(path, infos)
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise SessionFileError(f"{path}: {info.filename} is encrypted")
+        if PurePosixPath(info.filename).name == RUN_FILE or info.filename == SESSION_JSON:
+            _check_cap(path, info, MAX_JSON_BYTES[PurePosixPath(info.filename).name])
     return found
 
 
@@ -340,24 +394,33 @@ def _check_meta(path: Path, data: bytes) -> dict:
         raise SessionFileError(f"{path}: {SESSION_JSON}: 'encoded' is malformed")
     if not isinstance(meta.get("selection"), dict) or not isinstance(meta.get("view"), dict):
         raise SessionFileError(f"{path}: {SESSION_JSON}: 'selection' or 'view' is missing")
+    runs = meta.get("runs", [{"name": None, "colour": None}])  # absent: a one-run file
+    if not (isinstance(runs, list) and 1 <= len(runs) <= MAX_RUNS and all(
+            isinstance(r, dict) and isinstance(r.get("name"), (str, type(None)))
+            and isinstance(r.get("colour"), (str, type(None))) for r in runs)):
+        raise SessionFileError(f"{path}: {SESSION_JSON}: 'runs' is malformed")
+    meta["runs"] = runs
     return meta
 
 
-def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict) -> Checkpoint:
+def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict, k: int = 0) -> Checkpoint:
+    members = dict(zip(CHECKPOINT_FILES, run_members(k), strict=True))
+    missing = [m for m in members.values() if m not in found]
+    if missing:
+        raise SessionFileError(f"{path}: missing {missing[0]} (run {k + 1} of the session)")
     # The members are copied out to be read; a process killed meanwhile leaves the copy in
     # the temp folder under a staging name, swept by the next open once stale.
     scratch = Path(tempfile.gettempdir()) / f"lexp-open-{path.name}"
     with staging_dir(scratch) as tmp:
         try:
-            # The run record first (its size is capped): the shapes it records bound the
-            # tensors.
+            # The run record first (capped in size): the shapes it records bound the tensors.
             run_path = Path(tmp) / RUN_FILE
-            run_path.write_bytes(_read(path, zf, found[RUN_FILE]))
+            run_path.write_bytes(_read(path, zf, found[members[RUN_FILE]]))
             for name, cap in file_size_limits(run_path).items():
-                _check_cap(path, found[name], cap)
+                _check_cap(path, found[members[name]], cap)
             for name in CHECKPOINT_FILES:  # known names only, written by us
                 if name != RUN_FILE:
-                    (Path(tmp) / name).write_bytes(_read(path, zf, found[name]))
+                    (Path(tmp) / name).write_bytes(_read(path, zf, found[members[name]]))
             checkpoint = load_checkpoint(tmp)  # every tensor is copied into memory
         except CheckpointError as e:
             raise SessionFileError(str(e).replace(str(Path(tmp)), str(path))) from None
@@ -432,6 +495,13 @@ def load_session(path: str | os.PathLike) -> LoadedSession:
         found = _members(path, zf)
         meta = _check_meta(path, _read(path, zf, found[SESSION_JSON]))
         checkpoint = _load_checkpoint(path, zf, found)
+        runs = [LoadedRun(meta["runs"][0]["name"], meta["runs"][0]["colour"], checkpoint)]
+        for k, entry in enumerate(meta["runs"][1:], start=1):
+            more = _load_checkpoint(path, zf, found, k)
+            if more.dataset_ref["fingerprint"] != checkpoint.dataset_ref["fingerprint"]:
+                raise SessionFileError(f"{path}: run {k + 1} was trained on another dataset "
+                                       "than run 1")
+            runs.append(LoadedRun(entry["name"], entry["colour"], more))
         encoded = _load_encoded(path, _read(path, zf, found[ENCODED_NPZ]), meta,
                                 checkpoint.image_shape)
     selection = meta["selection"]
@@ -444,7 +514,7 @@ def load_session(path: str | os.PathLike) -> LoadedSession:
         raise SessionFileError(f"{path}: {SESSION_JSON}: {e}") from None
     return LoadedSession(path=path, checkpoint=checkpoint, encoded=encoded,
                          selected_encoded=selected_encoded, selected_point=selected_point,
-                         view=dict(meta["view"]), meta=meta)
+                         view=dict(meta["view"]), meta=meta, runs=runs)
 
 
 # ------------------------------------------------------------------------------ dataset

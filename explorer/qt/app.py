@@ -40,6 +40,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "--out DIR' on a GPU server), paused, on its recorded dataset")
     p.add_argument("--screenshot", metavar="PNG",
                    help="train offscreen, save a picture of the window and exit")
+    p.add_argument("--run", action="append", default=[], metavar="KEY=VALUE[,...]",
+                   help="with --screenshot: a run whose settings differ from the base config "
+                        "in these (beta, likelihood, binarization, hidden, seed, lr, "
+                        "batch_size), e.g. --run beta=1 --run beta=4; one JSON line per run "
+                        "is printed")
     p.add_argument("--steps", type=int, default=DEFAULT_SCREENSHOT_STEPS,
                    help=f"training steps before --screenshot (default {DEFAULT_SCREENSHOT_STEPS})")
     p.add_argument("--size", metavar="WxH", type=window_size_arg, default=None,
@@ -56,6 +61,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--steps must be non-negative (got {args.steps})")
     if args.threads is not None and args.threads < 1:
         p.error(f"--threads must be at least 1 (got {args.threads})")
+    if args.run and not args.screenshot:
+        p.error("--run goes with --screenshot (in the window: File > New run)")
+    if len(args.run) > 4:
+        p.error(f"at most 4 runs fit in one window (got {len(args.run)} --run)")
     return args
 
 
@@ -149,43 +158,14 @@ def save_png_atomically(pixmap, path: str) -> None:
 
 
 def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
-                      size: tuple[int, int] | None = None) -> None:
-    """Train ``steps`` steps in this thread (from ``checkpoint`` when given), then draw the
-    window at ``size`` (default: its default size)."""
-    import numpy as np
-    from PySide6.QtCore import QEventLoop, QTimer
+                      size: tuple[int, int] | None = None, runs: list[str] | None = None
+                      ) -> list[dict]:
+    """Train each run ``steps`` steps in this thread (the first from ``checkpoint`` when
+    given), draw the window at ``size`` (default: its default size) into ``path``, and
+    return one record per run (explorer.qt.screenshot)."""
+    from explorer.qt.screenshot import render
 
-    from explorer.qt.window import MainWindow
-    from trainer import Session
-
-    window = MainWindow(dataset, config, start=False, launch=False, restore_state=False)
-    if size is not None:
-        from explorer.core.window_size import layout_for_window
-
-        window.apply_layout(layout_for_window(*size))
-    try:
-        session = (Session(dataset, config) if checkpoint is None else
-                   Session.from_checkpoint(checkpoint, dataset, device=config.device,
-                                           threads=config.threads, strict=False))
-        for _ in range(steps):
-            if session.step() is None:
-                break
-        session.evaluate_heldout()
-        snapshot = session.snapshot(latent_seconds=None)
-        window.apply_snapshot(snapshot)
-        window.apply_progress(snapshot.progress)
-        window.controls.set_running(True)
-        # Fill the image panel the way a user would: select a point, decode an empty spot.
-        window.selection.select_point(int(np.argmax(np.abs(snapshot.mu).sum(1))))
-        window.selection.decode_z(0.0, 0.0)
-        window.show()
-        # Run the event loop briefly so layouts settle and throttled views draw.
-        loop = QEventLoop()
-        QTimer.singleShot(500, loop.quit)
-        loop.exec()
-        save_png_atomically(window.grab(), path)
-    finally:
-        window.close()
+    return render(dataset, config, runs or [], path, steps, checkpoint, size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,11 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     apply_theme(app, args.theme or prefs.theme)
     if args.screenshot:
         try:
-            render_screenshot(startup.dataset, startup.config, args.screenshot, args.steps,
-                              startup.checkpoint, args.size)
+            records = render_screenshot(startup.dataset, startup.config, args.screenshot,
+                                        args.steps, startup.checkpoint, args.size, args.run)
+        except (ConfigError, ValueError) as exc:  # a bad --run
+            print(f"latent-explorer: --run: {exc}", file=sys.stderr)
+            return 2
         except OSError as exc:
             print(f"latent-explorer: {exc}", file=sys.stderr)
             return 1
+        import json
+
+        for record in records:
+            print(json.dumps(record))
         print(f"wrote {args.screenshot}")
         return 0
 

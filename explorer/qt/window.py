@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEvent, QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.explainer import ParameterCounts, parameter_counts
+from explorer.core.state import MAX_RUNS, SCHEDULE_TEXT, AppState, Run
 from explorer.core.window_size import (
     DEFAULT_SIZE,
     MENU_AND_STATUS,
@@ -39,8 +40,10 @@ from explorer.core.window_size import (
 from explorer.qt.controllers.datasets import DatasetsController
 from explorer.qt.controllers.exports import ExportsController
 from explorer.qt.controllers.images import ImagesController
+from explorer.qt.controllers.runs import RunsController
 from explorer.qt.controllers.selection import SelectionController
 from explorer.qt.controllers.sessions import SessionsController
+from explorer.qt.controllers.training import Trainers, TrainingController
 from explorer.qt.dataset_loader import source_title
 from explorer.qt.paint_guard import guarded
 from explorer.qt.preferences import Preferences, PreferencesDialog
@@ -56,7 +59,9 @@ from explorer.qt.views.image_panel import ImagePanel
 from explorer.qt.views.inspector import Inspector
 from explorer.qt.views.latent_view import LatentView
 from explorer.qt.views.manifold_view import ManifoldView
+from explorer.qt.views.run_comparison import RunComparison
 from explorer.qt.views.run_figures import RunFigures
+from explorer.qt.views.run_planes import RunPlane, RunPlanes
 from explorer.qt.views.tips import add_view_tips
 from explorer.qt.worker import TrainingWorker
 from trainer import (
@@ -151,23 +156,39 @@ class Panels:
     trails: Trails
 
 
-def run_state(name: str) -> property:
-    """One run's state, kept on the window for now (the one place to reroute it)."""
-    return property(lambda self: self._run[name],
-                    lambda self, value: self._run.__setitem__(name, value))
-
-
 class MainWindow(QMainWindow):
-    dataset: ImageDataset = run_state("dataset")
-    config: TrainConfig = run_state("config")
-    worker: TrainingWorker = run_state("worker")
-    snapshot: Snapshot | None = run_state("snapshot")
-    model: FrozenVAE | None = run_state("model")  # the newest snapshot's frozen copy
-    progress: Progress | None = run_state("progress")
-    selected: int | None = run_state("selected")
-    running: bool = run_state("running")  # what the GUI asked the worker for
-    started: bool = run_state("started")
-    failure: str | None = run_state("failure")  # why the worker's loop ended; None while alive
+    """The window holds runs (``state``, an explorer.core.state.AppState) and a
+    TrainingController per run (``trainers``); it is not a run. The properties below read
+    the current run, for the controllers that act on it."""
+
+    dataset: ImageDataset = property(lambda self: self.state.current.dataset)
+    snapshot: Snapshot | None = property(lambda self: self.state.current.snapshot)
+    model: FrozenVAE | None = property(lambda self: self.state.current.model)
+    progress: Progress | None = property(lambda self: self.state.current.progress)
+    failure: str | None = property(lambda self: self.state.current.failure)
+    worker: TrainingWorker = property(lambda self: self.trainers.current.worker)
+    # Asked for or echoed: the session's paused flag is the one owner (Progress.paused).
+    running: bool = property(lambda self: self.trainers.current.wants_running)
+    started: bool = property(lambda self: self.trainers.current.started)
+
+    @property
+    def config(self) -> TrainConfig:
+        """The current run's config (its session's echo), placed on this window's device
+        and threads (Preferences or the command line: they apply from the next run)."""
+        return self.state.current.config.replace(**self.placement)
+
+    @config.setter
+    def config(self, config: TrainConfig) -> None:
+        self.state.current.set_config(config)
+
+    @property
+    def selected(self) -> int | None:
+        """The selected datapoint, linked across every run."""
+        return self.state.selected
+
+    @selected.setter
+    def selected(self, index: int | None) -> None:
+        self.state.select(index)
 
     def __init__(self, dataset: ImageDataset, config: TrainConfig, start: bool = True,
                  launch: bool = True, restore_state: bool = True,
@@ -176,21 +197,21 @@ class MainWindow(QMainWindow):
         thread (the screenshot mode trains in-process and feeds snapshots itself).
         ``checkpoint``: resume it (paused) instead of training a fresh model."""
         super().__init__()
-        self._run: dict = dict(dataset=dataset, config=config, worker=None, snapshot=None,
-                               model=None, progress=None, selected=None, running=start,
-                               started=start, failure=None)
-        if checkpoint is not None:
-            self.running, self.started = False, True  # a restored run opens paused
-        self._pending: tuple[Snapshot | None, Progress | None] = (None, None)
-        self._draw_scheduled = False
         self._shown_reason: str | None = None
-        self._launched = launch
         self.closing = False
         # Yes/No questions go through here, so tests (and scripts) can answer them.
         self.confirm: Callable[[str, str], bool] = self.ask
         self.message_box: QMessageBox | None = None  # non-modal: training and reading go on
         self._settings = app_settings() if restore_state else None
         self.prefs = Preferences.load(self._settings) if self._settings else Preferences()
+        self.placement = {"device": config.device, "threads": config.threads}
+        self.state = AppState()
+        self.trainers = Trainers(self.state, launch=launch,
+                                 rates=(self.prefs.curve_hz, self.prefs.latent_hz), parent=self)
+        run_name = (None if checkpoint is None or checkpoint.path is None
+                    else Path(checkpoint.path).resolve().name)
+        first = self.state.add_run(dataset, config, run_name or "run 1")
+        self.trainers.add(first)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)  # drops on any dock land here; the plane takes its own
 
@@ -208,7 +229,11 @@ class MainWindow(QMainWindow):
         self._column.setSpacing(0)
         for widget in (self.banner, self.hint):
             self._column.addWidget(widget)
-        self._column.addWidget(self.latent_view, 1)
+        self.planes = RunPlanes(RunPlane(self.latent_view, primary=True))
+        self.schedule_label = QLabel()
+        self.schedule_label.setToolTip("Training > One run trains at a time / All runs train "
+                                       "in turn")
+        self._column.addWidget(self.planes, 1)
         self.setCentralWidget(central)
 
         self.image_panel = ImagePanel()
@@ -222,11 +247,13 @@ class MainWindow(QMainWindow):
         self.colouring = PointColouring(self.latent_view, labels=dataset.labels)
         self.aggregate = AggregateDensityLayer(self.latent_view)
         self.trails = Trails(self.latent_view.plotItem)
+        self.comparison = RunComparison()
         self.panels = Panels(self.latent_view, self.image_panel, self.elbo_view, self.controls,
                              self.dataset_panel, self.manifold_view, self.encoded_panel,
                              self.inspector, self.colouring, self.aggregate, self.trails)
         self.docks = self._build_docks()
         self.figures = RunFigures(self.statusBar(), len(dataset))
+        self.statusBar().addPermanentWidget(self.schedule_label)
         add_view_tips(self.panels)
 
         self.selection = SelectionController(self, self.panels, self.docks["inspector"])
@@ -240,34 +267,44 @@ class MainWindow(QMainWindow):
         self.sessions = SessionsController(
             self, self.panels, self.datasets, self.selection.select_point,
             self.menus["File/Open recent"], self._settings,
-            run_name=(None if checkpoint is None or checkpoint.path is None
-                      else Path(checkpoint.path).resolve().name),
+            run_name=run_name,
             clean_step=0 if checkpoint is None else int(checkpoint.counters["step"]))
         self.images = ImagesController(self, self.encoded_panel, self.latent_view,
                                        self.docks["encoded"], self.sessions.open_session,
                                        self.datasets.open_dataset)
         self.sessions.update_title()
 
+        self.runs = RunsController(self, self.state, self.trainers, self.planes,
+                                   self.elbo_view, self.comparison,
+                                   on_current=self._show_current_run,
+                                   on_new_controller=self._connect_controller)
+        self.state.run_added.connect(self._watch_run)
+        self.state.schedule_changed.connect(self._show_schedule)
+        self._watch_run(first)
+        self._connect_controller(self.trainers.of(first))
         if checkpoint is not None:
             self.controls.set_config(checkpoint.config)
-        self.worker = self._new_worker(start_paused=not self.running, checkpoint=checkpoint)
+        # A restored run opens paused: the user sees it as it was saved.
+        self.trainers.of(first).started = start or checkpoint is not None
+        self.trainers.of(first).new_worker(start_paused=not start or checkpoint is not None,
+                                           checkpoint=checkpoint)
         self._show_running()
+        self._show_schedule(self.state.schedule)
         self.controls.startPauseClicked.connect(self.toggle_running)
         self.controls.stepClicked.connect(self.step_once)
         self.controls.resetClicked.connect(self.reset_training)
-        # Through the window, so the controls reach whichever worker trains now.
-        self.controls.lrChanged.connect(lambda lr: self.worker.set_lr(lr))
-        self.controls.betaChanged.connect(lambda beta: self.worker.set_beta(beta))
-        self.controls.batchSizeChanged.connect(lambda n: self.worker.set_batch_size(n))
+        # Through the trainers, so the controls reach the current run's worker.
+        self.controls.lrChanged.connect(lambda lr: self.trainers.current.set_lr(lr))
+        self.controls.betaChanged.connect(lambda beta: self.trainers.current.set_beta(beta))
+        self.controls.batchSizeChanged.connect(
+            lambda n: self.trainers.current.set_batch_size(n))
         self.latent_view.viewRegionChanged.connect(self.manifold_view.set_view_region)
 
         self.apply_layout(self.first_layout())
         if self._settings is not None:
             self._restore_settings()
-        if launch:
-            self.worker.start()
-            if restore_state:
-                self.sessions.offer_recovery()
+        if launch and restore_state:
+            self.sessions.offer_recovery()
 
     # ---------------------------------------------------------------- actions
     def _action_table(self) -> list:
@@ -278,6 +315,10 @@ class MainWindow(QMainWindow):
                 shortcuts(KEYS.Open, "Ctrl+O"),
                 "Open a saved session (.lexp): the run, its curves, encoded images and view"),
             Sub("File/Open recent", "Sessions opened or saved lately"),
+            Act("new_run", "File", "New run...", lambda: self.runs.new_run(), "Ctrl+T",
+                "Another run on this dataset beside the current one: a copy of its settings "
+                "with your changes (beta, likelihood, hidden sizes, seed)",
+                enabled=lambda: len(self.state.runs) < MAX_RUNS),
             Act("save", "File", "Save session", lambda: s().save_session(),
                 shortcuts(KEYS.Save, "Ctrl+S"),
                 "Save the run (weights, optimiser, history), encoded images and view"),
@@ -324,6 +365,14 @@ class MainWindow(QMainWindow):
                 "One optimiser step while paused", enabled=lambda: not self.running),
             Act("reset", "Training", "Reset", self.reset_training, "Ctrl+R",
                 "Rebuild the model from scratch with the settings in the Training panel"),
+            "Training-",
+            Act("schedule_one", "Training", "One run trains at a time",
+                lambda: self.state.set_schedule("one"),
+                tip="Starting a run pauses the others", checkable=True, group="schedule"),
+            Act("schedule_all", "Training", "All runs train in turn",
+                lambda: self.state.set_schedule("all"),
+                tip="Running runs take one step each in turn (round-robin), so the window "
+                    "keeps a core", checkable=True, group="schedule"),
             *(dock.toggleViewAction() for dock in self.docks.values()),
             "View-",
             Act("aggregate", "View", "Aggregate posterior density", self.aggregate.set_visible,
@@ -379,6 +428,7 @@ class MainWindow(QMainWindow):
                 self._menu(row.menu).addAction(a)
                 self.actions[row.name] = a
         self.actions["sigma_1"].setChecked(True)
+        self.actions["schedule_one"].setChecked(True)
 
     def refresh_actions(self) -> None:
         """Apply each action's enabled rule (on every change of running state, menu open)."""
@@ -442,7 +492,8 @@ class MainWindow(QMainWindow):
 
     def _on_sigma_action(self) -> None:
         k = self.sigma_level()
-        self.latent_view.set_sigma_level(k)
+        for plane in self.planes.planes():
+            plane.view.set_sigma_level(k)
         self.inspector.overlay.set_sigma_level(k)
 
     def aggregate_shown(self) -> bool:
@@ -485,6 +536,8 @@ class MainWindow(QMainWindow):
                 ("controls", "Training", self.controls, left),
                 ("dataset", "Dataset", self.dataset_panel, left),
                 ("elbo", "ELBO curves", self.elbo_view, Qt.DockWidgetArea.BottomDockWidgetArea),
+                ("compare", "Compare runs", self.comparison,
+                 Qt.DockWidgetArea.BottomDockWidgetArea),
                 ("encoded", "Encoded images", self.encoded_panel, right),
                 ("inspector", "Inspector", scrolled(self.inspector), right),
                 ("colouring", "Colour points", self.colouring, left)):
@@ -495,6 +548,8 @@ class MainWindow(QMainWindow):
         for first, other in (("manifold", "encoded"), ("manifold", "inspector"),
                              ("dataset", "colouring")):
             self.tabifyDockWidget(docks[first], docks[other])
+        # The selected datapoint in every run, beside the curves (shown with two runs).
+        self.splitDockWidget(docks["elbo"], docks["compare"], Qt.Orientation.Horizontal)
         docks["manifold"].raise_()
         docks["dataset"].raise_()
         # Side columns run the full height; the curves sit under the plane only.
@@ -503,57 +558,60 @@ class MainWindow(QMainWindow):
         return docks
 
     # --------------------------------------------------------------- training
-    def _new_worker(self, start_paused: bool, checkpoint: Checkpoint | None = None,
-                    session=None) -> TrainingWorker:
-        worker = TrainingWorker(self.dataset, self.config, start_paused=start_paused,
-                                checkpoint=checkpoint, session=session)
-        worker.progressed.connect(self._on_progress)
-        worker.snapshotted.connect(self._on_snapshot)
-        worker.failed.connect(self._on_failed)
-        worker.checkpointSaved.connect(self.sessions.on_checkpoint_saved)
-        worker.finished.connect(self.sessions.end_save_wait)
-        worker.set_rates(self.prefs.curve_hz, self.prefs.latent_hz)
-        return worker
+    # --------------------------------------------------------------- training
+    def _connect_controller(self, controller: TrainingController) -> None:
+        """A run's controller, once: its checkpoint answers go to the sessions controller."""
+        controller.checkpointSaved.connect(self.sessions.on_checkpoint_saved)
+        controller.workerFinished.connect(self.sessions.worker_finished)
+
+    def _watch_run(self, run: Run) -> None:
+        """The current run's echoes redraw the window's full views (the others' planes,
+        curves and titles listen for themselves)."""
+        def current() -> bool:
+            return run is self.state.current
+
+        run.snapshot_changed.connect(lambda s: current() and self.apply_snapshot(s))
+        run.progress_changed.connect(lambda p: current() and self.apply_progress(p))
+        run.failure_changed.connect(lambda m: current() and self._show_failure(m))
+        run.running_changed.connect(lambda _: current() and self._show_running())
+        self._show_schedule(self.state.schedule)
 
     def replace_worker(self, start_paused: bool, session=None, drop_results: bool = False
                        ) -> None:
-        """Stop the worker and train ``session`` (None: a fresh model of ``config``) in a new
-        one. ``drop_results``: results the old one sent before it stopped are dropped, so no
-        snapshot of old data is drawn over the new (only the worker queues calls here)."""
-        old = self.worker
-        old.stop()
-        for signal, slot in ((old.progressed, self._on_progress),
-                             (old.snapshotted, self._on_snapshot), (old.failed, self._on_failed),
-                             (old.checkpointSaved, self.sessions.on_checkpoint_saved)):
-            signal.disconnect(slot)
-        if drop_results:
-            QCoreApplication.removePostedEvents(self, QEvent.Type.MetaCall)
-            self._draw_scheduled = False
-        self.worker = self._new_worker(start_paused=start_paused, session=session)
-        if self._launched:
-            self.worker.start()
-        old.deleteLater()
+        """Train ``session`` (None: a fresh model of ``config``) in a new worker for the
+        current run; its controller drops whatever the old worker still sends."""
+        self.trainers.current.new_worker(start_paused=start_paused, session=session)
 
     def start_run(self, dataset: ImageDataset, config: TrainConfig, session, resumed: bool
                   ) -> None:
-        """Replace the run: train ``session`` on ``dataset``; ``resumed`` (a checkpoint)
+        """One run again, on ``dataset``: train ``session``; ``resumed`` (a checkpoint)
         opens paused with its own settings in the controls."""
-        self.worker.stop()
-        self.dataset, self.config = dataset, config
+        self.runs.drop_extra_runs()
+        controller = self.trainers.current
+        controller.stop()
+        start_paused = resumed or not controller.wants_running
         if resumed:
             self.controls.set_config(config)
-            self.running, self.started = False, True
-        self.snapshot = self.model = self.progress = None
-        self._pending = (None, None)
+            controller.started = True
         self.selection.forget()
         self._hide_banner()
-        self.failure = None  # a new worker: the old one's failure is no longer the state
+        self.placement = {"device": config.device, "threads": config.threads}
+        self.state.current.set_dataset(dataset)
+        self.state.current.set_config(config)
+        controller.new_worker(start_paused=start_paused, session=session)
         self._show_running()
-        self.replace_worker(start_paused=not self.running, session=session, drop_results=True)
 
     def _show_running(self) -> None:
-        self.controls.set_running(self.running, self.started)
+        """The current run's running echo (and whether it was ever started)."""
+        self.controls.set_running(self.state.current.running, self.started)
         self.refresh_actions()
+
+    def _show_schedule(self, schedule: str) -> None:
+        self.actions[f"schedule_{schedule}"].setChecked(True)
+        self.schedule_label.setText(f"Schedule: {SCHEDULE_TEXT[schedule]}")
+        several = len(self.state.runs) > 1
+        self.schedule_label.setVisible(several)
+        self.docks["compare"].setVisible(several)
 
     def _refuse_if_failed(self, what: str) -> bool:
         """True (and says why, plainly) when the worker's loop has ended with an error, so
@@ -564,14 +622,17 @@ class MainWindow(QMainWindow):
         return True
 
     def toggle_running(self) -> None:
+        """Start or pause the current run (starting it pauses the others when one run
+        trains at a time)."""
         if self._refuse_if_failed("Start"):
             return
-        if self.running:
-            self.worker.pause()
+        controller = self.trainers.current
+        if controller.wants_running:
+            controller.pause()
         else:
             self._hide_banner()
-            self.worker.resume()
-        self.running, self.started = not self.running, True
+            self.trainers.start(self.state.current)
+        controller.started = True
         self._show_running()
 
     def step_once(self) -> None:
@@ -579,7 +640,7 @@ class MainWindow(QMainWindow):
             return
         if not self.running:
             self._hide_banner()
-            self.worker.step_once()
+            self.trainers.current.step()
 
     def reset_training(self) -> None:
         try:
@@ -591,49 +652,37 @@ class MainWindow(QMainWindow):
                                              "current run's training is discarded."):
             self.status("Reset cancelled; the run goes on", 6000)
             return
-        self.config = config
         self._hide_banner()
         self.dataset_panel.set_config(config)
-        if self.failure is not None:
-            # The failed worker's thread has ended: a new one trains a fresh model, paused.
-            self.failure, self.running = None, False
-            self._show_running()
-            self.replace_worker(start_paused=True)
-            self.status("A new training thread is building the model from scratch", 6000)
-        else:
-            self.worker.reset(config)
-            self.status("Model rebuilt from scratch", 4000)
+        failed = self.failure is not None
+        # A failed worker's thread has ended: the controller trains a fresh model, paused,
+        # in a new one.
+        self.trainers.current.reset(config)
+        self.state.current.set_config(config)  # asked for; the next snapshot echoes it
+        self._show_running()
+        self.status("A new training thread is building the model from scratch" if failed
+                    else "Model rebuilt from scratch", 6000)
         self.setWindowModified(True)
 
-    # ------------------------------------------------- results from the worker
-    def _on_progress(self, progress: Progress) -> None:
-        self._pending = (self._pending[0], progress)
-        self._schedule_draw()
-
-    def _on_snapshot(self, snapshot: Snapshot) -> None:
-        self._pending = (snapshot, self._pending[1])
-        self._schedule_draw()
-
-    def _schedule_draw(self) -> None:
-        # Results queue up while the GUI is busy; one draw handles only the newest.
-        if not self._draw_scheduled:
-            self._draw_scheduled = True
-            QTimer.singleShot(0, self._draw_pending)
-
-    @guarded()  # a timer slot, called from Qt's event loop
-    def _draw_pending(self) -> None:
-        self._draw_scheduled = False
-        (snapshot, progress), self._pending = self._pending, (None, None)
-        if snapshot is not None:
-            self.apply_snapshot(snapshot)
-            if progress is None or progress.step <= snapshot.progress.step:
-                progress = snapshot.progress
-        if progress is not None:
-            self.apply_progress(progress)
+    # ----------------------------------------------- the current run's echoes
+    def _show_current_run(self, run: Run) -> None:
+        """Another run became current: the full views, the Training panel and the figures
+        show it."""
+        self.controls.set_config(run.config)
+        self.dataset_panel.set_config(run.config)
+        self.trails.clear()
+        self._hide_banner()
+        if run.snapshot is not None:
+            self.apply_snapshot(run.snapshot)
+        if run.progress is not None:
+            self.apply_progress(run.progress)
+        else:
+            self.clear_figures()
+        self._show_failure(run.failure)
+        self.status(f"{run.name} is the current run: the Training panel drives it", 5000)
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.model = snapshot.model
+        """Draw the current run's newest snapshot in the full views."""
         self.latent_view.set_latents(snapshot.mu, snapshot.sigma)
         self.manifold_view.set_model(snapshot.model)
         self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
@@ -644,25 +693,22 @@ class MainWindow(QMainWindow):
         self.sessions.snapshot_arrived(len(snapshot.mu))
 
     def apply_progress(self, p: Progress) -> None:
-        self.progress = p
         self.sessions.progressed(p.step)
         self.elbo_view.set_history(p.train, p.heldout, p.logpx)
         self.figures.show(p)
         if p.stopped_reason and p.stopped_reason != self._shown_reason:
             self._shown_reason = p.stopped_reason
-            self.running = False
             self._show_running()
             self.banner.setText(p.stopped_reason)
             self.banner.show()
             self.status("Training diverged and was paused", 10000)
 
-    def _on_failed(self, message: str) -> None:
-        if self.sender() not in (None, self.worker):
-            return  # a replaced worker's last words
-        self.failure = message
-        self.running = False
+    def _show_failure(self, message: str | None) -> None:
+        """The current run's worker ended with ``message`` (None: it lives again)."""
         self._show_running()
-        self.controls.set_failed(True)
+        self.controls.set_failed(message is not None)
+        if message is None:
+            return
         self.banner.setText(f"{message}. {FAILED_ADVICE}")
         self.banner.show()
         self.status("Training has stopped: press Reset to start again", 10000)
@@ -692,9 +738,10 @@ class MainWindow(QMainWindow):
             apply_theme(app, prefs.theme)
             for plot in (self.latent_view, self.elbo_view.plot, self.manifold_view.plot):
                 style_plot(plot)
-        self.latent_view.set_ellipse_budget(prefs.ellipse_budget)
-        self.worker.set_rates(prefs.curve_hz, prefs.latent_hz)
-        self.config = self.config.replace(device=prefs.device, threads=prefs.torch_threads)
+        for plane in self.planes.planes():
+            plane.view.set_ellipse_budget(prefs.ellipse_budget)
+        self.trainers.set_rates(prefs.curve_hz, prefs.latent_hz)
+        self.placement = {"device": prefs.device, "threads": prefs.torch_threads}
         self.status("Preferences saved; device and threads apply from the next Reset or run",
                     6000)
 
@@ -744,9 +791,9 @@ class MainWindow(QMainWindow):
         self.encoded_panel.cancel_and_wait()
         self.exports.shutdown()
         self.images.shutdown()
-        for job in (self.inspector, self.colouring, self.aggregate):
+        for job in (self.inspector, self.colouring, self.aggregate, self.comparison):
             job.shutdown()
-        self.worker.stop()
+        self.trainers.shutdown()
 
     def closeEvent(self, event) -> None:
         if not self.sessions.may_close():

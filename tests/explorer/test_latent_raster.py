@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor
 
-from explorer.qt.views.latent_view import LatentView
+from explorer.qt.views.latent_view import MAX_RING_SAMPLES, LatentView, ring_samples
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_non_finite_latents_and_a_huge_sigma_paint_without_crashing(plot):
     plot.viewport().repaint()
 
 
-def test_small_rings_are_rasterised_where_the_ellipse_is_and_big_ones_drawn_as_lines(plot):
+def test_rings_are_rasterised_where_the_ellipse_is_and_big_ones_thinned_to_the_budget(plot):
     show(plot, [[0.0, 0.0]], sigma=[[1.0, 2.0]])  # 1-sigma ring: half axes 1 and 2
     assert plot._ellipses._image is not None  # one ring of ~100 px radius: the raster path
     background = colour_at(plot, -3.0, 3.5)
@@ -108,7 +108,23 @@ def test_small_rings_are_rasterised_where_the_ellipse_is_and_big_ones_drawn_as_l
                    for dx in (-0.02, 0, 0.02) for dy in (-0.02, 0, 0.02))
         assert ring > 20, (x, y)
     assert colour_at(plot, 0.5, 0.5) == background  # inside the ring: nothing drawn
+    show(plot, [[3.5, 0.0]], sigma=[[1.0, 1.0]])  # crosses the right edge: clipped there
+    for x, y in ((2.5, 0.0), (3.5, 1.0), (3.5, -1.0)):
+        ring = max(abs(colour_at(plot, x + dx, y + dy).red() - background.red())
+                   for dx in (-0.02, 0, 0.02) for dy in (-0.02, 0, 0.02))
+        assert ring > 20, (x, y)
     rng = np.random.default_rng(0)
     many = rng.normal(size=(4000, 2)).astype(np.float32)
     show(plot, many, sigma=np.full_like(many, 1.5))  # an untrained encoder's big rings
-    assert plot._ellipses._image is None and len(plot._ellipses._lines) > 0  # drawLines
+    drawn, in_view = plot.ellipse_status()
+    assert plot._ellipses._image is not None  # rasterised too, not drawLines (~40 ms)
+    # Thinned to the ring-sample budget: the drawn rings fit it, one more would not.
+    pw, ph = plot.plotItem.vb.viewPixelSize()
+    dpr = plot.devicePixelRatioF()
+    per_ring = int(ring_samples(np.array([dpr * 1.5 / pw]), np.array([dpr * 1.5 / ph]))[0])
+    assert 0 < drawn < in_view
+    assert drawn * per_ring <= MAX_RING_SAMPLES < (drawn + 1) * per_ring
+    x, y = plot._ellipses.centres[0]
+    right = max(abs(colour_at(plot, x + 1.5 + dx, y).red() - background.red())
+                for dx in (-0.02, 0, 0.02))
+    assert right > 20  # a drawn ring's pixel is shaded

@@ -8,7 +8,12 @@ from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from explorer.qt.views.latent_view import DEFAULT_ELLIPSE_BUDGET, LatentView
+from explorer.qt.views.latent_view import (
+    DEFAULT_ELLIPSE_BUDGET,
+    MAX_RING_SAMPLES,
+    LatentView,
+    ring_samples,
+)
 
 
 @pytest.fixture
@@ -119,8 +124,15 @@ def test_ellipses_are_thinned_to_the_budget_and_complete_when_zoomed(plot):
     assert 0 < expected < DEFAULT_ELLIPSE_BUDGET
     assert plot.ellipse_status() == (expected, expected)
 
+    # At 2 sigma each outline is twice as long: all in view are drawn, or as many as
+    # fit the ring-sample budget (about one sample per outline pixel).
     plot.set_sigma_level(2)
-    assert plot.ellipse_status()[0] >= expected
+    pw, ph = plot.plotItem.vb.viewPixelSize()
+    dpr = plot.devicePixelRatioF()
+    per_ring = int(ring_samples(np.array([dpr * 0.04 / pw]), np.array([dpr * 0.04 / ph]))[0])
+    drawn, in_view = plot.ellipse_status()
+    assert in_view >= expected
+    assert drawn == min(in_view, MAX_RING_SAMPLES // per_ring)
 
 
 def test_drop_of_a_file_emits_its_path(plot, qtbot, tmp_path):

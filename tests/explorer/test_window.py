@@ -128,7 +128,8 @@ def test_pause_stops_steps_and_resume_continues(qtbot, make_window):
     session = wait_for_session(qtbot, w)
     qtbot.waitUntil(lambda: session.step_count > 5, timeout=WAIT_MS)
     qtbot.mouseClick(w.controls.start_button, Qt.MouseButton.LeftButton)  # Pause
-    assert w.controls.start_button.text() == "Resume"
+    # The button shows the session's echo (Progress.paused), not the wish.
+    qtbot.waitUntil(lambda: w.controls.start_button.text() == "Resume", timeout=WAIT_MS)
     round_trip(qtbot, w, session, 0.9)  # the pause request has been served
     paused_at = session.step_count
     for beta in (0.8, 0.7, 0.6):  # running, each round trip would take at least one step
@@ -138,7 +139,7 @@ def test_pause_stops_steps_and_resume_continues(qtbot, make_window):
     w.step_once()
     qtbot.waitUntil(lambda: session.step_count == paused_at + 1, timeout=WAIT_MS)
     qtbot.keyClick(w, Qt.Key.Key_Space)  # the Space shortcut resumes
-    assert w.controls.start_button.text() == "Pause"
+    qtbot.waitUntil(lambda: w.controls.start_button.text() == "Pause", timeout=WAIT_MS)
     qtbot.waitUntil(lambda: session.step_count > paused_at + 10, timeout=WAIT_MS)
 
 

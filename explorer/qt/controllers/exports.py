@@ -6,6 +6,7 @@ ELBOs are computed off the GUI thread, with a progress dialog and Cancel.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 from PySide6.QtWidgets import QProgressDialog
@@ -25,6 +26,11 @@ from explorer.qt.views.latent_view import LatentView
 from explorer.qt.views.manifold_view import ManifoldView
 
 MOSAIC_EXPORT_SIDE = 512  # px: the manifold PNG is upscaled (pixel-exact) to at least this
+
+
+def file_stem(name: str) -> str:
+    """A run's name as part of a file name: 'beta=4, seed=1' -> 'beta=4-seed=1'."""
+    return re.sub(r"[^A-Za-z0-9=._-]+", "-", name).strip("-") or "run"
 
 
 class ExportsController:
@@ -115,6 +121,9 @@ class ExportsController:
     def _export(self, title: str, default_name: str, file_filter: str,
                 write: Callable[[str], object], started: bool = False) -> None:
         """``started``: ``write`` only starts a background job, which reports itself."""
+        runs = self.window.state.runs
+        if len(runs) > 1:  # several runs: the file is named after the one it exports
+            default_name = f"{file_stem(self.window.state.current.name)}-{default_name}"
         path = self.window.save_file_name(title, default_name, file_filter)
         if not path:
             return

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from explorer.core.session_file import (
     SUFFIX,
     LoadedSession,
+    SavedRun,
     SessionFileError,
     SessionState,
     check_dataset,
@@ -40,6 +41,7 @@ from explorer.core.session_file import (
     load_session,
     save_session,
 )
+from explorer.core.state import SCHEDULES
 from explorer.qt.controllers.datasets import DATASET_FILTER, DatasetsController
 from explorer.qt.image_jobs import PreparedImage
 from explorer.qt.views.dataset_views import COLOURINGS
@@ -139,6 +141,7 @@ class SessionsController:
         self._pending_restore: dict = {}  # selection and colouring, once a snapshot arrives
         self._save_loop: QEventLoop | None = None
         self._checkpoint_reply: tuple[str, str] | None = None
+        self._saving_worker = None  # the worker a save waits on
         self._close_after_save = False  # a close came in during a save: close after it
         self._autosave_error: str | None = None  # the last autosave on quit failed: ask next
         self._recovering: dict | None = None  # the recovery file being restored, its notes
@@ -230,10 +233,9 @@ class SessionsController:
             self.views.colouring.recompute()
 
     # ----------------------------------------------------------------- saving
-    def _write_checkpoint(self, folder: Path) -> str:
-        """Write the current run's checkpoint into ``folder``: by the worker between steps
-        (never racing the optimiser), or here when its thread has ended. "" or an error."""
-        worker = self.window.worker
+    def _write_checkpoint(self, folder: Path, worker) -> str:
+        """Write a run's checkpoint into ``folder``: by its worker between steps (never
+        racing the optimiser), or here when its thread has ended. "" or an error."""
         if not worker.isRunning():
             if worker.session is None:
                 return "no model to save yet"
@@ -243,6 +245,7 @@ class SessionsController:
                 return str(exc)
             return ""
         self._checkpoint_reply = None
+        self._saving_worker = worker
         loop = QEventLoop()
         self._save_loop = loop
         worker.save_checkpoint(str(folder))
@@ -259,17 +262,30 @@ class SessionsController:
         self._checkpoint_reply = (path, error)
         self.end_save_wait()
 
+    def worker_finished(self, worker) -> None:
+        """A run's worker thread ended: a save waiting on that one will get no answer."""
+        if worker is self._saving_worker:
+            self.end_save_wait()
+
     def end_save_wait(self) -> None:
         if self._save_loop is not None:
             self._save_loop.quit()
 
-    def session_state(self, checkpoint_dir: Path) -> SessionState:
+    def session_state(self, checkpoint_dirs: list[Path]) -> SessionState:
+        """Every run (its checkpoint folder, name and colour, in run order), the encoded
+        images, the selection and the view."""
         panel = self.views.encoded_panel
         selected = panel.selected()
-        return SessionState(checkpoint=checkpoint_dir,
+        runs = self.window.state.runs
+        view = {**self.view_state(), "schedule": self.window.state.schedule,
+                "current_run": runs.index(self.window.state.current)}
+        return SessionState(checkpoint=checkpoint_dirs[0],
                             encoded=[e.image for e in panel.model.entries],
                             selected_encoded=selected if selected >= 0 else None,
-                            selected_point=self.window.selected, view=self.view_state())
+                            selected_point=self.window.selected, view=view,
+                            name=runs[0].name, colour=runs[0].colour,
+                            more_runs=[SavedRun(folder, run.name, run.colour) for folder, run
+                                       in zip(checkpoint_dirs[1:], runs[1:], strict=True)])
 
     def _write_session(self, path: Path) -> tuple[int | None, str]:
         """Write the session file ``path`` atomically: (the step saved, "") or (None, why)."""
@@ -281,12 +297,18 @@ class SessionsController:
             # Staged beside the session (same file system, swept when stale), not in $TMPDIR,
             # where a kill -9 mid-save left the checkpoint's weights behind for good.
             with staging_dir(path) as tmp:
-                folder = tmp / "checkpoint"
-                error = self._write_checkpoint(folder)
-                if error:
-                    raise SessionFileError(f"{path}: cannot save the checkpoint ({error})")
-                run = read_run_json(folder)
-                save_session(path, self.session_state(folder))
+                folders = []
+                state = self.window.state
+                for k, each in enumerate(state.runs):
+                    folders.append(tmp / f"checkpoint-{k}")
+                    error = self._write_checkpoint(folders[-1],
+                                                   self.window.trainers.of(each).worker)
+                    if error:
+                        raise SessionFileError(f"{path}: cannot save the checkpoint of "
+                                               f"{each.name} ({error})")
+                current = folders[state.runs.index(state.current)]
+                run = read_run_json(current)
+                save_session(path, self.session_state(folders))
         except (SessionFileError, OSError, ValueError) as exc:
             self.window.status("")
             message = str(exc)
@@ -451,6 +473,7 @@ class SessionsController:
         if loaded.selected_encoded is not None:
             panel.select(loaded.selected_encoded)
         self.apply_view_state(loaded.view)
+        self._restore_runs(loaded)
         if loaded.selected_point is not None:
             self._pending_restore["point"] = loaded.selected_point
         recovered, self._recovering = self._recovering, None
@@ -469,6 +492,23 @@ class SessionsController:
         self.update_title()
         self.window.status(f"Restored the unsaved run from {recovered['saved_at']:%H:%M} "
                            "(paused; Save keeps it)", 10000)
+
+    def _restore_runs(self, loaded: LoadedSession) -> None:
+        """The session's further runs beside the first (which the window runs already),
+        each paused on its checkpoint, with their names, colours and the schedule."""
+        window = self.window
+        first = loaded.runs[0]
+        if first.name and first.name.strip():
+            window.state.current.rename(first.name)
+        for saved in loaded.runs[1:]:
+            config = saved.checkpoint.config.replace(**window.placement)
+            window.runs.add_run(config, saved.name, saved.colour, checkpoint=saved.checkpoint)
+        if loaded.view.get("schedule") in SCHEDULES:
+            window.state.set_schedule(loaded.view["schedule"])
+        current = loaded.view.get("current_run")
+        if isinstance(current, int) and not isinstance(current, bool) \
+                and 0 <= current < len(window.state.runs):
+            window.state.set_current(window.state.runs[current])
 
     # ---------------------------------------------------- work that could be lost
     def ask_unsaved(self, title: str, question: str) -> str:

@@ -130,7 +130,11 @@ class ElboView(QWidget):
             # however long the history grows.
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
-        self._legend_for: tuple[bool, bool] | None = None
+        self._legend_for: tuple | None = None
+        # Several runs: each run's smoothed train and held-out ELBO in the run's colour,
+        # in place of the one run's train and held-out curves.
+        self._runs: list[tuple[str, str, dict, dict]] = []
+        self._run_curves: dict[tuple[str, str], tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self.recon_box = QCheckBox("reconstruction term")
         self.kl_box = QCheckBox("KL term")
         self.follow_box = QCheckBox("follow the run")
@@ -197,6 +201,31 @@ class ElboView(QWidget):
             self.overfit_label.setVisible(note is not None)
         self._redraw()
 
+    def set_runs(self, runs: list[tuple[str, str, dict, dict]]) -> None:
+        """(name, colour, train, heldout) of every run; with two or more the curves of
+        all of them overlay, one colour per run."""
+        self._runs = list(runs) if len(runs) > 1 else []
+        wanted = {(name, colour) for name, colour, *_ in self._runs}
+        item = self.plot.getPlotItem()
+        for key in [k for k in self._run_curves if k not in wanted]:
+            for curve in self._run_curves.pop(key):
+                item.removeItem(curve)
+        for key in sorted(wanted - set(self._run_curves)):
+            colour = key[1]
+            train = item.plot(pen=pg.mkPen(colour, width=2))
+            heldout = item.plot(pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine),
+                                symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None)
+            for curve in (train, heldout):
+                curve.setDownsampling(auto=True, method="peak")
+                curve.setClipToView(True)
+            self._run_curves[key] = (train, heldout)
+        self._legend_for = None
+        self._redraw()
+
+    def run_curves(self) -> dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]]:
+        """Each run's (train, held-out) curve by run name while several runs overlay."""
+        return {name: curves for (name, _), curves in self._run_curves.items()}
+
     def _on_manual_range(self, *args) -> None:
         self.follow_box.setChecked(False)
         self._ranges = None
@@ -220,28 +249,44 @@ class ElboView(QWidget):
         has_logpx = len(ly) > 0
         self.logpx.setVisible(has_logpx)
         self.logpx_elbo.setVisible(has_logpx)
+        several = bool(self._runs)
+        for curve in (self.raw, self.smoothed, self.heldout):
+            curve.setVisible(not several)
+        extra = []
+        for name, colour, train, heldout in self._runs:
+            train_curve, heldout_curve = self._run_curves[(name, colour)]
+            rx, ry = train.get(x, empty), smooth(train.get("elbo", empty))
+            train_curve.setData(rx, ry)
+            hy_run = heldout.get("elbo", empty)
+            keep = np.isfinite(hy_run)
+            heldout_curve.setData(heldout.get(x, empty)[keep], hy_run[keep])
+            extra += [ry, hy_run[keep]]
         show_recon, show_kl = self.recon_box.isChecked(), self.kl_box.isChecked()
         self.recon.setData(tx, tr.get("recon", empty)) if show_recon else self.recon.setData([], [])
         self.kl.setData(tx, tr.get("kl", empty)) if show_kl else self.kl.setData([], [])
         self.recon.setVisible(show_recon)
         self.kl.setVisible(show_kl)
-        if self._legend_for != (show_recon, show_kl, has_logpx):  # rebuilding it is slow
-            self._legend_for = (show_recon, show_kl, has_logpx)
-            self.legend.set_items([(curve, name) for curve, name in self._names.items()
-                                   if curve.isVisible()])
+        shown = (show_recon, show_kl, has_logpx, tuple(n for n, *_ in self._runs))
+        if self._legend_for != shown:  # rebuilding it is slow
+            self._legend_for = shown
+            items = [(curve, name) for curve, name in self._names.items() if curve.isVisible()]
+            for name, (train_curve, heldout_curve) in self.run_curves().items():
+                items += [(train_curve, f"{name}: train, smoothed"),
+                          (heldout_curve, f"{name}: held-out")]
+            self.legend.set_items(items)
         if self._x_label != x:  # setting a label, even the same one, rebuilds the axis
             self._x_label = x
             self.plot.getPlotItem().setLabel("bottom", X_AXES[x])
         if self.follow_box.isChecked():
-            ys = [smoothed, hy[finite], ly]
+            ys = [smoothed, hy[finite], ly, *extra] if not several else [*extra, ly]
             if show_recon:
                 ys.append(tr.get("recon", empty))
             if show_kl:
                 ys.append(tr.get("kl", empty))
             vb = self.plot.getPlotItem().getViewBox()
             yr = follow_range(ys)
-            if yr is not None and len(tx):
-                xs = np.concatenate([tx, hx])
+            xs = np.concatenate([tx, hx, *(t.get(x, empty) for _, _, t, _ in self._runs)])
+            if yr is not None and len(xs):
                 ranges = (stepped_range(float(xs.min()), float(xs.max()), grow=True),
                           stepped_range(*yr))
                 if ranges != self._ranges:

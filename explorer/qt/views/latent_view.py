@@ -5,13 +5,13 @@ button is held and the mouse moves; a left press within a few pixels of a dot se
 (``pointSelected``). Panning: middle-drag, or left-drag with Shift or Ctrl held; right-drag and
 the wheel zoom (pyqtgraph's defaults). Escape clears the selection.
 
-Speed at 70,000 points: the dots are one item that draws a cached disc per point with a single
-``drawPixmapFragments`` call, and the sigma ellipses are one item that draws all visible outlines
-with a single ``drawLines`` call. Both keep their device-space arrays between paints, so only a
-change of data or view costs numpy work, and a snapshot costs one paint, not two (no item
-changes inside a paint). Ellipses are drawn only for points in view, up to a budget (and fewer
-when they are big on screen: a cap on the outline pixels per frame), chosen in a fixed random
-priority order so the subset is stable from frame to frame.
+Speed at 70,000 points: the dots are stamped with numpy into one image, and the dataset's sigma
+ellipses are rasterised with numpy as 1-px rings into another; each image is kept between
+paints, so only a change of data or view costs numpy work, and a snapshot costs one paint, not
+two (no item changes inside a paint). Ellipses are drawn only for points in view, up to a
+budget (and fewer when they are big on screen: a cap on the outline pixels per frame), chosen
+in a fixed random priority order so the subset is stable from frame to frame. The few outlines
+with a pen width (the selection, the markers) are drawn with one ``drawLines`` call.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QToolTip
 
 from explorer.qt import palette
@@ -35,13 +35,11 @@ PICK_RADIUS = 6  # px: a press or hover this close to a dot picks it
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
 DEFAULT_ELLIPSE_BUDGET = 5000
 MAX_ELLIPSE_SEGMENTS = 40_000  # line segments per frame for all ellipses: drawLines costs per one
-# Ring samples per frame (~1 per outline pixel) up to which the ellipses are rasterised
-# with numpy (~5 ms: 5,000 rings of 10 px radius); past it, drawLines with its segment cap.
-MAX_RING_SAMPLES = 300_000
-# Device pixels of outline per frame for all ellipses: each pixel is alpha-blended, so 5,000
-# big ellipses (sigma ~ 1 early in training, ~80 px radius) cost ~10 ms a paint for an
-# already saturated grey; past this ink the ellipses are thinned further, in priority order.
-MAX_ELLIPSE_INK = 1_000_000
+# Ring samples per frame (~1 per outline pixel) for all dataset ellipses, which are always
+# rasterised with numpy (~2 ms at this budget; drawLines took ~40 ms for an untrained
+# encoder's ~2,000 rings of 80 px radius, a saturated grey blob anyway). Past it, the
+# ellipses are thinned further, in priority order, and the status says so.
+MAX_RING_SAMPLES = 400_000
 # Device coordinates are clamped to this before any outline arithmetic (finite, and far
 # beyond any screen).
 MAX_DEVICE_COORD = 1e12
@@ -84,11 +82,16 @@ def _rect(b: tuple[float, float, float, float] | None) -> QRectF:
     return QRectF(b[0], b[2], b[1] - b[0], b[3] - b[2])
 
 
-# A dot's pixels around its centre: a disc of radius 2.5 px, POINT_SIZE across (21 pixels).
+# A dot's pixels around its centre: a disc of radius 2.5 px, POINT_SIZE across (21 pixels),
+# rim first (the centre pass last).
 DOT_STAMP = np.array(sorted(((dx, dy) for dy in range(-2, 3) for dx in range(-2, 3)
                              if dx * dx + dy * dy <= 2.5 ** 2),
-                            key=lambda d: -(d[0] ** 2 + d[1] ** 2)))  # rim first
-DOT_STAMP_RADIUS = 3  # pixels of padding around the image buffer, > the stamp's reach
+                            key=lambda d: -(d[0] ** 2 + d[1] ** 2)))
+DOT_STAMP_OFFSETS_X, DOT_STAMP_OFFSETS_Y = DOT_STAMP[:, 0], DOT_STAMP[:, 1]
+DOT_STAMP_REACH = 2  # pixels from a dot's centre to its farthest stamp pixel
+# Padding of the image buffer: a centre up to the reach off the device still shows its rim,
+# and its stamp still lands inside the buffer.
+DOT_STAMP_PAD = 2 * DOT_STAMP_REACH
 
 
 def ring_samples(ax_px: np.ndarray, ay_px: np.ndarray) -> np.ndarray:
@@ -116,11 +119,11 @@ def _device_key(p: QPainter, widget) -> tuple:
 
 
 class PointCloudItem(pg.GraphicsObject):
-    """Many same-size dots, each one of a few colours, drawn from one cached atlas pixmap.
+    """Many same-size dots, each one of a few colours, stamped with numpy into one image.
 
-    The PixmapFragment array is kept between paints: the colour columns change only with
-    the colours, and the position columns only when the data or the view transform change,
-    so a repaint that changes neither (crosshair, hover, tooltips) does no numpy work.
+    The image is kept between paints and made again only when the data, the colours or the
+    view transform change, so a repaint that changes none of them (crosshair, hover,
+    tooltips) only blits it.
     """
 
     def __init__(self):
@@ -128,36 +131,30 @@ class PointCloudItem(pg.GraphicsObject):
         self._x = np.zeros(0)
         self._y = np.zeros(0)
         self._finite = True  # every x, y finite: no per-point culling test for NaN
-        self._colour = np.zeros(0, np.int64)  # atlas column per point
+        self._colour = np.zeros(0, np.int64)  # colour index per point
         self._colours: list[QColor] = [QColor(palette.UNLABELLED)]
-        self._atlas: QPixmap | None = None
-        self._atlas_dpr = 0.0
-        self._side = 0
+        self._argb = np.array([premultiplied_argb(self._colours[0])], np.uint32)
+        self._point_argb: np.ndarray | None = None  # _argb per point, made when first drawn
         self._bounds: tuple[float, float, float, float] | None = None
-        # PixmapFragment fields per point: x, y (centre), sourceLeft, sourceTop, width,
-        # height, scaleX, scaleY, rotation, opacity.
-        self._frags = np.empty((0, 10))
-        self._colour_key: tuple | None = None  # (side, dpr) the colour columns were made for
-        self._device_key: tuple | None = None  # the transform the x, y columns were made for
-        self._visible = self._frags  # the fragments to draw (a culled copy when zoomed in)
-        self._argb = np.zeros(1, np.uint32)  # premultiplied ARGB per colour
         self._pixels: np.ndarray | None = None  # padded ARGB buffer the dots are stamped in
-        self._stamp = np.zeros(0, np.int64)
-        self._stamp_width = -1
+        self._scratch = np.zeros((2, 0))  # padded pixel coordinates per point, reused
+        self._base = np.zeros(0, np.intp)  # pixel index per point, reused
         self._image: QImage | None = None
-        self._image_key: tuple | None = None
+        self._image_key: tuple | None = None  # the device key the image was made for
         self._image_owner = None
 
-    def set_points(self, xy: np.ndarray, colour: np.ndarray | None = None) -> None:
+    def set_points(self, xy: np.ndarray, colour: np.ndarray | None = None,
+                   bounds: tuple[float, float, float, float] | None = None) -> None:
         """xy (N, 2) in draw order (last on top); colour (N,) indexes the colour list
-        (None keeps the current one, which must have N entries)."""
+        (None keeps the current one, which must have N entries). ``bounds``: xy's finite
+        (xmin, xmax, ymin, ymax) when the caller knows them (of the unpermuted array)."""
         self.prepareGeometryChange()
         self._x, self._y = xy[:, 0], xy[:, 1]
         if colour is not None:
             self._set_colour(colour)
-        self._bounds = _bounds(self._x, self._y)
+        self._bounds = _bounds(self._x, self._y) if bounds is None else bounds
         self._finite = self._bounds is not None and bool(np.isfinite(xy).all())
-        self._device_key = None
+        self._image = None
         self.informViewBoundsChanged()
         self.update()
 
@@ -167,12 +164,13 @@ class PointCloudItem(pg.GraphicsObject):
 
     def _set_colour(self, colour: np.ndarray) -> None:
         self._colour = colour
-        self._colour_key = None
-        self._device_key = None
+        self._point_argb = None
+        self._image = None
 
     def set_colours(self, colours: list[QColor]) -> None:
         self._colours = list(colours)
-        self._atlas = None
+        self._argb = np.array([premultiplied_argb(c) for c in self._colours], np.uint32)
+        self._point_argb = None
         self._image = None
         self.update()
 
@@ -189,111 +187,72 @@ class PointCloudItem(pg.GraphicsObject):
     def pixelPadding(self) -> float:
         return POINT_SIZE
 
-    def _make_atlas(self, dpr: float) -> None:
-        side = int(np.ceil(POINT_SIZE * dpr))
-        atlas = QPixmap(side * len(self._colours), side)
-        atlas.fill(Qt.GlobalColor.transparent)
-        p = QPainter(atlas)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        p.setPen(Qt.PenStyle.NoPen)
-        for i, c in enumerate(self._colours):
-            p.setBrush(c)
-            p.drawEllipse(QRectF(i * side + 0.25, 0.25, side - 0.5, side - 0.5))
-        p.end()
-        self._atlas, self._atlas_dpr, self._side = atlas, dpr, side
-        self._colour_key = None
-        self._argb = np.array([premultiplied_argb(c) for c in self._colours], np.uint32)
-        self._image = None
-
-    def _prepare(self, key: tuple) -> None:
-        """Fill the fragment array for this transform and device; cull what is off it."""
-        self._image = None  # stamped again from these positions at this paint
-        n = len(self._x)
-        if len(self._frags) != n:
-            self._frags = np.empty((n, 10))
-            self._colour_key = None
-        f = self._frags
-        dpr = key[-1]
-        if self._colour_key != (self._side, dpr):
-            f[:, 2] = self._colour * self._side
-            f[:, 3] = 0.0
-            f[:, 4:6] = self._side
-            f[:, 6:8] = 1.0 / dpr
-            f[:, 8] = 0.0
-            f[:, 9] = 1.0
-            self._colour_key = (self._side, dpr)
-        # The view box only scales and translates: two in-place ops per axis.
-        m11, _, _, m22, dx, dy, w, h, _ = key
-        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: NaN, culled below
-            np.multiply(self._x, m11, out=f[:, 0])
-            f[:, 0] += dx
-            np.multiply(self._y, m22, out=f[:, 1])
-            f[:, 1] += dy
-        pad = POINT_SIZE
-        bx0, bx1, by0, by1 = self._bounds
-        cx0, cx1 = sorted((bx0 * m11 + dx, bx1 * m11 + dx))
-        cy0, cy1 = sorted((by0 * m22 + dy, by1 * m22 + dy))
-        if self._finite and cx0 > -pad and cx1 < w + pad and cy0 > -pad and cy1 < h + pad:
-            self._visible = f  # everything on the device: nothing to cull
-            return
-        x, y = f[:, 0], f[:, 1]
-        keep = (x > -pad) & (x < w + pad) & (y > -pad) & (y < h + pad)  # NaN is dropped too
-        self._visible = f[keep]
-
     @guarded()
     def paint(self, p: QPainter, option, widget=None) -> None:
         if len(self._x) == 0 or self._bounds is None:
             return
         key = _device_key(p, widget)
-        if self._atlas is None or key[-1] != self._atlas_dpr:
-            self._make_atlas(key[-1])
-        if key != self._device_key or self._colour_key is None:
-            self._prepare(key)
-            self._device_key = key
-        if self._image is None or self._image_key != self._device_key:
+        if self._image is None or self._image_key != key:
             self._rasterise(key)
         if self._image is not None:
             p.resetTransform()
             p.drawImage(QPointF(0.0, 0.0), self._image)
 
     def _rasterise(self, key: tuple) -> None:
-        """Stamp every visible dot into one image with numpy, in draw order (a later dot
-        overwrites an earlier one, though an earlier dot's centre shows through a later
-        one's rim): ~4x cheaper than drawPixmapFragments at 70,000 dots, and a repaint
-        that changes no data or view only blits the image."""
-        self._image_key = self._device_key
-        dpr = key[-1]
-        w, h = int(round(key[6] * dpr)), int(round(key[7] * dpr))
+        """Stamp every visible dot into one image, in draw order (a later dot overwrites
+        an earlier one, though an earlier dot's centre shows through a later one's rim):
+        one numpy scatter per stamp pixel, ~4x cheaper than drawPixmapFragments."""
+        self._image_key = key
+        self._image = None
+        m11, _, _, m22, dx, dy, dw, dh, dpr = key
+        w, h = int(round(dw * dpr)), int(round(dh * dpr))
         if w <= 0 or h <= 0 or w > 16384 or h > 16384:
-            self._image = None
             return
-        pad = DOT_STAMP_RADIUS
+        pad = DOT_STAMP_PAD
         width = w + 2 * pad
         if self._pixels is None or self._pixels.shape != (h + 2 * pad, width):
             self._pixels = np.empty((h + 2 * pad, width), np.uint32)
-            self._stamp_width = -1
-        if self._stamp_width != width:
-            self._stamp = (DOT_STAMP[:, 1] * width + DOT_STAMP[:, 0]).astype(np.int64)
-            self._stamp_width = width
         buf = self._pixels
         buf.fill(0)
-        v = self._visible
-        if len(v):
-            # Device coordinates to padded pixel indices; the culling left every centre
-            # within POINT_SIZE of the device, so no stamp leaves the padded buffer.
-            with np.errstate(invalid="ignore"):
-                ix = np.rint(v[:, 0] * dpr).clip(-pad, w + pad - 1).astype(np.int64) + pad
-                iy = np.rint(v[:, 1] * dpr).clip(-pad, h + pad - 1).astype(np.int64) + pad
-            ix.clip(pad, width - pad - 1, out=ix)
-            iy.clip(pad, h + pad - 1, out=iy)
-            centre = iy * width + ix
-            argb = self._argb[(v[:, 2] / max(1, self._side)).astype(np.int64)]
+        if self._point_argb is None:
+            self._point_argb = self._argb[np.minimum(self._colour, len(self._argb) - 1)]
+        # Padded pixel coordinates (the view box only scales and translates). A centre
+        # within DOT_STAMP_REACH of the device still shows its rim; farther ones are culled.
+        n = len(self._x)
+        if self._scratch.shape[1] != n:
+            self._scratch = np.empty((2, n))
+            self._base = np.empty(n, np.intp)
+        px, py = self._scratch
+        with np.errstate(invalid="ignore", over="ignore"):  # inf * 0: NaN, culled below
+            np.multiply(self._x, m11 * dpr, out=px)
+            px += dx * dpr + pad
+            np.multiply(self._y, m22 * dpr, out=py)
+            py += dy * dpr + pad
+        lo, hi_x, hi_y = DOT_STAMP_REACH - 0.5, width - DOT_STAMP_REACH - 0.5, \
+            h + 2 * pad - DOT_STAMP_REACH - 0.5
+        argb = self._point_argb
+        bx0, bx1, by0, by1 = self._bounds
+        cx0, cx1 = sorted((bx0 * m11 * dpr + dx * dpr + pad, bx1 * m11 * dpr + dx * dpr + pad))
+        cy0, cy1 = sorted((by0 * m22 * dpr + dy * dpr + pad, by1 * m22 * dpr + dy * dpr + pad))
+        if not (self._finite and cx0 > lo and cx1 < hi_x and cy0 > lo and cy1 < hi_y):
+            keep = (px > lo) & (px < hi_x) & (py > lo) & (py < hi_y)  # NaN is dropped too
+            px, py, argb = px[keep], py[keep], argb[keep]
+        if len(px):
+            np.rint(px, out=px)
+            np.rint(py, out=py)
+            py *= width
+            py += px
+            # Index from the stamp's lowest offset, so every pass is a view and a scatter.
+            low = int(DOT_STAMP_OFFSETS_Y.min()) * width + int(DOT_STAMP_OFFSETS_X.min())
+            py += low
+            base = self._base[:len(py)]
+            base[...] = py  # into a kept buffer: a fresh one costs page faults
             flat = buf.reshape(-1)
-            # One pass per stamp pixel: later dots overwrite earlier ones within a pass,
-            # and the centre pass comes last, so a later dot's edge never covers an
+            # One pass per stamp pixel, rim first: later dots overwrite earlier ones within
+            # a pass, and the centre pass comes last, so a later dot's edge never covers an
             # earlier dot's centre.
-            for offset in self._stamp:
-                flat[centre + offset] = argb
+            for ox, oy in zip(DOT_STAMP_OFFSETS_X, DOT_STAMP_OFFSETS_Y, strict=True):
+                flat[int(oy) * width + int(ox) - low:][base] = argb
         # The unpadded picture starts pad rows and pad columns in, one padded row apart.
         inner = memoryview(buf.reshape(-1)[pad * width + pad:])
         image = QImage(inner, w, h, width * 4, QImage.Format.Format_ARGB32_Premultiplied)
@@ -327,6 +286,9 @@ class EllipseSetItem(pg.GraphicsObject):
         self._raster = raster
         self._image: QImage | None = None
         self._image_owner = None
+        self._shade_key: int | None = None  # the pen colour _shade_table was made for
+        self._shade_table = np.zeros(256, np.uint32)
+        self._buffers: tuple[np.ndarray, ...] | None = None  # see _scratch
         self.centres = np.zeros((0, 2))  # (n, 2) data coordinates
         self.half_axes = np.zeros((0, 2))  # (n, 2), finite
         self._bounds: tuple[float, float, float, float] | None = None
@@ -372,11 +334,12 @@ class EllipseSetItem(pg.GraphicsObject):
             np.clip(np.nan_to_num(a, nan=0.0, posinf=big), 0.0, big, out=a)
         n = len(cx)
         self._image = None
-        # Many small rings: stamped with numpy (cost ~ their pixels). Big ones (an untrained
-        # encoder's sigma ~ 1): drawLines, whose cost is capped by the segment budget.
-        if self._raster and int(ring_samples(ax * key[-1], ay * key[-1]).sum()) \
-                <= MAX_RING_SAMPLES:
-            self._rasterise(key, cx, cy, ax, ay)
+        if self._raster:
+            # Rings come in priority order: past the sample budget (the view thins them to
+            # it, so only a change between refresh and paint gets here), the rest wait.
+            samples = np.cumsum(ring_samples(ax * key[-1], ay * key[-1]))
+            keep = int(np.searchsorted(samples, MAX_RING_SAMPLES, side="right"))
+            self._rasterise(key, cx[:keep], cy[:keep], ax[:keep], ay[:keep])
             return
         radius = float(np.percentile(np.maximum(ax, ay), 90))
         k = ellipse_segments(radius, n)
@@ -410,9 +373,9 @@ class EllipseSetItem(pg.GraphicsObject):
         p.drawLines(shiboken6.wrapInstance(self._lines.ctypes.data, QLineF), len(self._lines))
 
     def _rasterise(self, key: tuple, cx, cy, ax, ay) -> None:
-        """Rings sampled about one pixel apart (ellipses grouped by size, so each group is
-        one vectorised pass), counted per pixel, and shaded 1 - (1 - alpha)^count: where
-        many rings cross, the grey saturates as overlapping translucent lines would."""
+        """Rings sampled about one pixel apart (ellipses grouped by sample count, so each
+        group is one vectorised pass), counted per pixel, and shaded 1 - (1 - alpha)^count:
+        where many rings cross, the grey saturates as overlapping translucent lines would."""
         dpr = key[-1]
         w, h = int(round(key[6] * dpr)), int(round(key[7] * dpr))
         self._image = None
@@ -421,30 +384,74 @@ class EllipseSetItem(pg.GraphicsObject):
         cx, cy, ax, ay = cx * dpr, cy * dpr, ax * dpr, ay * dpr
         # Samples per ring ~ its perimeter in pixels (a ring bigger than 4096 samples shows
         # gaps; only where it crosses the screen is drawn: clipped below).
-        size = ring_samples(ax, ay)  # _prepare checked their sum is within the budget
-        hits = []
+        size = ring_samples(ax, ay)
+        # Rings wholly on the image need no per-sample test (the common case), and their
+        # pixel indices are exact in float32 (below 2^24), the cheaper type.
+        inside = (cx - ax >= 0) & (cx + ax <= w - 1) & (cy - ay >= 0) & (cy + ay <= h - 1)
+        small = np.float32 if w * h < 2 ** 24 else np.float64
+        total = int(size.sum())
+        scratch = self._scratch(w * h, total, small)
+        counts, pixels, xs, ys, flat = scratch
+        used = 0
         for b in np.unique(size):
-            idx = np.flatnonzero(size == b)
             theta = np.linspace(0.0, 2.0 * np.pi, int(b), endpoint=False)
-            px = np.rint(cx[idx, None] + ax[idx, None] * np.cos(theta)).ravel()
-            py = np.rint(cy[idx, None] + ay[idx, None] * np.sin(theta)).ravel()
-            ok = (px >= 0) & (px < w) & (py >= 0) & (py < h)
-            hits.append(py[ok].astype(np.int64) * w + px[ok].astype(np.int64))
-        flat = np.concatenate(hits) if hits else np.zeros(0, np.int64)
-        counts = np.bincount(flat, minlength=w * h)
-        pixels = self._shades()[np.minimum(counts, 255)].reshape(h, w)
-        image = QImage(memoryview(pixels.reshape(-1)), w, h, w * 4,
+            cos, sin = np.cos(theta), np.sin(theta)
+            group = size == b
+            idx = np.flatnonzero(group & inside)
+            if len(idx):
+                m = len(idx) * int(b)
+                px, py = xs[:m].reshape(-1, int(b)), ys[:m].reshape(-1, int(b))
+                np.multiply(ax[idx, None].astype(small), cos.astype(small), out=px)
+                px += cx[idx, None].astype(small)
+                np.rint(px, out=px)
+                np.multiply(ay[idx, None].astype(small), sin.astype(small), out=py)
+                py += cy[idx, None].astype(small)
+                np.rint(py, out=py)
+                py *= w
+                py += px
+                flat[used:used + m] = ys[:m]
+                used += m
+            idx = np.flatnonzero(group & ~inside)
+            if len(idx):
+                px = np.rint(cx[idx, None] + ax[idx, None] * cos).ravel()
+                py = np.rint(cy[idx, None] + ay[idx, None] * sin).ravel()
+                ok = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+                m = int(np.count_nonzero(ok))
+                flat[used:used + m] = py[ok] * w + px[ok]
+                used += m
+        counts.fill(0)
+        np.add.at(counts, flat[:used], 1)  # int64 counts: numpy's fast path
+        np.minimum(counts, 255, out=counts)
+        np.take(self._shades(), counts, out=pixels)
+        image = QImage(memoryview(pixels), w, h, w * 4,
                        QImage.Format.Format_ARGB32_Premultiplied)
         image.setDevicePixelRatio(dpr)
-        self._image, self._image_owner = image, pixels
+        self._image, self._image_owner = image, pixels  # the image reads the buffer
+
+    def _scratch(self, pixels: int, samples: int, dtype) -> tuple[np.ndarray, ...]:
+        """Buffers kept from frame to frame (fresh multi-megabyte arrays cost a page fault
+        per 4 KiB on first touch, as much as the arithmetic): counts and ARGB per pixel,
+        two coordinate arrays and one index array per sample."""
+        have = self._buffers
+        if (have is None or len(have[0]) != pixels or len(have[2]) < samples
+                or have[2].dtype != dtype):
+            room = max(samples, MAX_RING_SAMPLES)
+            have = (np.zeros(pixels, np.int64), np.zeros(pixels, np.uint32),
+                    np.empty(room, dtype), np.empty(room, dtype), np.empty(room, np.intp))
+            self._buffers = have
+        return have
 
     def _shades(self) -> np.ndarray:
         """Premultiplied ARGB for 0..255 overlapping rings of the pen's colour."""
         c = self._pen.color()
-        alpha = 1.0 - (1.0 - c.alphaF()) ** np.arange(256)
-        a = np.rint(255 * alpha).astype(np.uint32)
-        return ((a << 24) | ((c.red() * a // 255) << 16) | ((c.green() * a // 255) << 8)
-                | (c.blue() * a // 255)).astype(np.uint32)
+        if self._shade_key != c.rgba():
+            alpha = 1.0 - (1.0 - c.alphaF()) ** np.arange(256)
+            a = np.rint(255 * alpha).astype(np.uint32)
+            self._shade_table = ((a << 24) | ((c.red() * a // 255) << 16)
+                                 | ((c.green() * a // 255) << 8)
+                                 | (c.blue() * a // 255)).astype(np.uint32)
+            self._shade_key = c.rgba()
+        return self._shade_table
 
 
 class LatentView(pg.PlotWidget):
@@ -800,49 +807,54 @@ class LatentView(pg.PlotWidget):
             self._set_status_text()
             return
         x0, x1, y0, y1 = self.view_region()
-        mx, my = self._mu[:, 0], self._mu[:, 1]
-        ex, ey = self._level * self._sigma[:, 0], self._level * self._sigma[:, 1]
-        # An ellipse is in view when its bounding box meets the view (NaN compares False;
-        # inf - inf of a crafted file is such a NaN, so numpy's warning is expected here).
-        with np.errstate(invalid="ignore"):
-            in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
-        total = int(np.count_nonzero(in_view))
+        b = self._points._bounds
+        if (self._points._finite and b[0] >= x0 and b[1] <= x1 and b[2] >= y0
+                and b[3] <= y1 and np.isfinite(self._sigma).all()):
+            # Every mu in view (the followed view's usual case): so is every ellipse.
+            in_view, total = None, len(self._mu)
+        else:
+            mx, my = self._mu[:, 0], self._mu[:, 1]
+            ex, ey = self._level * self._sigma[:, 0], self._level * self._sigma[:, 1]
+            # An ellipse is in view when its bounding box meets the view (NaN compares
+            # False; inf - inf of a crafted file is such a NaN: numpy's warning is expected).
+            with np.errstate(invalid="ignore"):
+                in_view = (mx + ex >= x0) & (mx - ex <= x1) & (my + ey >= y0) & (my - ey <= y1)
+            total = int(np.count_nonzero(in_view))
         ranked = True  # chosen in priority order
-        if total == len(in_view):
+        if total == len(self._mu):
             chosen = self._order[: self._budget]  # all in view: skip the mask gather
         elif total > self._budget:
             chosen = self._order[in_view[self._order]][: self._budget]
         else:
             chosen, ranked = np.flatnonzero(in_view), False
-        chosen = self._within_ink(chosen, ranked, in_view, ex, ey)
+        chosen = self._within_ink(chosen, ranked, in_view)
         self._ellipses.set_ellipses(self._mu[chosen], self._level * self._sigma[chosen])
         self._counts = (self._ellipses.count(), total)
         self._set_status_text()
 
-    def _within_ink(self, chosen: np.ndarray, ranked: bool, in_view: np.ndarray,
-                    ex: np.ndarray, ey: np.ndarray) -> np.ndarray:
-        """The chosen ellipses cut to MAX_ELLIPSE_INK device pixels of outline (perimeters on
-        screen, roughly pi (a + b)), in priority order; ``ranked``: chosen is in that order."""
+    def _within_ink(self, chosen: np.ndarray, ranked: bool,
+                    in_view: np.ndarray | None) -> np.ndarray:
+        """The chosen ellipses cut to MAX_RING_SAMPLES samples of outline (about one per
+        device pixel of perimeter, as the raster draws them), in priority order;
+        ``ranked``: chosen is in that order (always so when ``in_view`` is None: all are)."""
         pw, ph = self._vb.viewPixelSize()
         if not (pw > 0 and ph > 0) or len(chosen) == 0:
             return chosen
         dpr = self.devicePixelRatioF()
-        rect = self._vb.rect()
-        most = 2.0 * (rect.width() + rect.height())  # the most one clipped outline shows
 
         def ink(idx: np.ndarray) -> np.ndarray:
-            with np.errstate(over="ignore", invalid="ignore"):  # a blown-up sigma: inf, capped
-                px = np.pi * (ex[idx] / pw + ey[idx] / ph)
-            return dpr * np.minimum(np.nan_to_num(px, nan=0.0, posinf=most), most)
+            ex, ey = self._level * self._sigma[idx, 0], self._level * self._sigma[idx, 1]
+            with np.errstate(over="ignore", invalid="ignore"):  # a blown-up sigma: capped
+                return ring_samples(dpr * ex / pw, dpr * ey / ph)
 
         px = ink(chosen)
-        if float(px.sum()) <= MAX_ELLIPSE_INK:
+        if int(px.sum()) <= MAX_RING_SAMPLES:
             return chosen
         if not ranked:
             # Re-rank by priority, so the cut keeps a random subset, not the low indices.
             chosen = self._order[in_view[self._order]]
             px = ink(chosen)
-        keep = int(np.searchsorted(np.cumsum(px), MAX_ELLIPSE_INK, side="right"))
+        keep = int(np.searchsorted(np.cumsum(px), MAX_RING_SAMPLES, side="right"))
         return chosen[: max(1, keep)]
 
     def _set_status_text(self) -> None:
