@@ -11,6 +11,13 @@ import numpy as np
 from trainer.evidence import dataset_evidence, evidence_input
 
 
+def short(v: np.ndarray, shown: int = 4) -> str:
+    """(a, b, ...) to two decimals, the first ``shown`` of a long vector."""
+    parts = [f"{float(c):.2f}" for c in v[:shown]]
+    more = f", … ({len(v)}-D)" if len(v) > shown else ""
+    return f"({', '.join(parts)}{more})"
+
+
 class SelectionController:
     """Drives the plane, the image panel, the inspector and the trails from the window's
     ``snapshot``, ``dataset``, ``config`` and ``selected``."""
@@ -22,6 +29,7 @@ class SelectionController:
         self._sample_seed = 0
         self._inputs: tuple[str, np.ndarray] | None = None  # (binarization, every x)
         self._inspected: tuple[str, int] | None = None  # ("point" | "encoded", index)
+        self.last_z: np.ndarray | None = None  # the full z last decoded
         views.latent_view.zRequested.connect(self.decode_z)
         views.latent_view.pointSelected.connect(self.select_point)
         views.encoded_panel.entrySelected.connect(self.inspect_encoded)
@@ -34,19 +42,34 @@ class SelectionController:
         self._inputs = None
         self._inspected = None
 
-    def decode_z(self, x: float, y: float) -> None:
-        """Decode z with the newest snapshot's frozen decoder, in this thread."""
+    def decode_z(self, x: float, y: float, z_full: np.ndarray | None = None) -> None:
+        """Decode the plane point (x, y) with the newest snapshot's frozen decoder, in this
+        thread. Above 2-D the plane is a view: z is ``z_full`` when given (a datapoint's
+        mu), else the view's inverse at the click with the hidden directions at the
+        aggregate posterior's mean (explorer.core.plane_view), said under the image."""
         model = self.window.model
         if model is None:
             return
         panel = self.views.image_panel
         z = np.array([[x, y]], np.float32)
+        plane, note = getattr(self.window, "plane", None), None
+        if model.latent_dim != 2 and plane is not None:
+            if z_full is not None:
+                z = np.asarray(z_full, np.float32).reshape(1, -1)
+                note = f"z = μ of the selected point ({model.latent_dim}-D)"
+            else:
+                z = plane.lift((x, y)).astype(np.float32)[None]
+                note = (f"view point ({x:.2f}, {y:.2f}); the other {model.latent_dim - 2} "
+                        "directions at the aggregate mean")
+            self.last_z = z[0]
+        else:
+            self.last_z = z[0]
         if panel.shows_sample:
             self._sample_seed += 1
             image = model.decode_sample(z, seed=self._sample_seed)[0]
         else:
             image = model.decode_mean(z)[0]
-        panel.show_decoded((x, y), image)
+        panel.show_decoded((x, y), image, note)
         self.views.latent_view.set_crosshair((x, y))
 
     def select_point(self, index: int) -> None:
@@ -63,7 +86,11 @@ class SelectionController:
         self._inspect_selected()
         snapshot = window.snapshot
         if snapshot is not None and selected < len(snapshot.mu):
-            self.decode_z(*(float(c) for c in snapshot.mu[selected]))  # z = mu_i
+            mu = snapshot.mu[selected]
+            if len(mu) == 2:
+                self.decode_z(*(float(c) for c in mu))  # z = mu_i
+            elif self.window.plane is not None:
+                self.decode_z(*self.window.plane.to_view(mu), z_full=mu)
 
     def snapshot_arrived(self) -> None:
         """A newer model: the same z decoded again, the selected point shown again."""
@@ -138,7 +165,6 @@ class SelectionController:
             value = int(dataset.labels[i])
             names = dataset.label_names
             label = f", label {names[value] if names and value < len(names) else value}"
-        title = (f"datapoint #{i}{label}\nmu = ({mu[0]:.2f}, {mu[1]:.2f})\n"
-                 f"sigma = ({sigma[0]:.2f}, {sigma[1]:.2f})")
+        title = f"datapoint #{i}{label}\nmu = {short(mu)}\nsigma = {short(sigma)}"
         self.views.image_panel.show_datapoint(title, dataset.as_float([i]).reshape(h, w), recon,
                                               x=self._datapoint_x(i))
