@@ -30,6 +30,7 @@ class SelectionController:
         self._inputs: tuple[str, np.ndarray] | None = None  # (binarization, every x)
         self._inspected: tuple[str, int] | None = None  # ("point" | "encoded", index)
         self.last_z: np.ndarray | None = None  # the full z last decoded
+        self._held_full: np.ndarray | None = None  # a datapoint's mu being decoded, above 2-D
         views.latent_view.zRequested.connect(self.decode_z)
         views.latent_view.pointSelected.connect(self.select_point)
         views.encoded_panel.entrySelected.connect(self.inspect_encoded)
@@ -53,6 +54,7 @@ class SelectionController:
         panel = self.views.image_panel
         z = np.array([[x, y]], np.float32)
         plane, note = getattr(self.window, "plane", None), None
+        self._held_full = z_full  # decoded again, as it is, under a newer decoder
         if model.latent_dim != 2 and plane is not None:
             if z_full is not None:
                 z = np.asarray(z_full, np.float32).reshape(1, -1)
@@ -61,9 +63,7 @@ class SelectionController:
                 z = plane.lift((x, y)).astype(np.float32)[None]
                 note = (f"view point ({x:.2f}, {y:.2f}); the other {model.latent_dim - 2} "
                         "directions at the aggregate mean")
-            self.last_z = z[0]
-        else:
-            self.last_z = z[0]
+        self.last_z = z[0]
         if panel.shows_sample:
             self._sample_seed += 1
             image = model.decode_sample(z, seed=self._sample_seed)[0]
@@ -96,13 +96,13 @@ class SelectionController:
         """A newer model: the same z decoded again, the selected point shown again."""
         panel = self.views.image_panel
         if panel.z is not None and not panel.shows_sample:
-            self.decode_z(*panel.z)  # the same z under the newer decoder
+            self.decode_z(*panel.z, z_full=self._held_full)  # the same z, newer decoder
         if self.window.selected is not None:
             self._show_selected()
 
     def _redecode(self, *_) -> None:
         if self.views.image_panel.z is not None:
-            self.decode_z(*self.views.image_panel.z)
+            self.decode_z(*self.views.image_panel.z, z_full=self._held_full)
 
     def _binarization(self) -> str:
         """How the shown model makes each x (the snapshot's, else the configured one)."""
