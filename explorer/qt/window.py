@@ -65,6 +65,7 @@ from explorer.qt.views.manifold_view import ManifoldView
 from explorer.qt.views.run_comparison import RunComparison
 from explorer.qt.views.run_figures import RunFigures
 from explorer.qt.views.run_planes import RunPlane, RunPlanes
+from explorer.qt.views.strips_view import StripsView
 from explorer.qt.views.tips import add_view_tips
 from explorer.qt.worker import TrainingWorker
 from trainer import (
@@ -252,6 +253,7 @@ class MainWindow(QMainWindow):
         self.trails = Trails(self.latent_view.plotItem)
         self.comparison = RunComparison()
         self.dimensions = DimensionsView()
+        self.strips = StripsView()
         self.dimensions.set_choice(self.state.plane_view)
         self.dimensions.viewChosen.connect(self.state.set_plane_view)
         self.state.plane_view_changed.connect(self._replot_plane)
@@ -552,12 +554,14 @@ class MainWindow(QMainWindow):
                 ("encoded", "Encoded images", self.encoded_panel, right),
                 ("inspector", "Inspector", scrolled(self.inspector), right),
                 ("colouring", "Colour points", self.colouring, left),
-                ("dimensions", "Dimensions", self.dimensions, left)):
+                ("dimensions", "Dimensions", self.dimensions, left),
+                ("strips", "Traversals", scrolled(self.strips), right)):
             dock = docks[name] = QDockWidget(title, self)
             dock.setObjectName(f"dock-{title}")  # saveState needs stable names
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
         for first, other in (("manifold", "encoded"), ("manifold", "inspector"),
+                             ("manifold", "strips"),
                              ("dataset", "colouring"), ("dataset", "dimensions")):
             self.tabifyDockWidget(docks[first], docks[other])
         # The selected datapoint in every run, beside the curves (shown with two runs).

@@ -196,3 +196,53 @@ def test_the_command_line_sets_arch_and_latent_dim():
     assert (startup.config.arch, startup.config.latent_dim) == ("conv", 8)
     with pytest.raises(SystemExit):
         parse_args(["--latent-dim", "65"])
+
+
+def test_traversal_rows_sweep_one_dimension_over_the_aggregate_range():
+    from explorer.core.latent_paths import traversal_z
+    from trainer.latent_stats import aggregate_range
+
+    mu, sigma = random_latents(n=300, d=5)
+    grid, values = traversal_z(mu[3], mu, sigma, steps=7)
+    r = aggregate_range(mu, sigma)
+    assert grid.shape == (5, 7, 5)
+    for d in range(5):
+        np.testing.assert_allclose(grid[d, :, d], np.linspace(r.low[d], r.high[d], 7))
+        others = np.delete(grid[d], d, axis=1)
+        np.testing.assert_allclose(others, np.broadcast_to(np.delete(mu[3], d), others.shape))
+
+
+def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation(
+        qtbot, make_window, session8, tmp_path):
+    from PIL import Image
+
+    from explorer.core.latent_paths import interpolation_z, traversal_z
+
+    w = open_paused(qtbot, make_window, session8)
+    w.selection.select_point(5)
+    strip = w.strips.traversal
+    mu, sigma, model = w.snapshot.mu, w.snapshot.sigma, w.model
+    grid, _ = traversal_z(mu[5], mu, sigma)
+    h, wd = w.dataset.image_shape
+    row3 = model.decode_mean(grid[3].astype(np.float32))
+    np.testing.assert_allclose(strip.mosaic[3 * h:4 * h, 2 * wd:3 * wd], row3[2], atol=1e-6)
+    assert strip.mosaic.shape == (8 * h, 9 * wd)
+    out = strip.export(str(tmp_path / "traversal.png"), scale=2)
+    assert Image.open(out).size == (2 * 9 * wd, 2 * 8 * h)
+
+    # Shift-click two dots on the plane (real mouse events): the strip between them.
+    view, vb = w.latent_view, w.latent_view.getPlotItem().vb
+    means = w.plane.means
+    ends = [int(np.argmin(means[:, 0])), int(np.argmax(means[:, 0]))]
+    for i in ends:
+        pixel = view.mapFromScene(vb.mapViewToScene(QPointF(*means[i])))
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                         Qt.KeyboardModifier.ShiftModifier, pos=pixel)
+    assert len(w.strips.ends) == 2
+    a, b = w.strips.ends
+    paths = interpolation_z(mu[a], mu[b])
+    inter = w.strips.interpolation.mosaic
+    assert inter.shape == (2 * h, 10 * wd)
+    spherical = model.decode_mean(paths["spherical"].astype(np.float32))
+    np.testing.assert_allclose(inter[h:, 4 * wd:5 * wd], spherical[4], atol=1e-6)
+    assert w.strips.interpolation.export_button.isEnabled()

@@ -33,6 +33,7 @@ class SelectionController:
         self._held_full: np.ndarray | None = None  # a datapoint's mu being decoded, above 2-D
         views.latent_view.zRequested.connect(self.decode_z)
         views.latent_view.pointSelected.connect(self.select_point)
+        views.latent_view.pointShiftPicked.connect(self.pick_end)
         views.encoded_panel.entrySelected.connect(self.inspect_encoded)
         views.inspector.refreshRequested.connect(self._reinspect)
         views.image_panel.mode_group.buttonToggled.connect(self._redecode)
@@ -85,6 +86,7 @@ class SelectionController:
         self._show_selected()
         self._inspect_selected()
         snapshot = window.snapshot
+        self._show_traversal()
         if snapshot is not None and selected < len(snapshot.mu):
             mu = snapshot.mu[selected]
             if len(mu) == 2:
@@ -99,6 +101,22 @@ class SelectionController:
             self.decode_z(*panel.z, z_full=self._held_full)  # the same z, newer decoder
         if self.window.selected is not None:
             self._show_selected()
+            self._show_traversal()
+        strips, snapshot = self.window.strips, self.window.snapshot
+        if len(strips.ends) == 2 and max(strips.ends) < len(snapshot.mu):
+            strips.show_interpolation(snapshot.model, snapshot.mu)
+
+    def _show_traversal(self) -> None:
+        i, snapshot = self.window.selected, self.window.snapshot
+        if snapshot is not None and i is not None and i < len(snapshot.mu):
+            self.window.strips.show_traversal(snapshot.model, i, snapshot.mu, snapshot.sigma)
+
+    def pick_end(self, index: int) -> None:
+        """A shift-clicked dot: one end of the interpolation strip."""
+        snapshot = self.window.snapshot
+        if snapshot is not None and 0 <= index < len(snapshot.mu):
+            self.window.strips.add_end(snapshot.model, index, snapshot.mu)
+            self.window.docks["strips"].raise_()
 
     def _redecode(self, *_) -> None:
         if self.views.image_panel.z is not None:

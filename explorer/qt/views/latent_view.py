@@ -529,6 +529,7 @@ class LatentView(pg.PlotWidget):
 
     zRequested = Signal(float, float)
     pointSelected = Signal(int)  # -1: the selection was cleared
+    pointShiftPicked = Signal(int)  # a dot shift-clicked: an end of an interpolation
     markerSelected = Signal(int)
     filesDropped = Signal(list)
     viewRegionChanged = Signal(float, float, float, float)  # xmin, xmax, ymin, ymax
@@ -1003,6 +1004,14 @@ class LatentView(pg.PlotWidget):
 
     @guarded()
     def mousePressEvent(self, ev) -> None:
+        if (ev.button() == Qt.MouseButton.LeftButton
+                and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            z = self._data_pos(ev.position())  # on a dot: pick it; elsewhere: pan
+            index = None if z is None else self._nearest(self._mu, z, PICK_RADIUS)
+            if index is not None:
+                ev.accept()
+                self.pointShiftPicked.emit(index)
+                return
         if (ev.button() == Qt.MouseButton.LeftButton
                 and not (ev.modifiers() & PAN_MODIFIERS)):
             z = self._data_pos(ev.position())
