@@ -35,6 +35,25 @@ class ViewChoice:
             self.kind == "axes" and max(self.dims) < latent_dim
 
 
+def plane_view_record(choice: ViewChoice) -> dict:
+    """JSON for a session file."""
+    return {"kind": choice.kind, "dims": list(choice.dims)}
+
+
+def plane_view_from_record(record) -> ViewChoice | None:
+    """The view a session file recorded, or None for a missing or malformed record."""
+    if not isinstance(record, dict):
+        return None
+    dims = record.get("dims", [0, 1])
+    if (not isinstance(dims, list) or len(dims) != 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims)):
+        return None
+    try:
+        return ViewChoice(record.get("kind"), (dims[0], dims[1]))
+    except ValueError:
+        return None
+
+
 def default_choice(latent_dim: int) -> ViewChoice:
     """z1, z2 for a 2-D latent (exact, as it is, whatever was chosen); the PCA view above."""
     return ViewChoice() if latent_dim <= 2 else ViewChoice("pca")

@@ -554,7 +554,7 @@ class MainWindow(QMainWindow):
                 ("encoded", "Encoded images", self.encoded_panel, right),
                 ("inspector", "Inspector", scrolled(self.inspector), right),
                 ("colouring", "Colour points", self.colouring, left),
-                ("dimensions", "Dimensions", self.dimensions, left),
+                ("dimensions", "Dimensions", scrolled(self.dimensions), left),
                 ("strips", "Traversals", scrolled(self.strips), right)):
             dock = docks[name] = QDockWidget(title, self)
             dock.setObjectName(f"dock-{title}")  # saveState needs stable names

@@ -246,3 +246,13 @@ def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation
     spherical = model.decode_mean(paths["spherical"].astype(np.float32))
     np.testing.assert_allclose(inter[h:, 4 * wd:5 * wd], spherical[4], atol=1e-6)
     assert w.strips.interpolation.export_button.isEnabled()
+
+
+def test_the_plane_view_round_trips_through_a_session_record_and_bad_ones_are_skipped():
+    from explorer.core.plane_view import plane_view_from_record, plane_view_record
+
+    for choice in (ViewChoice("pca"), ViewChoice("axes", (2, 5))):
+        assert plane_view_from_record(plane_view_record(choice)) == choice
+    for bad in (None, [], {"kind": "tsne"}, {"kind": "axes", "dims": [1, 1]},
+                {"kind": "axes", "dims": [True, 2]}, {"kind": "axes", "dims": [-1, 2]}):
+        assert plane_view_from_record(bad) is None

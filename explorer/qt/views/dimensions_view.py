@@ -53,6 +53,8 @@ class DimensionsView(QWidget):
         self.summary.setWordWrap(True)
         for w in (self.kl_plot, self.au_plot, self.summary):
             layout.addWidget(w)
+        for plot in (self.kl_plot, self.au_plot):  # the dock's height decides, not theirs
+            plot.setMinimumSize(120, 60)
         self.kl = np.zeros(0)
         self.units = None
         self._latent_dim = 0
