@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
         self.encoded_panel.set_dataset(dataset)
         self.inspector = Inspector(self.latent_view.plotItem)
         self.colouring = PointColouring(self.latent_view, labels=dataset.labels)
+        self.colouring.set_factors(dataset.factors)
         self.aggregate = AggregateDensityLayer(self.latent_view)
         self.trails = Trails(self.latent_view.plotItem)
         self.comparison = RunComparison()

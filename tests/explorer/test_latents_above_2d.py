@@ -256,3 +256,49 @@ def test_the_plane_view_round_trips_through_a_session_record_and_bad_ones_are_sk
     for bad in (None, [], {"kind": "tsne"}, {"kind": "axes", "dims": [1, 1]},
                 {"kind": "axes", "dims": [True, 2]}, {"kind": "axes", "dims": [-1, 2]}):
         assert plane_view_from_record(bad) is None
+
+
+def test_points_can_be_coloured_by_a_ground_truth_factor(qtbot):
+    from explorer.qt.views.dataset_views import PointColouring
+    from explorer.qt.views.latent_view import LatentView
+
+    view = LatentView()
+    qtbot.addWidget(view)
+    rng = np.random.default_rng(0)
+    view.set_latents(rng.standard_normal((50, 2)), np.full((50, 2), 0.3))
+    colouring = PointColouring(view, labels=np.zeros(50, int))
+    qtbot.addWidget(colouring)
+    x = rng.uniform(0, 1, 50)
+    colouring.set_factors({"x": x, "rotation": rng.uniform(0, 6, 50)})
+    assert colouring.combo.findText("factor x (ground truth)") >= 0
+    colouring.choose("factor:x")
+    np.testing.assert_array_equal(view.point_values(), x)
+    colouring.set_factors(None)  # another dataset: its factors go
+    assert colouring.combo.findData("factor:x") < 0
+
+
+def test_an_8d_session_with_encoded_images_saves_and_reopens_with_its_view(
+        qtbot, make_window, digits, tmp_path, monkeypatch):
+    from tests.explorer.test_sessions_gui import add_encoded, answer_file, train_then_pause
+
+    first = make_window(fast_config(latent_dim=8))
+    add_encoded(first, digits)
+    train_then_pause(qtbot, first, more_than=5)
+    first.state.set_plane_view(ViewChoice("axes", (1, 4)))
+    qtbot.waitUntil(lambda: len(first.latent_view._marker_mu) == 2, timeout=WAIT_MS)
+    entry = first.encoded_panel.model.entries[0]
+    np.testing.assert_allclose(first.latent_view._marker_mu[0], entry.mu[[1, 4]], rtol=1e-6)
+    path = tmp_path / "eight.lexp"
+    answer_file(monkeypatch, first, path)
+    first.actions["save"].trigger()
+    assert path.is_file()
+    first.close()
+
+    second = make_window(start=False)
+    monkeypatch.setattr(second.sessions, "ask_unsaved", lambda *a: "discard")
+    answer_file(monkeypatch, second, path)
+    second.actions["open"].trigger()
+    qtbot.waitUntil(lambda: second.snapshot is not None
+                    and second.snapshot.mu.shape[1] == 8, timeout=WAIT_MS)
+    assert second.state.plane_view == ViewChoice("axes", (1, 4))
+    assert second.latent_view.getPlotItem().getAxis("bottom").labelText == "z2"
