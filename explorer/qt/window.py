@@ -66,6 +66,7 @@ from explorer.qt.views.run_comparison import RunComparison
 from explorer.qt.views.run_figures import RunFigures
 from explorer.qt.views.run_planes import RunPlane, RunPlanes
 from explorer.qt.views.strips_view import StripsView
+from explorer.qt.views.thumbnails import MAX_THUMBNAILS, ThumbnailItem
 from explorer.qt.views.tips import add_view_tips
 from explorer.qt.worker import TrainingWorker
 from trainer import (
@@ -252,6 +253,10 @@ class MainWindow(QMainWindow):
         self.colouring.set_factors(dataset.factors)
         self.aggregate = AggregateDensityLayer(self.latent_view)
         self.trails = Trails(self.latent_view.plotItem)
+        self.thumbnails = ThumbnailItem()
+        self.thumbnails.setZValue(2.5)  # over the dots and ellipses, under the selection
+        self.thumbnails.hide()
+        self.latent_view.addItem(self.thumbnails, ignoreBounds=True)
         self.comparison = RunComparison()
         self.dimensions = DimensionsView()
         self.strips = StripsView()
@@ -389,6 +394,9 @@ class MainWindow(QMainWindow):
                     "keeps a core", checkable=True, group="schedule"),
             *(dock.toggleViewAction() for dock in self.docks.values()),
             "View-",
+            Act("thumbnails", "View", "Thumbnails on the plane", self.show_thumbnails,
+                tip=f"Small pictures of up to {MAX_THUMBNAILS} images at their \u03bc, the "
+                "same ones as the view moves", checkable=True),
             Act("aggregate", "View", "Aggregate posterior density", self.aggregate.set_visible,
                 "Ctrl+G", "The average of all q(z|x_i) as a density layer, with the prior's "
                 "50/90/99 % circles: holes and overlaps show", checkable=True),
@@ -512,6 +520,24 @@ class MainWindow(QMainWindow):
 
     def aggregate_shown(self) -> bool:
         return bool(self.actions["aggregate"].isChecked())
+
+    def show_thumbnails(self, on: bool) -> None:
+        self.actions["thumbnails"].setChecked(on)
+        self.thumbnails.setVisible(on)
+        if on:
+            self._update_thumbnails()
+
+    def _update_thumbnails(self) -> None:
+        if not self.thumbnails.isVisible():
+            return
+        dataset = self.state.current.dataset if self.state.current else self.dataset
+        if self.thumbnails._images is None or len(self.thumbnails._images) != len(dataset):
+            h, w = dataset.image_shape
+            grey = None if dataset.channels != 1 else np.rint(
+                dataset.as_float().reshape(-1, h, w) * 255).astype(np.uint8)
+            self.thumbnails.set_images(grey)
+        if self.plane is not None:
+            self.thumbnails.set_positions(self.plane.means)
 
     def show_aggregate(self, on: bool) -> None:
         self.actions["aggregate"].setChecked(on)
@@ -715,6 +741,7 @@ class MainWindow(QMainWindow):
         if plane.rotated:
             self.aggregate.image.hide()
         self.trails.add_snapshot(plane.means)
+        self._update_thumbnails()
         self.selection.snapshot_arrived()
         self.sessions.snapshot_arrived(len(snapshot.mu))
 

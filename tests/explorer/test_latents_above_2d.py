@@ -302,3 +302,21 @@ def test_an_8d_session_with_encoded_images_saves_and_reopens_with_its_view(
                     and second.snapshot.mu.shape[1] == 8, timeout=WAIT_MS)
     assert second.state.plane_view == ViewChoice("axes", (1, 4))
     assert second.latent_view.getPlotItem().getAxis("bottom").labelText == "z2"
+
+
+def test_thumbnails_on_the_plane_draw_a_stable_subset_in_view(qtbot, make_window, session8):
+    from explorer.qt.views.thumbnails import MAX_THUMBNAILS
+
+    w = open_paused(qtbot, make_window, session8)
+    w.actions["thumbnails"].trigger()
+    assert w.thumbnails.isVisible()
+    w.latent_view.grab()  # paint
+    first = w.thumbnails.drawn.copy()
+    assert 0 < len(first) <= MAX_THUMBNAILS
+    (x0, x1), (y0, y1) = w.latent_view.getPlotItem().vb.viewRange()
+    pos = w.plane.means[first]
+    assert np.all((pos[:, 0] >= x0) & (pos[:, 0] <= x1) & (pos[:, 1] >= y0) & (pos[:, 1] <= y1))
+    w.latent_view.getPlotItem().vb.translateBy(x=0.05 * (x1 - x0))
+    w.latent_view.grab()
+    kept = np.intersect1d(first, w.thumbnails.drawn)
+    assert len(kept) > 0.7 * len(first)  # a small pan keeps most of the same images
