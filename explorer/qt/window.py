@@ -581,7 +581,7 @@ class MainWindow(QMainWindow):
                 ("encoded", "Encoded images", self.encoded_panel, right),
                 ("inspector", "Inspector", scrolled(self.inspector), right),
                 ("colouring", "Colour points", self.colouring, left),
-                ("dimensions", "Dimensions", scrolled(self.dimensions), left),
+                ("dimensions", "Dimensions", scrolled(self.dimensions), right),
                 ("strips", "Traversals", scrolled(self.strips), right)):
             dock = docks[name] = QDockWidget(title, self)
             dock.setObjectName(f"dock-{title}")  # saveState needs stable names
@@ -589,7 +589,7 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, dock)
         for first, other in (("manifold", "encoded"), ("manifold", "inspector"),
                              ("manifold", "strips"),
-                             ("dataset", "colouring"), ("dataset", "dimensions")):
+                             ("dataset", "colouring"), ("manifold", "dimensions")):
             self.tabifyDockWidget(docks[first], docks[other])
         # The selected datapoint in every run, beside the curves (shown with two runs).
         self.splitDockWidget(docks["elbo"], docks["compare"], Qt.Orientation.Horizontal)

@@ -59,6 +59,8 @@ class DimensionsView(QWidget):
         self.units = None
         self._latent_dim = 0
         self._choice = ViewChoice("pca")
+        self.setToolTip("Per latent dimension: its mean KL to the prior (the rate it spends, "
+                        "nats) and Var_x(E_q[z_d]); grey bars are collapsed dimensions")
 
     def set_choice(self, choice: ViewChoice) -> None:
         self._choice = choice

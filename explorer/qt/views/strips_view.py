@@ -36,6 +36,7 @@ class MosaicStrip(QWidget):
         self.picture.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.export_button = QPushButton(f"Export {title.lower()} PNG\u2026")
         self.export_button.setEnabled(False)
+        self.export_button.setToolTip(f"Save the {title.lower()} mosaic as a grey PNG")
         self.export_button.clicked.connect(self.ask_export)
         for w in (self.caption, self.picture, self.export_button):
             layout.addWidget(w)
@@ -85,6 +86,8 @@ class StripsView(QWidget):
         layout.addWidget(self.interpolation)
         layout.addStretch(1)
         self.ends: list[int] = []  # the shift-clicked datapoints, at most two
+        self.setToolTip("Decoded strips: the selected point's traversals, and the path "
+                        "between two shift-clicked points")
 
     def show_traversal(self, model, index: int, mu: np.ndarray, sigma: np.ndarray) -> None:
         """Row d: mu_index with z_d swept over the aggregate range of every (mu, sigma)."""
