@@ -14,6 +14,7 @@ import html
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from explorer.core.plane_view import default_choice, plane_data
 from explorer.core.state import Run
 from explorer.qt.views.latent_view import LatentView
 
@@ -85,7 +86,12 @@ class RunPlane(QFrame):
         self.run = None
 
     def _draw(self, snapshot) -> None:
-        self.view.set_latents(snapshot.mu, snapshot.sigma)
+        # Above 2-D, each side plane shows its own run's default view (PCA of its mu).
+        plane = plane_data(default_choice(snapshot.mu.shape[1]), snapshot.mu, snapshot.sigma)
+        self.view.set_latents(plane.means, plane.extents,
+                              plane.ellipses() if plane.rotated else None)
+        self.view.set_view_titles(*plane.axis_titles, "" if snapshot.mu.shape[1] == 2
+                                  else plane.text.split(":")[0])
 
     def retitle(self, *_) -> None:
         run = self.run
