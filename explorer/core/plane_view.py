@@ -114,5 +114,15 @@ def plane_data(choice: ViewChoice, mu: np.ndarray, sigma: np.ndarray) -> PlaneDa
                 f"z{i + 1}, z{j + 1} of {d}-D: exact marginals of q; a click sets the "
                 f"other {d - 2} to the aggregate mean")
     means = (mu - view.centre) @ view.P.T
-    cov = np.einsum("ad,nd,bd->nab", view.P, sigma ** 2, view.P)
-    return PlaneData(choice, view, means, cov, base, titles, text)
+    return PlaneData(choice, view, means, projected_cov(view.P, sigma), base, titles, text)
+
+
+def projected_cov(P: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """(N, 2, 2) P diag(sigma_i^2) P^T for every row: its three distinct entries as one
+    (N, D) @ (D, 3) product (an einsum over (N, 2, D, 2) took 11 ms at 70,000 points)."""
+    a, b = P
+    entries = (sigma ** 2) @ np.stack((a * a, a * b, b * b), axis=1)
+    cov = np.empty((len(sigma), 2, 2))
+    cov[:, 0, 0], cov[:, 1, 1] = entries[:, 0], entries[:, 2]
+    cov[:, 0, 1] = cov[:, 1, 0] = entries[:, 1]
+    return cov
