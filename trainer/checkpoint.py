@@ -4,6 +4,9 @@
     DIR/optimizer.safetensors  what else an exact resume needs: Adam's state tensors
                                ("state.<i>.<name>") and the engine's sampling RNG state,
                                epoch order and held-out indices ("engine.<name>")
+    DIR/free.safetensors       free-form inference only: the lambda table ("table", one row
+                               of (mu, log sigma^2) per training point) and its SparseAdam
+                               state ("exp_avg", "exp_avg_sq", "step")
     DIR/run.json               format + version, config, history, counters, dataset reference,
                                split, likelihood and binarization, Adam's scalar settings,
                                library versions
@@ -43,6 +46,8 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RUN_FILE = "run.json"
+FREE_FILE = "free.safetensors"
+FREE_TENSORS = ("table", "exp_avg", "exp_avg_sq", "step")
 
 
 class CheckpointError(ValueError):
@@ -57,6 +62,7 @@ class Checkpoint:
     optimizer_state: dict  # in torch's Optimizer.state_dict() layout
     engine_state: dict[str, torch.Tensor]  # "rng_state", "order", "heldout"
     run: dict  # run.json as read
+    free_state: dict[str, torch.Tensor] | None = None  # FREE_TENSORS of a free-form run
 
     @property
     def counters(self) -> dict:
@@ -120,11 +126,15 @@ def _save_checkpoint(session, directory: Path) -> Path:
         raise CheckpointError(f"{directory}: exists, is not empty and holds no checkpoint; "
                               "refusing to overwrite it")
     model_tensors, optimizer_tensors, run = _serialise(session)
+    inference = getattr(session, "inference", None)
+    free_tensors = inference.state_tensors() if hasattr(inference, "state_tensors") else None
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=PARTIAL, dir=parent))
     try:
         _write(tmp / MODEL_FILE, safetensors.torch.save(model_tensors, {"format": FORMAT}))
         _write(tmp / OPTIMIZER_FILE, safetensors.torch.save(optimizer_tensors,
                                                             {"format": FORMAT}))
+        if free_tensors is not None:
+            _write(tmp / FREE_FILE, safetensors.torch.save(free_tensors, {"format": FORMAT}))
         _write(tmp / RUN_FILE, (json.dumps(run, indent=1) + "\n").encode())
         fsync_dir(tmp)
         if directory.exists():
@@ -247,7 +257,39 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
                                        param_shapes)
     _check_engine(optimizer_path, engine_state, run)
     return Checkpoint(path=directory, config=config, model_state=model_state,
-                      optimizer_state=optimizer_state, engine_state=engine_state, run=run)
+                      optimizer_state=optimizer_state, engine_state=engine_state, run=run,
+                      free_state=_read_free_table(directory / FREE_FILE, config, run))
+
+
+def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
+    """A free-form run's table and its SparseAdam state, checked against the run: one row of
+    2 x latent_dim numbers per training point. None for the other inference modes."""
+    if config.inference != "free":
+        if path.exists():
+            raise CheckpointError(f"{path}: a free-form table, but the run's inference is "
+                                  f"{config.inference!r}")
+        return None
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing; a free-form run keeps its lambda table there")
+    header, size = _read_header(path)
+    if sorted(header) != sorted(FREE_TENSORS):
+        raise CheckpointError(f"{path}: expected tensors {list(FREE_TENSORS)}, found "
+                              f"{sorted(header)[:5]}")
+    want = (run["split"]["n_train"], 2 * config.latent_dim)
+    for name in FREE_TENSORS:
+        dtype, shape = header[name]
+        need, kind = ((), torch.int64) if name == "step" else (want, torch.float32)
+        if shape != need:
+            raise CheckpointError(
+                f"{path}: {name} has shape {list(shape)}, but this run needs {list(need)} "
+                f"(N = {want[0]} training points x 2 x latent_dim {config.latent_dim})")
+        if dtype != kind:
+            raise CheckpointError(f"{path}: {name} is {dtype}, expected {kind}")
+    tensors = _read_tensors(path, header, size)
+    _check_finite(path, tensors)
+    if int(tensors["step"]) < 0 or bool((tensors["exp_avg_sq"] < 0).any()):
+        raise CheckpointError(f"{path}: step and exp_avg_sq must be >= 0")
+    return tensors
 
 
 def _planned_model(run_path: Path) -> tuple[dict, TrainConfig, dict[str, tuple[int, ...]]]:
@@ -272,13 +314,16 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
     """The most bytes each safetensors file of the checkpoint whose run.json is ``run_path``
     can take, from the shapes its config implies (float64 at worst, and a generous header):
     lets an archive reader refuse an inflated member before unpacking it."""
-    run, _, expected = _planned_model(Path(run_path))
+    run, config, expected = _planned_model(Path(run_path))
     numel = sum(math.prod(shape) for shape in expected.values())
     header = 1024**2
     # The optimizer file also holds index tensors (the epoch order, split indices): 8 bytes
     # per datapoint each, two of them at most.
-    return {MODEL_FILE: 8 * numel + header,
-            OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
+    limits = {MODEL_FILE: 8 * numel + header,
+              OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
+    if config.inference == "free":  # the table and its two Adam moments, and a step count
+        limits[FREE_FILE] = 3 * 8 * run["split"]["n_train"] * 2 * config.latent_dim + header
+    return limits
 
 
 def _check_heldout(heldout: torch.Tensor | None, n: int, n_heldout: int) -> None:

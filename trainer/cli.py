@@ -22,6 +22,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import (
     ARCHS,
     BINARIZATIONS,
+    INFERENCE_MODES,
     LIKELIHOODS,
     PRECISIONS,
     ConfigError,
@@ -34,7 +35,9 @@ from .download import KNOWN_DATASETS
 from .elbo import elbo_terms, grid_log_px, iwae_log_px
 from .evidence import dataset_evidence, evidence_input, likelihood_label
 from .frozen import FrozenVAE
+from .gaps import mean_gaps
 from .inference import INSPECT_GRID_N, INSPECT_IWAE_K, inspect_point
+from .inference_modes import heldout_q_description
 from .latent_stats import active_units, per_dim_kl
 from .latent_table import iter_latent_rows, write_latents_csv
 from .session import Session
@@ -111,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "layer, for images 8 to 64 pixels a side")
     t.add_argument("--seed", type=int)
     t.add_argument("--precision", choices=PRECISIONS)
+    t.add_argument("--inference", choices=INFERENCE_MODES,
+                   help="who gives each training point its q: the encoder (amortized, the "
+                        "default), a free table of lambda_i (free) or the encoder refined "
+                        "by K steps (semi)")
+    t.add_argument("--refine-steps", type=_positive(int), metavar="K",
+                   help="semi: Adam steps refining each point's q (default 10)")
+    t.add_argument("--refine-lr", type=_positive(float), metavar="LR",
+                   help="semi: their step size, in units of the encoder's sigma (default 0.1)")
+    t.add_argument("--free-lr", type=_positive(float), metavar="LR",
+                   help="free: the lambda table's Adam learning rate (default 0.01)")
     t.add_argument("--resume", metavar="DIR", help="continue from this checkpoint")
     t.add_argument("--checkpoint-every", type=_positive(float), metavar="SECONDS",
                    help="also write the checkpoint every SECONDS of wall time while training")
@@ -140,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--max-points", type=_positive(int), default=1000,
                    help="evaluate at most this many held-out images (default 1000)")
     v.add_argument("--gaps", type=int, default=0, metavar="N",
-                   help="also optimise a per-point Gaussian for N held-out images (2-D "
-                        "latent) and report the mean amortization and approximation gaps")
+                   help="also split the inference gap of the run's own q into mean "
+                        "amortization and approximation gaps, on N training and N held-out "
+                        "images (2-D latent; q* optimised per point)")
     v.add_argument("--seed", type=int, default=0)
     _add_machine(v)
     v.set_defaults(func=cmd_evaluate)
@@ -237,15 +251,27 @@ def _emit(record: dict) -> None:
 
 # ------------------------------------------------------------------------------ train
 
+def _inference_fields(config: TrainConfig) -> dict:
+    """The inference mode and the settings it uses, for a JSON line."""
+    out = {"inference": config.inference}
+    if config.inference == "semi":
+        out.update(refine_steps=config.refine_steps, refine_lr=config.refine_lr)
+    elif config.inference == "free":
+        out.update(free_lr=config.free_lr)
+    return out
+
+
 STRUCTURAL = ("likelihood", "binarization", "hidden", "latent_dim", "seed", "precision",
-              "arch")
+              "arch", "inference", "refine_steps", "refine_lr", "free_lr")
 
 
 def _config_changes(args) -> dict:
     names = {"likelihood": "likelihood", "binarization": "binarization", "beta": "beta",
              "lr": "lr", "batch_size": "batch_size", "hidden": "hidden",
              "latent_dim": "latent_dim", "seed": "seed", "precision": "precision",
-             "device": "device", "threads": "threads", "arch": "arch"}
+             "device": "device", "threads": "threads", "arch": "arch",
+             "inference": "inference", "refine_steps": "refine_steps",
+             "refine_lr": "refine_lr", "free_lr": "free_lr"}
     return {field: getattr(args, arg) for arg, field in names.items()
             if getattr(args, arg) is not None}
 
@@ -342,7 +368,10 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
     # larger than memory must not be turned into floats whole).
     heldout_x = session.heldout_inputs(FINAL_EVAL_POINTS)
     heldout = session.evaluate(heldout_x)
-    train = session.evaluate(session.train_inputs(session.config.eval_max_points))
+    heldout_q_seconds = session.last_q_seconds
+    n_train_eval = session.config.eval_max_points
+    train = session.evaluate(session.train_inputs(n_train_eval),
+                             session.train_indices(n_train_eval))
     out = save_checkpoint(session, args.out)
     spent = session.seconds
     record = {
@@ -358,6 +387,9 @@ def _train(args, checkpoint, ranks: Ranks) -> int:
         "arch": session.config.arch, "channels": dataset.channels,
         "latent_dim": session.config.latent_dim,
         "precision": session.precision.name, "precision_reason": session.precision.reason,
+        **_inference_fields(session.config),
+        "heldout_q": heldout_q_description(session.config),
+        "heldout_q_ms_per_point": round(1000 * heldout_q_seconds / len(heldout_x), 4),
         "world_size": ranks.world_size, "backend": ranks.backend,
         "dataset": dataset.source, "n_train": len(session.split.train),
         "n_heldout": len(session.split.heldout), "n_heldout_evaluated": len(heldout_x),
@@ -560,7 +592,9 @@ def cmd_evaluate(args) -> int:
         record.update(grid_log_px=log_px.mean().item(), grid=args.grid,
                       gap=log_px.mean().item() - terms["elbo"])
         if args.gaps > 0:
-            record.update(_mean_gaps(model, x[:args.gaps].cpu(), args.seed))
+            record["train"] = mean_gaps(session, session.train_inputs(args.gaps),
+                                        session.train_indices(args.gaps))
+            record["heldout"] = mean_gaps(session, session.heldout_inputs(args.gaps))
     else:
         with torch.no_grad():
             mu, logvar = zip(*(model.encode(x[i:i + 256]) for i in range(0, len(x), 256)),
@@ -574,6 +608,10 @@ def cmd_evaluate(args) -> int:
                       active_units=int(units.active.sum()),
                       active_threshold=units.threshold,
                       per_dim_kl=per_dim_kl(mu, logvar).tolist())
+    record.update(_inference_fields(session.config),
+                  heldout_q=heldout_q_description(session.config),
+                  heldout_q_ms_per_point=round(1000 * session.last_q_seconds / len(x), 4),
+                  iwae_proposal="the encoder's q_phi(z|x)")
     record.update(n_points=len(x), dataset=str(source), same_dataset=same,
                   likelihood=session.config.likelihood,
                   binarization=session.config.binarization,
@@ -656,17 +694,6 @@ def cmd_export_latents(args) -> int:
     out = write_latents_csv(args.out, rows, checkpoint.config.latent_dim)
     print(f"{PROG}: wrote {len(rows)} rows to {out}", file=sys.stderr)
     return 0
-
-
-def _mean_gaps(model, x: torch.Tensor, seed: int) -> dict:
-    """Cremer, Li & Duvenaud's split of log p(x) - ELBO over a few points, each from the
-    exact posterior grid and a per-point optimised Gaussian q* (ELBOs by quadrature)."""
-    points = [inspect_point(model.cpu(), xi, optimise=True, seed=seed) for xi in x]
-    mean = lambda values: sum(values) / len(values)
-    return {"gaps_n_points": len(points),
-            "mean_inference_gap": mean([p.inference_gap for p in points]),
-            "mean_amortization_gap": mean([p.amortisation_gap for p in points]),
-            "mean_approximation_gap": mean([p.approximation_gap for p in points])}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,11 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHS = ("mlp", "conv")
 PRECISIONS = ("auto", "fp32", "bf16")
 BINARIZATIONS = ("dynamic", "threshold", "none")
+# Who produces each training point's lambda_i = (mu_i, log sigma_i): the encoder
+# f_phi(x_i) ("amortized"), a free table of them ("free", variational EM), or the encoder
+# refined by a few steps on the point's own ELBO ("semi", SA-VAE). See trainer.inference_modes.
+INFERENCE_MODES = ("amortized", "free", "semi")
+MAX_REFINE_STEPS = 1000
 # Upper bounds: far above any model this app trains (MNIST uses 784-512-512-2), low enough
 # that a crafted config cannot ask for terabytes of weights or a million threads.
 MAX_LATENT_DIM = 4096
@@ -72,6 +77,13 @@ class TrainConfig:
     logpx_share: float = 0.05
     history_limit: int = 2000
     arch: str = "mlp"
+    inference: str = "amortized"
+    # Semi-amortized: K Adam steps on (mu_i, log sigma_i) from f_phi(x_i), theta frozen, the
+    # step size in units of the encoder's sigma (trainer.inference_modes.refine).
+    refine_steps: int = 10
+    refine_lr: float = 0.1
+    # Free-form: the lambda table's own Adam (vae_sparse's --param_lr).
+    free_lr: float = 1e-2
 
     def __post_init__(self) -> None:
         self.validate()
@@ -141,6 +153,11 @@ class TrainConfig:
         if not 0 < real("logpx_share") <= 1:
             fail("logpx_share", "must be in (0, 1]")
         integer("history_limit", 10, MAX_HISTORY)
+        text("inference", INFERENCE_MODES)
+        integer("refine_steps", 1, MAX_REFINE_STEPS)
+        for name in ("refine_lr", "free_lr"):
+            if not 0 < real(name) <= 10:
+                fail(name, "must be in (0, 10]")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -26,6 +26,13 @@ from .evidence import evidence_tensor
 from .frozen import FrozenVAE
 from .history import History
 from .inference import DutyCycle, heldout_log_px
+from .inference_modes import (
+    LIVE_HELDOUT_POINTS,
+    fit_from_prior,
+    heldout_q_description,
+    make_inference,
+    reparameterised_terms,
+)
 from .model import VAE
 from .precision import PrecisionChoice, choose_precision, model_shape, onednn_bf16_native
 
@@ -82,6 +89,11 @@ class Snapshot:
     sigma: np.ndarray  # (N, latent_dim)
     model: FrozenVAE
     config: TrainConfig
+    # Semi-amortized runs only (None otherwise): the refined lambda_i beside f_phi(x_i),
+    # which mu and sigma hold. In free-form runs mu and sigma are the table's lambda_i, and
+    # NaN for held-out points (they have none: fit one with Session.fit_q).
+    refined_mu: np.ndarray | None = None
+    refined_sigma: np.ndarray | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -168,6 +180,9 @@ class Session:
         self.dataset = dataset
         self.config = config or TrainConfig()
         self.ranks = ranks or SINGLE
+        if self.config.inference != "amortized" and self.ranks.distributed:
+            raise ConfigError(f"inference: {self.config.inference!r} runs in one process "
+                              "(only amortized inference trains on several ranks)")
         if self.config.batch_size % self.ranks.world_size:
             raise ConfigError(f"batch_size: {self.config.batch_size} does not split evenly "
                               f"over {self.ranks.world_size} ranks")
@@ -192,6 +207,7 @@ class Session:
         self._evidence: tuple[torch.Tensor, torch.Tensor] | None = None  # dynamic x, lazily
         self._latent_mu = np.zeros((len(dataset), self.config.latent_dim), np.float32)
         self._latent_sigma = np.ones((len(dataset), self.config.latent_dim), np.float32)
+        self._refined_mu = self._refined_sigma = None
         self.paused = False
         self.stop_requested = False
         self.stopped_reason: str | None = None
@@ -205,6 +221,8 @@ class Session:
         self.model: VAE = build_vae(cfg, self.dataset.image_shape,
                                     self.dataset.channels).to(self.device)
         self.optimizer = make_adam(self.model.parameters(), cfg.lr, self.device)
+        # None (amortized), or the free-form table or the semi-amortized refinement.
+        self.inference = make_inference(cfg, self._train_idx.sort().values, self.device)
         # The training objective; with several ranks wrapped in DDP, which all-reduces
         # (averages) the gradients during backward.
         self._objective = self.ranks.wrap(ElboStep(self.model))
@@ -221,7 +239,10 @@ class Session:
                             cfg.hidden))
         self._autocast_dtype = self.precision.dtype
         self._gen = torch.Generator(self.device).manual_seed(cfg.seed)
-        self._heldout_x = self.heldout_inputs(cfg.eval_max_points)
+        # Free and semi modes fit or refine every scored point's q: fewer points live.
+        live = (cfg.eval_max_points if self.inference is None
+                else min(cfg.eval_max_points, LIVE_HELDOUT_POINTS))
+        self._heldout_x = self.heldout_inputs(live)
         self.step_count = 0
         self.epoch = 0
         self.samples_seen = 0
@@ -230,7 +251,9 @@ class Session:
         self._cursor = 0
         self._window = [0.0, 0.0, 0.0, 0]  # sums of elbo, recon, kl; row count
         self._window_start = 0.0
-        self._last_eval = -math.inf
+        # Free and semi runs fit or refine every held-out q they score: not at step 1, where
+        # fitting 256 784-pixel points from the prior once took 26 s.
+        self._last_eval = -math.inf if self.inference is None else 0.0
         self._eval_cost = 0.0  # seconds the last held-out evaluation took
         self._guard_cost = 0.0  # seconds the last copy for the divergence guard took
         self._good_state = None
@@ -291,9 +314,29 @@ class Session:
         session._restore(checkpoint, same_data)
         return session
 
+    def _restore_free_table(self, checkpoint, same_data: bool) -> None:
+        """A free-form run's table belongs to its training points: refused (one line) on a
+        table of another shape or on data other than the run's."""
+        from .checkpoint import CheckpointError  # checkpoint.py imports this module
+
+        state = checkpoint.free_state
+        want = (len(self.split.train), 2 * self.config.latent_dim)
+        if state is None or tuple(state["table"].shape) != want:
+            got = None if state is None else list(state["table"].shape)
+            raise CheckpointError(f"{checkpoint.path}: the free-form table has shape {got}, "
+                                  f"but {self.dataset.source}'s split needs {list(want)} "
+                                  "(one row of 2 x latent_dim per training point)")
+        if not same_data:
+            raise CheckpointError(f"{checkpoint.path}: a free-form run's lambda table belongs "
+                                  f"to its own training points; {self.dataset.source} is other "
+                                  "data")
+        self.inference.load_tensors(state)
+
     def _restore(self, checkpoint, same_data: bool) -> None:
         self.model.load_state_dict(checkpoint.model_state)
         self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        if self.config.inference == "free":
+            self._restore_free_table(checkpoint, same_data)
         c = checkpoint.counters
         self.step_count, self.epoch = int(c["step"]), int(c["epoch"])
         self.samples_seen, self.seconds = int(c["samples"]), float(c["seconds"])
@@ -349,9 +392,24 @@ class Session:
         held-out ELBO on equal terms (same precision, the same fixed x)."""
         return self._fixed_inputs(self.split.train, max_points, SUBSET_SEED + 1)
 
-    def _fixed_inputs(self, idx: np.ndarray, max_points: int | None, seed: int) -> torch.Tensor:
+    def heldout_indices(self, max_points: int | None = None) -> torch.Tensor:
+        """The dataset indices of ``heldout_inputs(max_points)``'s rows."""
+        return torch.from_numpy(self._fixed_indices(self.split.heldout, max_points,
+                                                    SUBSET_SEED)).to(self.device)
+
+    def train_indices(self, max_points: int | None = None) -> torch.Tensor:
+        """The dataset indices of ``train_inputs(max_points)``'s rows."""
+        return torch.from_numpy(self._fixed_indices(self.split.train, max_points,
+                                                    SUBSET_SEED + 1)).to(self.device)
+
+    @staticmethod
+    def _fixed_indices(idx: np.ndarray, max_points: int | None, seed: int) -> np.ndarray:
         if max_points is not None and len(idx) > max_points:
             idx = np.sort(np.random.default_rng(seed).choice(idx, max_points, replace=False))
+        return idx
+
+    def _fixed_inputs(self, idx: np.ndarray, max_points: int | None, seed: int) -> torch.Tensor:
+        idx = self._fixed_indices(idx, max_points, seed)
         return self.datapoint_inputs(torch.from_numpy(idx).to(self.device))
 
     def datapoint_inputs(self, idx: torch.Tensor) -> torch.Tensor:
@@ -432,8 +490,14 @@ class Session:
         x = self._to_model_input(self._gather(idx), self._gen, rows)
         with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32,
                             enabled=self._autocast_dtype is not None):
-            terms = self._objective(x, self._gen, rows)
+            if self.inference is None:
+                terms, extra = self._objective(x, self._gen, rows), None
+            else:
+                terms, extra = self.inference.terms(self.model, x, idx, self._gen,
+                                                    self.config.beta)
         loss = training_loss(terms, self.config.beta)
+        if extra is not None:
+            loss = loss + extra
         # One device sync per step for all the numbers (each .item() is a sync on GPU); with
         # several ranks one all-reduce sums them, and the stop votes, over the ranks.
         stats = [loss.detach(), terms.elbo.detach().sum(), terms.recon.detach().sum(),
@@ -447,8 +511,12 @@ class Session:
             self._diverged(loss_value)
             return None
         self.optimizer.zero_grad(set_to_none=True)
+        if self.inference is not None:
+            self.inference.zero_grad()
         loss.backward()
         self.optimizer.step()
+        if self.inference is not None:
+            self.inference.step()
 
         n = len(idx) * world  # every rank's shard has the same length
         self.step_count += 1
@@ -542,6 +610,13 @@ class Session:
             "history": [h.copy() for h in (self.train_history, self.heldout_history,
                                            self.logpx_history)],
         }
+        if hasattr(self.inference, "state_tensors"):  # the free-form table and its Adam
+            state = self.inference.state_tensors()
+            if all(bool(torch.isfinite(t).all()) for t in state.values()
+                   if t.is_floating_point()):
+                self._good_state["free"] = state
+            else:
+                self._good_state = None
 
     def _diverged(self, loss_value: float) -> None:
         where = f"step {self.step_count + 1} (lr={self.config.lr:g}, beta={self.config.beta:g})"
@@ -549,6 +624,8 @@ class Session:
         if good is not None:
             self.model.load_state_dict(good["model"])
             self.optimizer.load_state_dict(good["optimizer"])
+            if "free" in good:
+                self.inference.load_tensors(good["free"])
             for group in self.optimizer.param_groups:  # the lr in use, not the saved one
                 group["lr"] = self.config.lr
             (self.step_count, self.epoch, self.samples_seen, self.seconds, self._cursor,
@@ -655,11 +732,26 @@ class Session:
         t0 = time.perf_counter()
         done = 0
         self.model.eval()
+        mode = self.config.inference
+        if mode == "semi" and (self._refined_mu is None
+                               or self._refined_mu.shape != self._latent_mu.shape):
+            self._refined_mu = np.zeros_like(self._latent_mu)
+            self._refined_sigma = np.ones_like(self._latent_sigma)
+        elif mode != "semi":
+            self._refined_mu = self._refined_sigma = None
         while done < n:
             start = self._latent_cursor
             stop = min(n, start + chunk)
             idx = torch.arange(start, stop, device=self.device)
-            mu, logvar = self.model.encode(self.datapoint_inputs(idx))
+            if mode == "free":
+                mu, logvar = self._free_q(idx)
+            else:
+                x = self.datapoint_inputs(idx)
+                mu, logvar = self.model.encode(x)
+                if mode == "semi":
+                    r = self.inference.refined(self.model, x)[2]
+                    self._refined_mu[start:stop] = r.mu.cpu().numpy()
+                    self._refined_sigma[start:stop] = torch.exp(0.5 * r.logvar).cpu().numpy()
             self._latent_mu[start:stop] = mu.cpu().numpy()
             self._latent_sigma[start:stop] = torch.exp(0.5 * logvar).cpu().numpy()
             done += stop - start
@@ -671,31 +763,97 @@ class Session:
         self.model.train()
         return done / n
 
+    @torch.no_grad()
+    def _free_q(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The free-form table's (mu, logvar) at dataset indices ``idx``; NaN for points
+        outside it (held out: no lambda_i exists for them)."""
+        table = self.inference
+        rows = table.rows(idx)
+        nan = torch.full((len(idx), self.config.latent_dim), math.nan, device=self.device)
+        mu, logvar = nan.clone(), nan.clone()
+        have = rows >= 0
+        if bool(have.any()):
+            mu[have], logvar[have] = table.lookup(idx[have])
+        return mu, logvar
+
+    def fit_q(self, x: torch.Tensor, index: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, str, float]:
+        """The q this run's inference gives datapoints x (B, D): (mu, logvar), how it was
+        obtained, and the seconds it took. ``index``: their dataset indices, which free-form
+        runs need to look training points up in the table (without it, or for any point
+        outside the table, q is fitted from the prior)."""
+        t0 = time.perf_counter()
+        mode = self.config.inference
+        self.model.eval()
+        try:
+            if mode == "amortized":
+                with torch.no_grad():
+                    mu, logvar = self.model.encode(x)
+                how = "f_phi(x): one encoder pass"
+            elif mode == "semi":
+                r = self.inference.refined(self.model, x)[2]
+                mu, logvar = r.mu, r.logvar
+                how = heldout_q_description(self.config)
+            else:
+                rows = (torch.full((len(x),), -1, device=self.device) if index is None
+                        else self.inference.rows(index.to(self.device)))
+                if bool((rows >= 0).all()):
+                    mu, logvar = self._free_q(index.to(self.device))
+                    how = "the free-form table"
+                elif bool((rows < 0).all()):
+                    r = fit_from_prior(self.model, x)
+                    mu, logvar = r.mu, r.logvar
+                    how = heldout_q_description(self.config)
+                else:
+                    raise ValueError("fit_q: pass training points or points outside the "
+                                     "table, not a mix")
+        finally:
+            self.model.train()
+        return mu.detach(), logvar.detach(), how, time.perf_counter() - t0
+
     def snapshot(self, latent_seconds: float | None = None) -> Snapshot:
         """Numpy copies of everything a viewer draws. ``latent_seconds`` bounds the time
         spent re-encoding (None re-encodes every datapoint); the first snapshot always
         encodes them all."""
         self.refresh_latents(None if not self._latents_valid else latent_seconds)
         self.version += 1
+        semi = self._refined_mu is not None
         return Snapshot(version=self.version, progress=self.progress(),
                         mu=self._latent_mu.copy(), sigma=self._latent_sigma.copy(),
                         model=FrozenVAE(self.model, self.dataset.image_shape,
                                         self.config.binarization),
-                        config=self.config)
+                        config=self.config,
+                        refined_mu=self._refined_mu.copy() if semi else None,
+                        refined_sigma=self._refined_sigma.copy() if semi else None)
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor | None = None) -> dict[str, float]:
+    def evaluate(self, x: torch.Tensor | None = None, index: torch.Tensor | None = None
+                 ) -> dict[str, float]:
         """Mean ELBO, reconstruction and KL (beta = 1) over x, by default the whole
-        held-out set. Seeded noise: successive evaluations differ only because the
-        model changed."""
+        held-out set, of the q this run's inference gives (``fit_q``; ``index``: x's dataset
+        indices, for free-form training points). Seeded noise: successive evaluations
+        differ only because the model changed. ``last_q_seconds``: what obtaining the
+        q's took."""
         if x is None:
             x = self.heldout_inputs()
-        self.model.eval()
         g = torch.Generator(self.device).manual_seed(self.config.seed + 3)
         sums = torch.zeros(3, device=self.device)
+        q_seconds = 0.0
         for start in range(0, len(x), 1024):
-            t = elbo_terms(self.model, x[start:start + 1024], g)
+            xs = x[start:start + 1024]
+            if self.inference is None:
+                self.model.eval()
+                q_seconds += self.fit_q(xs)[3]  # the encoder pass, timed alone
+                self.model.eval()
+                t = elbo_terms(self.model, xs, g)
+            else:
+                part = None if index is None else index[start:start + 1024]
+                mu, logvar, _, spent = self.fit_q(xs, part)
+                q_seconds += spent
+                self.model.eval()
+                t = reparameterised_terms(self.model, xs, mu, logvar, g)
             sums += torch.stack((t.elbo.sum(), t.recon.sum(), t.kl.sum()))
         self.model.train()
+        self.last_q_seconds = q_seconds
         elbo, recon, kl = (sums / len(x)).tolist()
         return {"elbo": elbo, "recon": recon, "kl": kl}

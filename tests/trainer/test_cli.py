@@ -135,10 +135,42 @@ def test_evaluate_splits_the_gap_into_amortization_and_approximation(trained, ca
     code = main(["evaluate", "--checkpoint", str(trained), "--k", "16", "--grid", "64",
                  "--max-points", "20", "--gaps", "3"])
     [r] = lines(capsys.readouterr().out)
-    assert code == 0 and r["gaps_n_points"] == 3
-    assert r["mean_amortization_gap"] >= -1e-6 and r["mean_approximation_gap"] >= -0.01
-    assert r["mean_inference_gap"] == pytest.approx(
-        r["mean_amortization_gap"] + r["mean_approximation_gap"], abs=1e-6)
+    assert code == 0 and r["inference"] == "amortized"
+    for part in ("train", "heldout"):  # N training and N held-out points, separately
+        g = r[part]
+        assert g["n_points"] == 3 and g["q"] == "f_phi(x): one encoder pass"
+        assert g["mean_amortization_gap"] >= -1e-6 and g["mean_approximation_gap"] >= -0.01
+        assert g["mean_inference_gap"] == pytest.approx(
+            g["mean_amortization_gap"] + g["mean_approximation_gap"], abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["free", "semi"])
+def test_train_and_evaluate_in_each_inference_mode(mode, tmp_path, capsys):
+    out = tmp_path / "ckpt"
+    assert main(["train", "digits", "--seconds", "1", "--out", str(out), "--inference", mode,
+                 "--refine-steps", "3", *FAST]) == 0
+    [t] = lines(capsys.readouterr().out)
+    assert t["inference"] == mode and "heldout_q" in t and t["heldout_q_ms_per_point"] > 0
+    assert np.isfinite(t["heldout_elbo"]) and np.isfinite(t["train_elbo"])
+    assert (out / "free.safetensors").is_file() == (mode == "free")
+    assert main(["evaluate", "--checkpoint", str(out), "--k", "8", "--grid", "32",
+                 "--max-points", "10", "--gaps", "2"]) == 0
+    [r] = lines(capsys.readouterr().out)
+    assert r["inference"] == mode and r["heldout_q"] == t["heldout_q"]
+    for part in ("train", "heldout"):
+        g = r[part]
+        assert {"mean_amortization_gap", "mean_approximation_gap", "mean_inference_gap",
+                "q", "q_seconds"} <= set(g)
+        assert g["mean_amortization_gap"] >= -1e-6
+    if mode == "free":  # training points are looked up, held-out points fitted
+        assert r["train"]["q"] == "the free-form table"
+        assert r["heldout"]["q"].startswith("fitted from the prior")
+    else:
+        assert r["train"]["q"] == r["heldout"]["q"] and "refined by 3" in r["train"]["q"]
+    # The mode is fixed for a run: resuming cannot change it.
+    assert main(["train", "digits", "--seconds", "1", "--out", str(out), "--resume", str(out),
+                 "--inference", "amortized", *FAST]) == 2
+    assert "cannot change inference" in capsys.readouterr().err
 
 
 def test_evaluate_on_other_data_says_so(trained, tmp_path, capsys):

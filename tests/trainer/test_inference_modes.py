@@ -1,0 +1,325 @@
+"""Amortized, free-form and semi-amortized inference (trainer.inference_modes), in the engine.
+
+The closed-form checks train a real Session whose VAE decoder is fixed linear-Gaussian
+(the construction of test_inference.py), so every point's exact posterior, its best diagonal
+Gaussian q* and log p(x) are known.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from test_inference import closed_form, linear_vae
+
+from trainer import ImageDataset, Session, TrainConfig, load_source
+from trainer.checkpoint import (
+    FREE_FILE,
+    RUN_FILE,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from trainer.config import ConfigError
+from trainer.gaps import point_gaps
+from trainer.inference_modes import cubature_rule, refine, rule_elbo
+from trainer.local_opt import gaussian_elbo
+
+SMALL = dict(hidden=(32,), threads=1, precision="fp32", logpx_points=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_source("digits")
+
+
+# ------------------------------------------------------------------------- config
+
+def test_inference_settings_are_validated_and_round_trip():
+    cfg = TrainConfig(inference="semi", refine_steps=7, refine_lr=0.2, free_lr=0.03)
+    assert TrainConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    for bad in ({"inference": "exact"}, {"refine_steps": 0}, {"refine_steps": 2.5},
+                {"refine_lr": -1.0}, {"free_lr": float("nan")}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TrainConfig(**bad)
+    # A config written before the field existed reads as amortized inference.
+    old = TrainConfig().to_dict()
+    for key in ("inference", "refine_steps", "refine_lr", "free_lr"):
+        del old[key]
+    assert TrainConfig.from_dict(old).inference == "amortized"
+
+
+# ------------------------------------------------------------------ each mode trains
+
+@pytest.mark.parametrize("mode", ["amortized", "free", "semi"])
+def test_each_mode_trains_on_digits(digits, mode):
+    s = Session(digits, TrainConfig(inference=mode, refine_steps=3, batch_size=256, **SMALL))
+    idx = s.train_indices(256)
+    x = s.train_inputs(256)
+    before = s.evaluate(x, idx)["elbo"]
+    for _ in range(40):
+        assert s.step() is not None
+    after = s.evaluate(x, idx)["elbo"]
+    assert np.isfinite(after) and after > before + 1.0
+    snap = s.snapshot()
+    train, held = s.split.train, s.split.heldout
+    if mode == "free":
+        # Training points' dots are the table's rows; held-out points have no lambda.
+        table = s.inference.table.detach().numpy()
+        np.testing.assert_array_equal(snap.mu[train], table[:, :2])
+        assert np.isnan(snap.mu[held]).all() and np.isnan(snap.sigma[held]).all()
+        # The encoder is not used for training points: it never trains.
+        assert all(p.grad is None for p in s.model.encoder.parameters())
+    else:
+        assert np.isfinite(snap.mu).all()
+    if mode == "semi":
+        assert snap.refined_mu.shape == snap.mu.shape and np.isfinite(snap.refined_sigma).all()
+        assert not np.allclose(snap.refined_mu, snap.mu)
+    else:
+        assert snap.refined_mu is None and snap.refined_sigma is None
+
+
+def test_free_and_semi_refuse_several_ranks(digits):
+    from trainer.distributed import Ranks
+
+    with pytest.raises(ConfigError, match="one process"):
+        Session(digits, TrainConfig(inference="free", **SMALL),
+                ranks=Ranks(rank=0, world_size=2, backend="gloo"))
+
+
+# ------------------------------------------------------- the linear-Gaussian toy
+
+def toy_session(n: int = 40, seed: int = 0):
+    """A free-form Session on n 2x3 'images' whose decoder is fixed linear-Gaussian."""
+    g = torch.Generator().manual_seed(seed)
+    d = 6
+    w = torch.randn(d, 2, generator=g) * 1.5
+    b = torch.full((d,), 0.5)
+    s2 = torch.rand(d, generator=g) * 0.1 + 0.05
+    pixels = (torch.rand(n, 2, 3, generator=g) * 255).round().to(torch.uint8).numpy()
+    data = ImageDataset(pixels=pixels, scale=1 / 255, name="toy", source="toy")
+    cfg = TrainConfig(likelihood="gaussian", binarization="none", hidden=(4,),
+                      inference="free", batch_size=n - round(0.1 * n),
+                      eval_every_seconds=1e6, **{k: v for k, v in SMALL.items()
+                                                 if k != "hidden"})
+    session = Session(data, cfg)
+    session.model.decoder.load_state_dict(linear_vae(w, b, s2).decoder.state_dict())
+    session.model.decoder.requires_grad_(False)  # theta fixed: only the table learns
+    return session, (w, b, s2)
+
+
+@pytest.mark.slow
+def test_free_form_lambdas_converge_to_the_optimal_diagonal_gaussian():
+    session, (w, b, s2) = toy_session()
+    # One-sample gradients: the iterates wander around the optimum by about the step size,
+    # so the step size decays and the last phase's iterates are averaged (Polyak).
+    table = session.inference.table
+    mean_table = torch.zeros_like(table)
+    for lr, steps in ((0.3, 300), (0.1, 600), (0.03, 600), (0.01, 300), (0.003, 600)):
+        session.inference.set_lr(lr)
+        for _ in range(steps):
+            session.step()
+            if lr == 0.003:
+                mean_table += table.detach() / steps
+    with torch.no_grad():
+        table.copy_(mean_table)
+    train = torch.from_numpy(session.split.train)
+    x = session.datapoint_inputs(train)
+    mu, logvar = (t.detach() for t in session.inference.lookup(train))
+    log_ratio = []
+    for i in range(len(train)):
+        _, mean, _, prec = closed_form(w, b, s2, x[i])
+        # Under KL(q || p) the best diagonal Gaussian sits at the posterior mean with
+        # precisions diag(prec): variances 1 / prec_jj.
+        sd = 1 / np.sqrt(np.diag(prec))  # ~0.07 to 0.15 here
+        assert (np.abs(mu[i].numpy() - mean) <= 0.2 * sd).all()
+        log_ratio.append(logvar[i].numpy() - 2 * np.log(sd))
+    # The ELBO is flat in the variance near q* (a log-variance off by 0.35 costs
+    # 0.5 (e^0.35 - 1 - 0.35) = 0.035 nats), so one-sample gradients pin it down least, and
+    # slowly: unbiased on average, every point within 0.35.
+    log_ratio = np.array(log_ratio)
+    assert np.abs(log_ratio).max() < 0.35
+    assert np.abs(log_ratio).mean() < 0.08 and abs(log_ratio.mean()) < 0.03
+    # Measured as evaluate --gaps measures it: the free table's amortization gap is ~0
+    # (those tolerances allow at most 0.5 * 2 * 0.2^2 + 2 * 0.035 = 0.11 nats), and the
+    # approximation gap is the closed form's KL(q* || p(z|x)).
+    gaps = point_gaps(session.model.eval(), x[:8], mu[:8], logvar[:8])
+    assert gaps["amortization_gap"].mean() < 0.01
+    assert gaps["amortization_gap"].max() < 0.11
+    for i in range(8):
+        log_px, _, _, prec = closed_form(w, b, s2, x[i])
+        diag_gap = 0.5 * (np.log(np.diag(prec)).sum() - np.linalg.slogdet(prec)[1])
+        assert gaps["log_px"][i] == pytest.approx(log_px, abs=5e-3)
+        assert gaps["approximation_gap"][i] == pytest.approx(diag_gap, abs=5e-3)
+
+
+# -------------------------------------------------------------- semi refinement
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    s = Session(digits, TrainConfig(**SMALL))
+    for _ in range(150):
+        s.step()
+    return s.model.eval(), s.train_inputs(64)
+
+
+@pytest.mark.parametrize("lr", [0.1, 5.0])  # 5.0: steps far too long, most iterates worse
+def test_refinement_never_lowers_a_points_elbo(trained, lr):
+    model, x = trained
+    with torch.no_grad():
+        mu0, logvar0 = model.encode(x)
+    r = refine(model, x, mu0, logvar0, steps=10, lr=lr)
+    assert (r.elbo >= r.elbo_start).all()
+    # The kept iterate's objective is what the returned q scores under the same rule.
+    rule = cubature_rule(2)
+    with torch.no_grad():
+        start = rule_elbo(model, x, mu0, logvar0, rule)
+        end = rule_elbo(model, x, r.mu, r.logvar, rule)
+    torch.testing.assert_close(start, r.elbo_start)
+    torch.testing.assert_close(end, r.elbo, atol=1e-4, rtol=0)
+    assert (end >= start - 1e-4).all()
+    # On the precise ELBO (48 x 48 quadrature) the 3 x 3 rule's best iterate is better on
+    # average and no point loses more than the rule's own error (measured <= 0.01 nats).
+    sd0, sd1 = torch.exp(0.5 * logvar0), torch.exp(0.5 * r.logvar)
+    e0 = torch.sub(*gaussian_elbo(model, x, mu0, torch.diag_embed(sd0)))
+    e1 = torch.sub(*gaussian_elbo(model, x, r.mu, torch.diag_embed(sd1)))
+    assert (e1 - e0).min() > -0.03
+    if lr == 0.1:
+        assert (e1 - e0).mean() > 0.05
+
+
+def test_refinement_works_beyond_two_dimensions(digits):
+    s = Session(digits, TrainConfig(latent_dim=5, **SMALL))
+    for _ in range(60):
+        s.step()
+    x = s.train_inputs(32)
+    mu0, logvar0 = s.model.encode(x)
+    r = refine(s.model, x, mu0, logvar0, steps=10, lr=0.1)
+    assert r.mu.shape == (32, 5) and (r.elbo >= r.elbo_start).all()
+    for dim in (1, 2, 5):  # every rule integrates 1, z and z z^T under N(0, I) exactly
+        u, w = cubature_rule(dim)
+        assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+        torch.testing.assert_close(w @ u, torch.zeros(dim), atol=1e-6, rtol=0)
+        torch.testing.assert_close((w[:, None] * u).T @ u, torch.eye(dim), atol=1e-5, rtol=0)
+
+
+def test_refinement_gives_no_gradient_to_the_model(trained):
+    model, x = trained
+    model.zero_grad(set_to_none=True)  # training left its last gradients
+    mu0, logvar0 = model.encode(x)
+    refine(model, x, mu0, logvar0, steps=3, lr=0.1)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_semi_mode_trains_phi_on_its_own_elbo_only(digits):
+    """theta gets the refined q's gradient, phi the gradient of its own ELBO."""
+    s = Session(digits, TrainConfig(inference="semi", refine_steps=2, **SMALL))
+    for _ in range(3):
+        s.step()
+    x = s.train_inputs(64)
+    g = torch.Generator().manual_seed(0)
+    model = s.model
+    terms, surrogate = s.inference.terms(model, x, None, g, 1.0)
+    assert float(surrogate.detach()) == 0.0
+    grads = torch.autograd.grad(surrogate, list(model.encoder.parameters()))
+    # The same draws, in the same order, give phi's own gradient directly.
+    g = torch.Generator().manual_seed(0)
+    mu0, logvar0 = model.encode(x)
+    torch.randn(mu0.shape, generator=g)  # the refined q's draw (refinement draws none)
+    eps = torch.randn(mu0.shape, generator=g)
+    z = mu0 + torch.exp(0.5 * logvar0) * eps
+    own = model.log_likelihood(x, model.decode(z)) - 0.5 * (
+        mu0.pow(2) + logvar0.exp() - 1 - logvar0).sum(-1)
+    want = torch.autograd.grad(-own.mean(), list(model.encoder.parameters()))
+    for a, b in zip(grads, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    with pytest.raises(RuntimeError):  # and nothing to theta
+        torch.autograd.grad(surrogate, list(model.decoder.parameters()))
+
+
+# -------------------------------------------------------------------- checkpoints
+
+@pytest.fixture(scope="module")
+def free_checkpoint(digits, tmp_path_factory):
+    s = Session(digits, TrainConfig(inference="free", **SMALL))
+    for _ in range(20):
+        s.step()
+    path = save_checkpoint(s, tmp_path_factory.mktemp("free") / "ckpt")
+    return s, path
+
+
+def test_free_table_round_trips_and_resumes_exactly(digits, free_checkpoint):
+    s, path = free_checkpoint
+    assert (path / FREE_FILE).is_file()
+    ck = load_checkpoint(path)
+    assert ck.config.inference == "free"
+    resumed = Session.from_checkpoint(ck, digits)
+    torch.testing.assert_close(resumed.inference.table, s.inference.table, rtol=0, atol=0)
+    a, b = s.inference.state_tensors(), resumed.inference.state_tensors()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    # The next step is the same step: same minibatch, same noise, same table update.
+    twin = Session.from_checkpoint(load_checkpoint(path), digits)
+    assert resumed.step() == twin.step()
+    torch.testing.assert_close(resumed.inference.table, twin.inference.table, rtol=0, atol=0)
+
+
+def _one_line(err) -> bool:
+    return "\n" not in str(err.value)
+
+
+def test_a_table_of_the_wrong_shape_is_refused_in_one_line(free_checkpoint, tmp_path):
+    import shutil
+
+    _, path = free_checkpoint
+    bad = tmp_path / "bad"
+    shutil.copytree(path, bad)
+    tensors = safetensors.torch.load_file(bad / FREE_FILE)
+    for name in ("table", "exp_avg", "exp_avg_sq"):
+        tensors[name] = tensors[name][:-5].contiguous()
+    safetensors.torch.save_file(tensors, bad / FREE_FILE)
+    with pytest.raises(CheckpointError, match=r"table has shape \[1612, 4\].*\[1617, 4\]") as e:
+        load_checkpoint(bad)
+    assert _one_line(e)
+    (bad / FREE_FILE).unlink()
+    with pytest.raises(CheckpointError, match="missing") as e:
+        load_checkpoint(bad)
+    assert _one_line(e)
+
+
+def test_a_table_on_other_data_is_refused_in_one_line(digits, free_checkpoint):
+    _, path = free_checkpoint
+    other = ImageDataset(pixels=digits.pixels[:500], scale=digits.scale, name="part",
+                         source="part")
+    with pytest.raises(CheckpointError, match="free-form table has shape") as e:
+        Session.from_checkpoint(load_checkpoint(path), other, strict=False)
+    assert _one_line(e)
+
+
+def test_an_old_checkpoint_without_inference_reads_as_amortized(digits, tmp_path):
+    s = Session(digits, TrainConfig(**SMALL))
+    s.step()
+    path = save_checkpoint(s, tmp_path / "old")
+    run = json.loads((path / RUN_FILE).read_text())
+    for key in ("inference", "refine_steps", "refine_lr", "free_lr"):
+        del run["config"][key]
+    (path / RUN_FILE).write_text(json.dumps(run))
+    ck = load_checkpoint(path)
+    assert ck.config.inference == "amortized" and ck.free_state is None
+    assert Session.from_checkpoint(ck, digits).inference is None
+
+
+def test_archive_size_limits_name_the_free_table_only_for_free_runs(free_checkpoint, tmp_path,
+                                                                     digits):
+    from trainer.checkpoint import MODEL_FILE, OPTIMIZER_FILE, file_size_limits
+
+    _, path = free_checkpoint
+    limits = file_size_limits(path / RUN_FILE)
+    assert set(limits) == {MODEL_FILE, OPTIMIZER_FILE, FREE_FILE}
+    assert all((path / name).stat().st_size <= cap for name, cap in limits.items())
+    s = Session(digits, TrainConfig(**SMALL))
+    plain = save_checkpoint(s, tmp_path / "plain")
+    assert set(file_size_limits(plain / RUN_FILE)) == {MODEL_FILE, OPTIMIZER_FILE}

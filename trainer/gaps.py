@@ -1,0 +1,71 @@
+"""The inference gap of a run's own q, split as Cremer, Li & Duvenaud (2018) do, measured the
+same way whatever the inference mode (trainer.inference_modes), so modes compare:
+
+    log p(x) - ELBO(q)  =  [log p(x) - ELBO(q*)]  +  [ELBO(q*) - ELBO(q)]
+    inference gap          approximation gap          amortization gap
+
+q is the mode's q for the point (the encoder's, the refined one, the free table's row or,
+for a point outside the table, the one fitted from the prior); q* is the best diagonal
+Gaussian for the point with theta frozen: L-BFGS on the Gauss-Hermite ELBO started from q
+(trainer.local_opt), the better of q and the result kept; every ELBO is re-scored by the
+fine quadrature; log p(x) is exact up to the adaptive grid (trainer.posterior). 2-D latents.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .local_opt import fit_by_quadrature, gaussian_elbo
+from .posterior import posterior_grid
+
+CHUNK = 16  # points per batched L-BFGS fit: one shared line search for a few points
+
+
+@torch.no_grad()
+def point_gaps(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+               ) -> dict[str, np.ndarray]:
+    """Per-point log p(x), ELBO(q), ELBO(q*) and the three gaps, (B,) nats each, for the
+    q = N(mu, diag exp(logvar)) of each row of x (B, D). Model on the CPU, 2-D latent."""
+    if model.latent_dim != 2:
+        raise ValueError("the gaps need the exact log p(x) of a 2-D latent")
+    x, mu, sd = x.cpu().float(), mu.cpu().float(), torch.exp(0.5 * logvar.cpu().float())
+    log_px = np.array([posterior_grid(model, xi).log_px for xi in x])
+    tril = torch.diag_embed(sd)
+    recon, kl = gaussian_elbo(model, x, mu, tril)
+    elbo_q = (recon - kl).double().numpy()
+    elbo_star = np.empty_like(elbo_q)
+    for s in range(0, len(x), CHUNK):
+        part = slice(s, s + CHUNK)
+        with torch.enable_grad():
+            mean, fit_tril = fit_by_quadrature(model, x[part], mu[part], sd[part])
+        r, k = gaussian_elbo(model, x[part], mean, fit_tril)
+        elbo_star[part] = np.maximum((r - k).double().numpy(), elbo_q[part])
+    return {"log_px": log_px, "elbo_q": elbo_q, "elbo_star": elbo_star,
+            "amortization_gap": elbo_star - elbo_q, "approximation_gap": log_px - elbo_star,
+            "inference_gap": log_px - elbo_q}
+
+
+def mean_gaps(session, x: torch.Tensor, index: torch.Tensor | None = None) -> dict:
+    """The mean gaps of ``session``'s own q over datapoints x (their dataset indices
+    ``index``, which free-form training points need), with how q was obtained and what it
+    cost."""
+    mu, logvar, how, seconds = session.fit_q(x, index)
+    t0 = time.perf_counter()
+    model = session.model.cpu().eval() if session.device.type != "cpu" else session.model.eval()
+    try:
+        gaps = point_gaps(model, x, mu, logvar)
+    finally:
+        session.model.to(session.device).train()
+    return {"n_points": len(x),
+            "mean_amortization_gap": float(gaps["amortization_gap"].mean()),
+            "mean_approximation_gap": float(gaps["approximation_gap"].mean()),
+            "mean_inference_gap": float(gaps["inference_gap"].mean()),
+            "mean_log_px": float(gaps["log_px"].mean()),
+            "mean_elbo_q": float(gaps["elbo_q"].mean()),
+            "mean_elbo_star": float(gaps["elbo_star"].mean()),
+            "q": how, "q_seconds": round(seconds, 4),
+            "q_ms_per_point": round(1000 * seconds / max(1, len(x)), 4),
+            "measure_seconds": round(time.perf_counter() - t0, 2)}
