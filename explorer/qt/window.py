@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import (
@@ -28,7 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.explainer import ParameterCounts, parameter_counts
+from explorer.core.explainer import ParameterCounts, optimised_text, parameter_counts
+from explorer.core.inference_view import plane_latents, plane_statement
 from explorer.core.state import MAX_RUNS, SCHEDULE_TEXT, AppState, Run
 from explorer.core.window_size import (
     DEFAULT_SIZE,
@@ -683,8 +685,11 @@ class MainWindow(QMainWindow):
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Draw the current run's newest snapshot in the full views."""
-        self.latent_view.set_latents(snapshot.mu, snapshot.sigma)
+        self.latent_view.set_latents(*plane_latents(snapshot))
+        self.latent_view.set_caption(plane_statement(snapshot.config))
+        self.controls.set_parameter_counts(optimised_text(self.parameter_counts()))
         self.manifold_view.set_model(snapshot.model)
+        self.encoded_panel.model.set_inference(snapshot.config)
         self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
         self.colouring.set_data(snapshot.model, self.selection.model_inputs)
         self.aggregate.set_latents(snapshot.mu, snapshot.sigma)
@@ -751,13 +756,16 @@ class MainWindow(QMainWindow):
     def parameter_counts(self) -> ParameterCounts:
         """|phi|, |theta| and the lambda_i counts of the live model (of the configured one
         before the first snapshot)."""
+        rows = None
         if self.model is not None:
             vae = self.model.model
+            if self.config.inference == "free":  # held-out points have no row: NaN
+                rows = int(np.isfinite(self.snapshot.mu).all(axis=1).sum())
         else:
             from trainer.model import VAE
 
             vae = VAE.from_config(self.dataset.n_pixels, self.config)
-        return parameter_counts(vae, len(self.dataset))
+        return parameter_counts(vae, len(self.dataset), self.config.inference, rows)
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Latent Explorer", about_text())

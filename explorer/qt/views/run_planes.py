@@ -14,6 +14,7 @@ import html
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from explorer.core.inference_view import plane_latents, plane_statement
 from explorer.core.state import Run
 from explorer.qt.views.latent_view import LatentView
 
@@ -85,7 +86,8 @@ class RunPlane(QFrame):
         self.run = None
 
     def _draw(self, snapshot) -> None:
-        self.view.set_latents(snapshot.mu, snapshot.sigma)
+        self.view.set_latents(*plane_latents(snapshot))
+        self.view.set_caption(plane_statement(snapshot.config))
 
     def retitle(self, *_) -> None:
         run = self.run
