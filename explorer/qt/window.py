@@ -685,15 +685,16 @@ class MainWindow(QMainWindow):
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Draw the current run's newest snapshot in the full views."""
-        self.latent_view.set_latents(*plane_latents(snapshot))
+        mu, sigma, starts = plane_latents(snapshot)  # semi: the refined q
+        self.latent_view.set_latents(mu, sigma, starts)
         self.latent_view.set_caption(plane_statement(snapshot.config))
         self.controls.set_parameter_counts(optimised_text(self.parameter_counts()))
         self.manifold_view.set_model(snapshot.model)
         self.encoded_panel.model.set_inference(snapshot.config)
         self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
         self.colouring.set_data(snapshot.model, self.selection.model_inputs)
-        self.aggregate.set_latents(snapshot.mu, snapshot.sigma)
-        self.trails.add_snapshot(snapshot.mu)
+        self.aggregate.set_latents(mu, sigma)
+        self.trails.add_snapshot(mu)
         self.selection.snapshot_arrived()
         self.sessions.snapshot_arrived(len(snapshot.mu))
 
