@@ -535,7 +535,7 @@ class MainWindow(QMainWindow):
         for name, title, widget, area in (
                 ("image", "Decoded image", self.image_panel, right),
                 ("manifold", "Manifold", self.manifold_view, right),
-                ("controls", "Training", self.controls, left),
+                ("controls", "Training", scrolled(self.controls), left),
                 ("dataset", "Dataset", self.dataset_panel, left),
                 ("elbo", "ELBO curves", self.elbo_view, Qt.DockWidgetArea.BottomDockWidgetArea),
                 ("compare", "Compare runs", self.comparison,
