@@ -21,10 +21,9 @@ def plane_statement(config) -> str:
     """The plane's one line on what its dots are."""
     mode = config.inference
     if mode == "free":
-        return "every dot is a free parameter \u03bb_i (held-out points have none)"
+        return "every dot is a free parameter \u03bb_i"
     if mode == "semi":
-        return (f"every dot is f_\u03c6(x_i) refined by {config.refine_steps} steps; "
-                "a line joins it to f_\u03c6(x_i)")
+        return f"every dot is f_\u03c6(x_i) refined by {config.refine_steps} steps"
     return "every dot is f_\u03c6(x_i)"
 
 

@@ -66,7 +66,7 @@ def test_semi_lines_follow_the_ellipses_level_of_detail(qtbot):
     assert view._refinement.opts["connect"] == "pairs" and len(x) == 80
     pairs = np.c_[x, y].reshape(-1, 2, 2)  # (start, end) per line
     assert np.allclose(pairs[:, 1] - pairs[:, 0], 0.1)
-    assert "40 refinement lines" in view._status.textItem.toPlainText()
+    assert "40 lines from f_\u03c6(x_i)" in view._status.textItem.toPlainText()
     view.set_latents(mu, np.full((500, 2), 0.05))  # not semi: no lines
     x, _ = view._refinement.getData()
     assert view.refinement_lines() == 0 and (x is None or len(x) == 0)

@@ -494,7 +494,7 @@ class LatentView(pg.PlotWidget):
         for item in (self._refinement, self._ellipses, self._selected_ellipse, self._ring,
                      self._marker_ellipses, self._markers, self._crosshair):
             self.addItem(item, ignoreBounds=True)
-        self._refinement.setZValue(0.5)  # under the dots, over the prior
+        self._refinement.setZValue(1.5)  # over the dots (a short line hides under one)
         for z, item in enumerate((self._prior, self._points, self._ellipses,
                                   self._selected_ellipse, self._ring, self._marker_ellipses,
                                   self._markers, self._crosshair)):
@@ -910,7 +910,7 @@ class LatentView(pg.PlotWidget):
         else:
             text = f"{sigma} ellipses: {total:,} in view"
         if self._segments:
-            text += f", {self._segments:,} refinement lines"
+            text += f"; {self._segments:,} lines from f_\u03c6(x_i)"
         if self._caption:
             text = f"{self._caption}\n{text}"
         if text != self._status_text:  # setText repaints the plane even when unchanged
