@@ -25,9 +25,9 @@ from .data import (
 from .download import KNOWN_DATASETS, DatasetSpec, DownloadCancelled, DownloadError, fetch_dataset
 from .elbo import ElboTerms, IwaeEstimate, elbo_terms, gaussian_kl, grid_log_px, iwae_log_px
 from .evidence import dataset_evidence, evidence_input, likelihood_label
+from .folders import IMAGE_SUFFIXES, FolderListing, walk_folder
 from .frozen import FrozenVAE
 from .images import (
-    IMAGE_SUFFIXES,
     MNIST_FILL,
     ImageError,
     fit_fraction,
@@ -67,7 +67,7 @@ __all__ = [
     "FASHION_NAMES", "LoadCancelled", "load_idx", "load_known", "load_npy", "load_npz",
     "read_idx", "IMAGE_SUFFIXES", "MNIST_FILL", "ImageError", "fit_fraction", "image_size",
     "load_folder", "load_image_for", "preprocess_image", "read_image",
-    "ink_on_dark",
+    "ink_on_dark", "FolderListing", "walk_folder",
     "Checkpoint", "CheckpointError", "load_checkpoint", "save_checkpoint", "atomic_write",
     "dataset_evidence", "evidence_input", "latent_columns", "latent_rows",
     "build_vae", "likelihood_label", "load_sprites", "prepare_image", "read_colour",

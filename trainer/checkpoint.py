@@ -48,6 +48,8 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 RUN_FILE = "run.json"
 FREE_FILE = "free.safetensors"
 FREE_TENSORS = ("table", "exp_avg", "exp_avg_sq", "step")
+# The checkpoint's whole layout, named here only: what a copy or an archive of it must hold.
+CHECKPOINT_FILES = (MODEL_FILE, OPTIMIZER_FILE, RUN_FILE)
 
 
 class CheckpointError(ValueError):
@@ -292,6 +294,13 @@ def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
     return tensors
 
 
+def read_run_json(directory: str | os.PathLike) -> dict:
+    """The checkpoint's run record (``RUN_FILE`` in ``directory``: config, counters, history,
+    dataset reference), size-capped and type-checked as ``load_checkpoint`` reads it;
+    raises CheckpointError naming the file."""
+    return _read_run(Path(directory) / RUN_FILE)
+
+
 def _planned_model(run_path: Path) -> tuple[dict, TrainConfig, dict[str, tuple[int, ...]]]:
     """run.json (validated), its config, and the weight shapes that config implies, taken
     from a model on the meta device: no memory is allocated for its weights."""
@@ -324,6 +333,12 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
     if config.inference == "free":  # the table and its two Adam moments, and a step count
         limits[FREE_FILE] = 3 * 8 * run["split"]["n_train"] * 2 * config.latent_dim + header
     return limits
+
+
+def checkpoint_files(run_path: str | os.PathLike) -> tuple[str, ...]:
+    """The files of the checkpoint whose run.json is ``run_path``: CHECKPOINT_FILES, plus the
+    lambda table of a free-form run."""
+    return CHECKPOINT_FILES + ((FREE_FILE,) if FREE_FILE in file_size_limits(run_path) else ())
 
 
 def _check_heldout(heldout: torch.Tensor | None, n: int, n_heldout: int) -> None:

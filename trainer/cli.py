@@ -136,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("encode", help="encode image files with a trained model",
                        description="Print one JSON line per FILE: {file, mu, sigma, elbo} "
-                       "or {file, error}. Exit status 1 if any file failed.")
+                       "or {file, error}; a folder gives its image files (hidden ones, named "
+                       "with a leading '.', left out). Exit status 1 if any file failed.")
     e.add_argument("--checkpoint", required=True, metavar="DIR")
-    e.add_argument("files", nargs="+", metavar="FILE")
+    e.add_argument("files", nargs="+", metavar="FILE|FOLDER")
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=cmd_encode)
 
@@ -518,7 +519,7 @@ def cmd_encode(args) -> int:
     fill = checkpoint.dataset_ref.get("fit_fraction")
     binarization = checkpoint.config.binarization
     failed = False
-    for name in args.files:
+    for name in _image_files(args.files):
         try:
             x, notes = prepare_image(name, shape, checkpoint.channels, fill)
             x = x.reshape(1, -1)
@@ -529,6 +530,21 @@ def cmd_encode(args) -> int:
         _emit({"file": name, **_encode_one(model, torch.from_numpy(x), binarization,
                                            args.seed), "notes": notes})
     return 1 if failed else 0
+
+
+def _image_files(paths: list[str]) -> list[str]:
+    """Files as given; a folder as the image files the one walker finds in it (a folder
+    that cannot be listed stays, so that reading it says why)."""
+    from .folders import walk_folder
+
+    files: list[str] = []
+    for name in paths:
+        try:
+            files += [str(p) for p, _ in walk_folder(name).images()] if os.path.isdir(name) \
+                else [name]
+        except OSError:
+            files.append(name)
+    return files
 
 
 @torch.no_grad()

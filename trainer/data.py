@@ -190,7 +190,7 @@ def load_source(source: str | os.PathLike,
         return load_npy(path)
     if _looks_like_idx(path):
         return load_idx(path)
-    from .images import IMAGE_SUFFIXES
+    from .folders import IMAGE_SUFFIXES
 
     if suffixes and suffixes[-1] in IMAGE_SUFFIXES:
         raise DataError(f"{path}: a single image is not a dataset; give a folder of images")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import warnings
@@ -31,10 +30,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data import DataError, ImageDataset, LoadCancelled
-from .files import require_regular_file, special_kind
+from .files import require_regular_file
+from .folders import FolderListing, natural_key, walk_folder
 
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 MAX_PIXELS = 50_000_000  # larger images are refused as possible decompression bombs
 MNIST_FILL = 20 / 28  # MNIST fitted each digit into a 20 x 20 box inside 28 x 28
 FILLS_FRAME = 0.9  # from this fill on, centre the ink's box, not its centre of mass
@@ -400,46 +398,6 @@ def load_image_for(path: str | os.PathLike,
 
 # ---------------------------------------------------------------- a folder of images
 
-def _natural_key(name: str) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def _visible(p: Path) -> bool:
-    return not p.name.startswith(".")
-
-
-def _list_folder(folder: Path) -> tuple[list[tuple[Path, str | None]], list[Path]]:
-    """(file, label-or-None) for every candidate file: loose files unlabelled, each
-    subfolder (searched all the way down) one label. Also the non-image files."""
-    items: list[tuple[Path, str | None]] = []
-    others: list[Path] = []
-
-    def take(p: Path, label: str | None) -> None:
-        (items.append((p, label)) if p.suffix.lower() in IMAGE_SUFFIXES else others.append(p))
-
-    def special(p: Path) -> bool:  # a FIFO, device or socket: never opened, listed as skipped
-        try:
-            return special_kind(p.stat().st_mode) is not None
-        except OSError:
-            return False
-
-    entries = sorted(filter(_visible, folder.iterdir()), key=lambda p: _natural_key(p.name))
-    for p in entries:
-        if p.is_file() or special(p):
-            take(p, None)
-        elif p.is_dir():
-            # Paths below p as strings: pathlib's relative_to costs ~30 us a file, which a
-            # folder of a million images (listed on every load, cached or not) would feel.
-            cut = len(str(p)) + 1
-            below = sorted(((str(q)[cut:], q) for q in p.rglob("*")),
-                           key=lambda rq: _natural_key(rq[0]))
-            for rel, q in below:
-                if (not rel.startswith(".") and os.sep + "." not in rel
-                        and (q.is_file() or special(q))):
-                    take(q, p.name)
-    return items, others
-
-
 def _skipped_note(skipped: list[tuple[str, str]]) -> str:
     shown = ", ".join(f"{name} ({why})" for name, why in skipped[:5])
     more = f", and {len(skipped) - 5} more" if len(skipped) > 5 else ""
@@ -455,8 +413,11 @@ CACHE_FORMAT = 2  # bump when the preprocessing changes, so old caches are not u
 def load_folder(folder: str | os.PathLike,
                 progress: Callable[[int, int], None] | None = None,
                 cancelled: Callable[[], bool] | None = None,
-                cache_min_images: int = CACHE_MIN_IMAGES) -> ImageDataset:
-    """A folder of images: subfolder names become labels, loose files are unlabelled.
+                cache_min_images: int = CACHE_MIN_IMAGES,
+                listing: FolderListing | None = None) -> ImageDataset:
+    """A folder of images: subfolder names become labels, loose files are unlabelled
+    (trainer.folders: which files, in which order; ``listing``: its walk, when the caller
+    made it already, as a drop is classified, so the folder is walked once).
 
     Unreadable files are skipped and named in a note; images of another size are fitted
     (aspect kept) to the most common size; light-background images are inverted. Pixels are
@@ -468,15 +429,16 @@ def load_folder(folder: str | os.PathLike,
     and open that cache memory-mapped instead of decoding the images again.
     """
     folder = Path(folder)
-    items, others = _list_folder(folder)
-    if len(items) < cache_min_images:
-        return _read_folder(folder, items, others, progress, cancelled)
-    key = _cache_key(folder, items, others)
+    if listing is None:
+        listing = walk_folder(folder, cancelled)
+    if len(listing.images()) < cache_min_images:
+        return _read_folder(folder, listing, progress, cancelled)
+    key = _cache_key(folder, listing)
     where = folder_cache_dir() / key
     cached = _open_cache(where, folder)
     if cached is not None:
         return cached
-    dataset = _read_folder(folder, items, others, progress, cancelled)
+    dataset = _read_folder(folder, listing, progress, cancelled)
     _write_cache(where, dataset)
     return dataset
 
@@ -491,7 +453,7 @@ def folder_cache_dir() -> Path:
     return Path(root) / "folders"
 
 
-def _cache_key(folder: Path, items: list[tuple[Path, str | None]], others: list[Path]) -> str:
+def _cache_key(folder: Path, listing: FolderListing) -> str:
     h = hashlib.sha256(f"{CACHE_FORMAT}\0{folder.resolve()}".encode())
     prefix = str(folder) + os.sep  # absent when folder is "."
 
@@ -499,15 +461,17 @@ def _cache_key(folder: Path, items: list[tuple[Path, str | None]], others: list[
         s = str(p)
         return s[len(prefix):] if s.startswith(prefix) else s
 
-    for p, label in items:
+    for p, label in listing.images():
         try:
             st = os.stat(p)
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "unreadable"
         h.update(f"\0{rel(p)}\0{label}\0{stamp}".encode())
-    for p in others:
+    for p in listing.others():
         h.update(f"\0other:{rel(p)}".encode())
+    for p, _ in listing.unlisted:
+        h.update(f"\0unlisted:{rel(p)}".encode())
     return h.hexdigest()[:40]
 
 
@@ -564,12 +528,15 @@ def _colour_or_false(path: Path) -> bool:
         return False  # skipped below, with its reason
 
 
-def _read_folder(folder: Path, items: list[tuple[Path, str | None]], others: list[Path],
+def _read_folder(folder: Path, listing: FolderListing,
                  progress: Callable[[int, int], None] | None,
                  cancelled: Callable[[], bool] | None) -> ImageDataset:
     """Decode every image of the folder (see load_folder)."""
+    items = listing.images()
     skipped: list[tuple[str, str]] = [(str(p.relative_to(folder)), "not an image file type")
-                                      for p in others]
+                                      for p in listing.others()]
+    skipped += [(str(p.relative_to(folder)) + os.sep, f"folder not listed: {why}")
+                for p, why in listing.unlisted]
     total = len(items)
 
     def check_cancel(done: int) -> None:
@@ -661,7 +628,7 @@ def _read_folder(folder: Path, items: list[tuple[Path, str | None]], others: lis
     folder_labels = [items[i][1] for i in kept]
     if any(lab is not None for lab in folder_labels):
         loose = "(no label)"
-        label_names = sorted({lab for lab in folder_labels if lab is not None}, key=_natural_key)
+        label_names = sorted({lab for lab in folder_labels if lab is not None}, key=natural_key)
         if None in folder_labels:
             label_names.append(loose)
             n_loose = folder_labels.count(None)

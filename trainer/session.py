@@ -33,6 +33,7 @@ from .inference_modes import (
     make_inference,
     reparameterised_terms,
 )
+from .latent_cache import LatentCache
 from .model import VAE
 from .precision import PrecisionChoice, choose_precision, model_shape, onednn_bf16_native
 
@@ -205,9 +206,8 @@ class Session:
         self._scale = float(dataset.scale)
         self._train_idx = torch.from_numpy(self.split.train).to(self.device)
         self._evidence: tuple[torch.Tensor, torch.Tensor] | None = None  # dynamic x, lazily
-        self._latent_mu = np.zeros((len(dataset), self.config.latent_dim), np.float32)
-        self._latent_sigma = np.ones((len(dataset), self.config.latent_dim), np.float32)
-        self._refined_mu = self._refined_sigma = None
+        self.latents = LatentCache(len(dataset), self.config.latent_dim,
+                                   refined=self.config.inference == "semi")  # for snapshots
         self.paused = False
         self.stop_requested = False
         self.stopped_reason: str | None = None
@@ -258,8 +258,7 @@ class Session:
         self._guard_cost = 0.0  # seconds the last copy for the divergence guard took
         self._good_state = None
         self._good_at = -math.inf
-        self._latent_cursor = 0
-        self._latents_valid = False
+        self.latents.invalidate()
         self._rate = (time.perf_counter(), 0, 0.0)  # for samples/s
         self.train_history = History(TRAIN_COLUMNS, cfg.history_limit)
         self.heldout_history = History(HELDOUT_COLUMNS, cfg.history_limit)
@@ -637,7 +636,7 @@ class Session:
             self._window = [0.0, 0.0, 0.0, 0]
             self._window_start = self.seconds
             self._good_at = self.seconds
-            self._latents_valid = False  # re-encode every point with the restored weights
+            self.latents.invalidate()  # re-encode every point with the restored weights
             restored = (f"restored the last finite weights, from step {self.step_count}, with "
                         "the counters and curves of that step")
         else:
@@ -676,9 +675,9 @@ class Session:
         """Rebuild the model from scratch; likelihood, hidden sizes and seed apply here.
         The held-out split stays the one the session was created with."""
         if config is not None:
-            if config.latent_dim != self.config.latent_dim:
-                self._latent_mu = np.zeros((len(self.dataset), config.latent_dim), np.float32)
-                self._latent_sigma = np.ones_like(self._latent_mu)
+            semi = config.inference == "semi"
+            if config.latent_dim != self.config.latent_dim or semi != self.latents.refined:
+                self.latents = LatentCache(len(self.dataset), config.latent_dim, refined=semi)
             self.config = config.replace(heldout_fraction=self.config.heldout_fraction)
             self.device = resolve_device(self.config.device)
         self._build()
@@ -728,40 +727,27 @@ class Session:
         """Re-encode datapoints (each one's fixed x) into the latent cache, cycling
         through the dataset; stop after ``max_seconds`` (None: all of them). Returns the
         fraction of the dataset refreshed."""
-        n = len(self.dataset)
-        t0 = time.perf_counter()
-        done = 0
-        self.model.eval()
+
         mode = self.config.inference
-        if mode == "semi" and (self._refined_mu is None
-                               or self._refined_mu.shape != self._latent_mu.shape):
-            self._refined_mu = np.zeros_like(self._latent_mu)
-            self._refined_sigma = np.ones_like(self._latent_sigma)
-        elif mode != "semi":
-            self._refined_mu = self._refined_sigma = None
-        while done < n:
-            start = self._latent_cursor
-            stop = min(n, start + chunk)
+
+        def encode(start: int, stop: int) -> tuple[np.ndarray, ...]:
             idx = torch.arange(start, stop, device=self.device)
             if mode == "free":
                 mu, logvar = self._free_q(idx)
-            else:
-                x = self.datapoint_inputs(idx)
-                mu, logvar = self.model.encode(x)
-                if mode == "semi":
-                    r = self.inference.refined(self.model, x)[2]
-                    self._refined_mu[start:stop] = r.mu.cpu().numpy()
-                    self._refined_sigma[start:stop] = torch.exp(0.5 * r.logvar).cpu().numpy()
-            self._latent_mu[start:stop] = mu.cpu().numpy()
-            self._latent_sigma[start:stop] = torch.exp(0.5 * logvar).cpu().numpy()
-            done += stop - start
-            self._latent_cursor = 0 if stop == n else stop
-            if self._latent_cursor == 0:
-                self._latents_valid = True
-            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
-                break
-        self.model.train()
-        return done / n
+                return mu.cpu().numpy(), torch.exp(0.5 * logvar).cpu().numpy()
+            x = self.datapoint_inputs(idx)
+            mu, logvar = self.model.encode(x)
+            rows = (mu.cpu().numpy(), torch.exp(0.5 * logvar).cpu().numpy())
+            if mode == "semi":
+                r = self.inference.refined(self.model, x)[2]
+                rows += (r.mu.cpu().numpy(), torch.exp(0.5 * r.logvar).cpu().numpy())
+            return rows
+
+        self.model.eval()
+        try:
+            return self.latents.refresh(encode, max_seconds, chunk)
+        finally:
+            self.model.train()
 
     @torch.no_grad()
     def _free_q(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -815,16 +801,14 @@ class Session:
         """Numpy copies of everything a viewer draws. ``latent_seconds`` bounds the time
         spent re-encoding (None re-encodes every datapoint); the first snapshot always
         encodes them all."""
-        self.refresh_latents(None if not self._latents_valid else latent_seconds)
+        self.refresh_latents(latent_seconds if self.latents.complete else None)
         self.version += 1
-        semi = self._refined_mu is not None
-        return Snapshot(version=self.version, progress=self.progress(),
-                        mu=self._latent_mu.copy(), sigma=self._latent_sigma.copy(),
+        mu, sigma, refined_mu, refined_sigma = self.latents.copies()
+        return Snapshot(version=self.version, progress=self.progress(), mu=mu, sigma=sigma,
                         model=FrozenVAE(self.model, self.dataset.image_shape,
                                         self.config.binarization),
                         config=self.config,
-                        refined_mu=self._refined_mu.copy() if semi else None,
-                        refined_sigma=self._refined_sigma.copy() if semi else None)
+                        refined_mu=refined_mu, refined_sigma=refined_sigma)
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor | None = None, index: torch.Tensor | None = None

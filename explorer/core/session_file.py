@@ -1,6 +1,7 @@
 """Session files: one ``NAME.lexp`` (a zip archive) that brings a whole session back.
 
-    model.safetensors, optimizer.safetensors, run.json   the checkpoint (trainer.save_checkpoint)
+    the checkpoint's files    as trainer.save_checkpoint writes them (their names are the
+                    trainer's: trainer.checkpoint.CHECKPOINT_FILES)
     session.json    format + version, the encoded images' names/sources/notes, the selection
                     and the view state (view region, sigma level, manifold mode and grid, ...)
     encoded.npz     the encoded images' arrays: ``inputs`` float32 (M, H, W), what the model is
@@ -48,7 +49,7 @@ from trainer import (
     save_checkpoint,
 )
 from trainer.atomic import staging_dir
-from trainer.checkpoint import file_size_limits
+from trainer.checkpoint import CHECKPOINT_FILES, RUN_FILE, checkpoint_files, file_size_limits
 from trainer.files import require_regular_file
 
 FORMAT = "latent-explorer-session"
@@ -56,15 +57,14 @@ FORMAT_VERSION = 1
 SUFFIX = ".lexp"
 SESSION_JSON = "session.json"
 ENCODED_NPZ = "encoded.npz"
-RUN_JSON = "run.json"
-CHECKPOINT_MEMBERS = ("model.safetensors", "optimizer.safetensors", RUN_JSON)
-MEMBERS = (*CHECKPOINT_MEMBERS, SESSION_JSON, ENCODED_NPZ)
+MEMBERS = (*CHECKPOINT_FILES, SESSION_JSON, ENCODED_NPZ)
 MAX_RUNS = 4  # explorer.core.state.MAX_RUNS: the runs one window shows
 
 
-def run_members(k: int) -> tuple[str, ...]:
-    """The members of run k's checkpoint (run 0's are at the top, as in one-run files)."""
-    return CHECKPOINT_MEMBERS if k == 0 else tuple(f"runs/{k}/{n}" for n in CHECKPOINT_MEMBERS)
+def run_members(k: int, names: tuple[str, ...] = CHECKPOINT_FILES) -> tuple[str, ...]:
+    """The members holding run k's checkpoint files ``names`` (run 0's are at the top, as in
+    one-run files)."""
+    return names if k == 0 else tuple(f"runs/{k}/{n}" for n in names)
 # Zip-bomb guards, all checked from the zip directory before a member is inflated: what the
 # whole archive unpacks to; each member's size by its role (the JSON members hold a few
 # hundred kB; the tensors what the recorded config's shapes imply; the arrays what the
@@ -72,7 +72,7 @@ def run_members(k: int) -> tuple[str, ...]:
 # reaches ~1000:1 only on near-constant data; JSON and weights stay under ~20:1).
 MAX_TOTAL_BYTES = 2 * 1024**3
 MAX_GREY_SIDE = 4096
-MAX_JSON_BYTES = {SESSION_JSON: 8 * 1024**2, "run.json": 16 * 1024**2}
+MAX_JSON_BYTES = {SESSION_JSON: 8 * 1024**2, RUN_FILE: 16 * 1024**2}
 MAX_RATIO = 100
 # Files written before the writer stored near-constant arrays deflated them: a session of
 # many near-blank drawings may reach a few hundred to one (the 1000:1 of deflate's limit
@@ -270,8 +270,9 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
                     first = checkpoint
                 elif checkpoint.dataset_ref["fingerprint"] != first.dataset_ref["fingerprint"]:
                     raise ValueError(f"run {k + 1} trained on another dataset than run 1")
+                names = checkpoint_files(folder / RUN_FILE)  # a free-form run's table too
                 payload.update({member: (folder / name).read_bytes() for member, name
-                                in zip(run_members(k), CHECKPOINT_MEMBERS, strict=True)})
+                                in zip(run_members(k, names), names, strict=True)})
             checkpoint = first
             records = _records(state.encoded, checkpoint.image_shape)
             payload[SESSION_JSON] = _session_json(state, records,
@@ -328,7 +329,7 @@ def _members(path: Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     for info in infos:
         if info.flag_bits & 0x1:
             raise SessionFileError(f"{path}: {info.filename} is encrypted")
-        if PurePosixPath(info.filename).name == RUN_JSON or info.filename == SESSION_JSON:
+        if PurePosixPath(info.filename).name == RUN_FILE or info.filename == SESSION_JSON:
             _check_cap(path, info, MAX_JSON_BYTES[PurePosixPath(info.filename).name])
     return found
 
@@ -405,22 +406,28 @@ def _check_meta(path: Path, data: bytes) -> dict:
 
 
 def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict, k: int = 0) -> Checkpoint:
-    members = dict(zip(CHECKPOINT_MEMBERS, run_members(k), strict=True))
-    missing = [m for m in members.values() if m not in found]
-    if missing:
-        raise SessionFileError(f"{path}: missing {missing[0]} (run {k + 1} of the session)")
+    run_member = run_members(k, (RUN_FILE,))[0]
+    if run_member not in found:
+        raise SessionFileError(f"{path}: missing {run_member} (run {k + 1} of the session)")
     # The members are copied out to be read; a process killed meanwhile leaves the copy in
     # the temp folder under a staging name, swept by the next open once stale.
     scratch = Path(tempfile.gettempdir()) / f"lexp-open-{path.name}"
     with staging_dir(scratch) as tmp:
         try:
-            # run.json first (its size is capped): the shapes it records bound the tensors.
-            run_path = Path(tmp) / RUN_JSON
-            run_path.write_bytes(_read(path, zf, found[members[RUN_JSON]]))
+            # The run record first (capped in size): the shapes it records bound the tensors,
+            # and its config says which files the checkpoint has.
+            run_path = Path(tmp) / RUN_FILE
+            run_path.write_bytes(_read(path, zf, found[run_member]))
+            names = checkpoint_files(run_path)
+            members = dict(zip(names, run_members(k, names), strict=True))
+            missing = [m for m in members.values() if m not in found]
+            if missing:
+                raise SessionFileError(
+                    f"{path}: missing {missing[0]} (run {k + 1} of the session)")
             for name, cap in file_size_limits(run_path).items():
                 _check_cap(path, found[members[name]], cap)
-            for name in CHECKPOINT_MEMBERS:  # known names only, written by us
-                if name != RUN_JSON:
+            for name in names:  # known names only, written by us
+                if name != RUN_FILE:
                     (Path(tmp) / name).write_bytes(_read(path, zf, found[members[name]]))
             checkpoint = load_checkpoint(tmp)  # every tensor is copied into memory
         except CheckpointError as e:

@@ -1,21 +1,18 @@
 """Loading a dataset (built in, downloaded, a folder or a file) without freezing the window.
 
-``trainer.load_source`` runs on a worker thread (superqt's ``FunctionWorker`` in a pool of
-its own, so closing the window waits for this load only). Its progress callback fires in
-that thread; the signal it emits is queued to the GUI thread because the receiving slot is a
-method of this GUI-thread object. Cancel is a flag that ``load_source`` polls between
-download chunks and folder files, ending in ``trainer.LoadCancelled``.
+``trainer.load_source`` runs in a lane of its own (explorer.qt.jobs), so closing the window
+waits for this load only. Its progress callback is reported in the GUI thread; cancel is a
+flag that ``load_source`` polls between download chunks and folder files.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
-from superqt.utils import FunctionWorker
+from PySide6.QtCore import QObject, Signal
 
-from trainer import DataError, ImageDataset, LoadCancelled, load_source
+from explorer.qt.jobs import JobLane, one_line
+from trainer import DataError, FolderListing, ImageDataset, load_folder, load_source
 
 
 def source_title(source: str) -> str:
@@ -41,66 +38,63 @@ class DatasetLoader(QObject):
     loaded = Signal(object)  # trainer.ImageDataset (or what a job returned)
     failed = Signal(str)  # one line naming the source and the reason
     cancelled = Signal(str)
-    _reported = Signal(int, int)  # emitted in the worker thread, delivered queued
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._worker: FunctionWorker | None = None  # kept until the pool is done with it
-        self._cancel = threading.Event()
+        self._lane = JobLane(self, describe=self._describe)
+        self._lane.progress.connect(self._on_progress)
+        self._lane.done.connect(self._on_loaded)
+        self._lane.failed.connect(self._on_failed)
+        self._lane.cancelled.connect(self._on_cancelled)
         self._running = False
         self.source: str | None = None
-        self._reported.connect(self._on_reported)
 
-    def start(self, source: str, job: Callable | None = None) -> None:
+    def start(self, source: str, job: Callable | None = None,
+              listing: FolderListing | None = None) -> None:
         """Load ``source``; or, with ``job``, run ``job(progress=, cancelled=)`` instead
-        (e.g. finding a session's dataset), its result coming as ``loaded``."""
+        (e.g. finding a session's dataset), its result coming as ``loaded``; ``listing``:
+        the folder ``source`` already walked (a drop), so it is not walked again."""
         if self._running:
             raise RuntimeError(f"already loading {self.source}")
-        self._pool.waitForDone()  # the last worker's thread may still be leaving run()
-        self._cancel = threading.Event()
         self.source = str(source)
-        cancel = self._cancel
-        if job is None:
-            worker = FunctionWorker(load_source, self.source, progress=self._reported.emit,
-                                    cancelled=cancel.is_set)
+        self._running = True
+        if job is not None:
+            self._lane.submit_polling(job)
+        elif listing is not None:
+            self._lane.submit_polling(load_folder, listing.root, listing=listing)
         else:
-            worker = FunctionWorker(job, progress=self._reported.emit, cancelled=cancel.is_set)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_errored)
-        self._worker, self._running = worker, True
-        self._pool.start(worker)
+            self._lane.submit_polling(load_source, self.source)
 
     def is_running(self) -> bool:
         return self._running
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._lane.cancel()  # load_source polls it between download chunks and files
 
     def cancel_and_wait(self, msecs: int = 30_000) -> bool:
         """Stop and wait for the thread (closing the window mid-load); True when it ended."""
-        self.cancel()
-        return self._pool.waitForDone(msecs)
+        return self._lane.cancel_and_wait(msecs)
 
-    def _on_reported(self, done: int, total: int) -> None:
-        if self._running:
-            self.progress.emit(done, total)
+    def _describe(self, error: BaseException) -> str:
+        if isinstance(error, (DataError, OSError)):  # their messages name the file already
+            return one_line(error)
+        # A loader bug must not end the app: say what happened, in one line.
+        return f"{self.source}: could not load ({one_line(error)})"
 
-    def _on_returned(self, dataset: ImageDataset) -> None:
+    def _on_progress(self, values: tuple) -> None:
+        self.progress.emit(*values)
+
+    def _on_loaded(self, dataset) -> None:
         self._running = False
-        if self._cancel.is_set():  # cancelled after the last poll: the user said no
-            self.cancelled.emit(f"{source_title(self.source)}: loading cancelled")
-        elif (refusal := colour_refusal(dataset)) is not None:
+        if (refusal := colour_refusal(dataset)) is not None:
             self.failed.emit(refusal)
         else:
             self.loaded.emit(dataset)
 
-    def _on_errored(self, error: Exception) -> None:
+    def _on_failed(self, message: str) -> None:
         self._running = False
-        if isinstance(error, LoadCancelled):
-            self.cancelled.emit(f"{source_title(self.source)}: loading cancelled")
-        elif isinstance(error, (DataError, OSError)):  # their messages name the file already
-            self.failed.emit(str(error))
-        else:  # a loader bug must not end the app: say what happened, in one line
-            self.failed.emit(f"{self.source}: could not load ({type(error).__name__}: {error})")
+        self.failed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self._running = False
+        self.cancelled.emit(f"{source_title(self.source)}: loading cancelled")

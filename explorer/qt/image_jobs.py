@@ -3,37 +3,28 @@
 Every image goes through the trainer's one preprocessing function, so it reaches the model the
 way the dataset did. Reading runs on a worker thread (superqt's ``thread_worker``), one file at
 a time: each file reports progress, a bad file becomes a "file: reason" message and the others
-go on, and a cancel stops at the next file.
-
-What a drop is (``classify_drop``), decided here once:
-
-- "dataset": exactly one path, and it is a ``.npz`` / ``.npy`` file, an IDX file (a name with
-  "idx" or "ubyte" in it, ``.gz`` too), or a folder with at least one subfolder holding images
-  (subfolders are labels, as ``trainer.load_folder`` reads them). The window offers to train on it.
-- "images": anything else with no dataset candidate in it: image files, folders of loose images,
-  and files that turn out not to be images (they get a message each when read).
-- "mixed": a dataset candidate together with other paths, or several dataset candidates.
+go on, and a cancel stops at the next file. Which files a folder holds is trainer.folders'
+rule (explorer.core.intake.expand_paths); what a drop means is explorer.core.intake's.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
-from superqt.utils import GeneratorWorker
 
-from trainer import IMAGE_SUFFIXES, DataError, ink_on_dark, preprocess_image, read_image
+from explorer.core.intake import expand_paths
+from explorer.qt.jobs import JobLane
+from trainer import DataError, FolderListing, ink_on_dark, preprocess_image, read_image
 
 KEPT_SIDE = 256  # the grey original is kept at most this big: a thumbnail and re-preprocessing
-DATASET_SUFFIXES = (".npz", ".npy")
 
 
 @dataclass
@@ -87,79 +78,6 @@ def prepare_qimage(image: QImage, name: str, shape: tuple[int, int],
     return prepare_grey(grey, name, None, shape, fill, notes)
 
 
-# ---------------------------------------------------------------- which paths, which kind
-
-def _natural_key(p: Path) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(p))]
-
-
-def _hidden(p: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in p.relative_to(root).parts)
-
-
-def expand_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
-    """Files to read, and messages about what was left out.
-
-    A path given by itself is always read (a text file named .png gets its own message); a
-    folder is searched recursively for IMAGE_SUFFIXES files, hidden ones skipped.
-    """
-    files: list[Path] = []
-    messages: list[str] = []
-    for raw in paths:
-        p = Path(raw)
-        try:
-            is_dir = p.is_dir()
-        except OSError:  # a locked parent folder: read_image says so for the file
-            is_dir = False
-        if not is_dir:
-            files.append(p)  # a missing or unreadable file gets its message when read
-            continue
-        found, others, listed = [], 0, True
-        try:
-            for q in p.rglob("*"):
-                if _hidden(q, p) or not q.is_file():
-                    continue
-                if q.suffix.lower() in IMAGE_SUFFIXES:
-                    found.append(q)
-                else:
-                    others += 1
-        except OSError as e:
-            messages.append(f"{p}: could not list the folder ({e.strerror or e})")
-            listed = False
-        if listed and not found:
-            messages.append(f"{p}: no image files in this folder")
-        elif others:
-            messages.append(f"{p}: {others} file(s) skipped (not an image file type)")
-        files.extend(sorted(found, key=_natural_key))
-    return files, messages
-
-
-def is_dataset_candidate(path: str | os.PathLike) -> bool:
-    p = Path(path)
-    try:
-        is_dir = p.is_dir()
-    except OSError:
-        return False
-    if is_dir:
-        try:
-            return any(sub.is_dir() and not sub.name.startswith(".")
-                       and any(q.suffix.lower() in IMAGE_SUFFIXES for q in sub.rglob("*"))
-                       for sub in p.iterdir())
-        except OSError:
-            return False  # an unreadable folder: reading it as images reports why
-    name = p.name.lower()
-    return name.endswith(DATASET_SUFFIXES) or "idx" in name or "ubyte" in name
-
-
-def classify_drop(paths: Iterable[str | os.PathLike]) -> str:
-    """"images", "dataset" or "mixed"; the rule is in this module's docstring."""
-    paths = list(paths)
-    candidates = sum(is_dataset_candidate(p) for p in paths)
-    if candidates == 0:
-        return "images"
-    return "dataset" if len(paths) == 1 else "mixed"
-
-
 # ---------------------------------------------------------------- the background job
 
 @dataclass
@@ -173,9 +91,11 @@ class JobUpdate:
 
 
 def iter_prepared(paths: Iterable[str | os.PathLike], shape: tuple[int, int],
-                  fill: float | None) -> Iterator[JobUpdate]:
-    """The work itself, plain Python: expand folders, then read one file per step."""
-    files, messages = expand_paths(paths)
+                  fill: float | None, listings: Mapping[str, FolderListing] | None = None
+                  ) -> Iterator[JobUpdate]:
+    """The work itself, plain Python: expand folders (those in ``listings`` are walked
+    already), then read one file per step."""
+    files, messages = expand_paths(paths, listings)
     total = len(files)
     for m in messages:
         yield JobUpdate(0, total, message=m)
@@ -191,36 +111,32 @@ def iter_prepared(paths: Iterable[str | os.PathLike], shape: tuple[int, int],
 
 
 class ImageJob(QObject):
-    """Reads many files on a worker thread. ``finished(images, messages)`` comes once, also
-    after a cancel, with what was read until then."""
+    """Reads many files on a worker thread (a JobLane). ``finished(images, messages)`` comes
+    once, also after a cancel, with what was read until then."""
 
     progress = Signal(int, int)  # done, total
     finished = Signal(list, list)  # [PreparedImage], ["file: reason"]
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        # A pool of our own, so closing waits for this job only, not for other work.
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._worker: GeneratorWorker | None = None  # kept until the pool is done with it
+        self._lane = JobLane(self)
+        self._lane.progress.connect(self._on_update)
+        self._lane.done.connect(self._on_end)
+        self._lane.cancelled.connect(self._on_end)
+        self._lane.failed.connect(self._on_failed)
         self._running = False
         self.images: list[PreparedImage] = []
         self.messages: list[str] = []
         self.cancelled = False
 
     def start(self, paths: Iterable[str | os.PathLike], shape: tuple[int, int],
-              fill: float | None) -> None:
+              fill: float | None, listings: Mapping[str, FolderListing] | None = None) -> None:
+        """Read ``paths``; ``listings``: folders among them already walked (a drop)."""
         if self.is_running():
             raise RuntimeError("this job is already running")
-        self._pool.waitForDone()  # the last worker's thread may still be leaving run()
         self.images, self.messages, self.cancelled = [], [], False
-        worker = GeneratorWorker(iter_prepared, list(paths), tuple(shape), fill)
-        # Slots are methods of this GUI-thread object, so they run queued in the GUI thread.
-        worker.yielded.connect(self._on_update)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker, self._running = worker, True
-        self._pool.start(worker)
+        self._running = True
+        self._lane.submit(iter_prepared, list(paths), tuple(shape), fill, listings)
 
     def is_running(self) -> bool:
         return self._running
@@ -228,12 +144,12 @@ class ImageJob(QObject):
     def cancel(self) -> None:
         if self._running:
             self.cancelled = True
-            self._worker.quit()  # honoured before the next file
+            self._lane.cancel()  # honoured before the next file
 
     def cancel_and_wait(self, msecs: int = 10_000) -> bool:
         """Stop and wait for the thread (closing the app mid-job); True when it ended."""
         self.cancel()
-        return self._pool.waitForDone(msecs)
+        return self._lane.cancel_and_wait(msecs)
 
     def _on_update(self, update: JobUpdate) -> None:
         if update.image is not None:
@@ -242,10 +158,11 @@ class ImageJob(QObject):
             self.messages.append(update.message)
         self.progress.emit(update.done, update.total)
 
-    def _on_error(self, error: Exception) -> None:
-        self.messages.append(f"reading stopped: {type(error).__name__}: {error}")
+    def _on_failed(self, message: str) -> None:
+        self.messages.append(f"reading stopped: {message}")
+        self._on_end()
 
-    def _on_finished(self) -> None:
+    def _on_end(self, *_) -> None:
         self._running = False
         if self.cancelled:
             self.messages.append(f"cancelled: {len(self.images)} image(s) read before the cancel")

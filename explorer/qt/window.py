@@ -799,6 +799,7 @@ class MainWindow(QMainWindow):
         self.datasets.cancel_load()
         self.encoded_panel.cancel_and_wait()
         self.exports.shutdown()
+        self.images.shutdown()
         for job in (self.inspector, self.colouring, self.aggregate, self.comparison):
             job.shutdown()
         self.trainers.shutdown()

@@ -14,7 +14,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QPushButton
 
-from explorer.qt.image_jobs import classify_drop, encode_files, prepare_file
+from explorer.core.intake import read_drop
+from explorer.qt.image_jobs import encode_files, prepare_file
 from explorer.qt.views.encoded_images import EncodedImagesPanel
 from trainer import Session, TrainConfig, fit_fraction
 
@@ -313,7 +314,7 @@ def test_remove_clear_and_selection_sync(qtbot, panel, trained, tmp_path):
     assert panel.hint.isVisible() and not panel.clear_button.isEnabled()
 
 
-def test_classify_drop(tmp_path):
+def test_what_a_drop_means(tmp_path):
     img = tmp_path / "a.png"
     Image.fromarray(_digit_like(16)).save(img)
     npz = tmp_path / "set.npz"
@@ -327,10 +328,10 @@ def test_classify_drop(tmp_path):
     loose.mkdir()
     Image.fromarray(_digit_like(16)).save(loose / "x.png")
 
-    assert classify_drop([img]) == "images"
-    assert classify_drop([img, loose, tmp_path / "notes.txt"]) == "images"
-    assert classify_drop([npz]) == "dataset"
-    assert classify_drop([idx]) == "dataset"
-    assert classify_drop([labelled]) == "dataset"
-    assert classify_drop([npz, img]) == "mixed"
-    assert classify_drop([npz, idx]) == "mixed"
+    assert read_drop([img]).kind == "images"
+    assert read_drop([img, loose, tmp_path / "notes.txt"]).kind == "images"
+    assert read_drop([npz]).kind == "dataset"
+    assert read_drop([idx]).kind == "dataset"
+    assert read_drop([labelled]).kind == "dataset"
+    assert read_drop([npz, img]).kind == "mixed"
+    assert read_drop([npz, idx]).kind == "mixed"

@@ -58,8 +58,12 @@ class Ticker:
         self.timer.stop()
 
 
-def test_open_session_reads_its_folder_in_the_background(qtbot, make_window, tmp_path):
+def test_open_session_reads_its_folder_in_the_background(qtbot, make_window, tmp_path,
+                                                         monkeypatch):
     path = saved_session(qtbot, make_window, tmp_path)
+    # A cold folder cache: every image is decoded, as on first opening a big folder. (From
+    # the warm cache the load could end before the dialog's event loop first turned.)
+    monkeypatch.setenv("LATENT_EXPLORER_CACHE", str(tmp_path / "cold-cache"))
     w = make_window(start=False)
     ticker = Ticker(w)
     assert w.sessions.open_session(path)

@@ -13,11 +13,13 @@ import torch
 
 from trainer import Session, TrainConfig, load_source
 from trainer.checkpoint import (
+    CHECKPOINT_FILES,
     MODEL_FILE,
     OPTIMIZER_FILE,
     RUN_FILE,
     CheckpointError,
     load_checkpoint,
+    read_run_json,
     save_checkpoint,
 )
 
@@ -80,6 +82,16 @@ def test_run_json_states_what_the_numbers_mean(saved, trained, digits):
     assert run["counters"]["step"] == trained.step_count
     assert {"torch", "numpy", "safetensors", "python"} <= set(run["libraries"])
     assert TrainConfig.from_dict(run["config"]) == trained.config
+
+
+def test_the_layout_is_named_once_and_its_run_record_read_by_one_reader(saved, trained):
+    assert sorted(p.name for p in saved.iterdir()) == sorted(CHECKPOINT_FILES)
+    run = read_run_json(saved)
+    assert run["counters"]["step"] == trained.step_count
+    assert run == json.loads((saved / RUN_FILE).read_text())
+    (saved / RUN_FILE).write_text('{"format": "something-else", "version": 1}')
+    with pytest.raises(CheckpointError, match=f"{RUN_FILE}: not a Latent Explorer checkpoint"):
+        read_run_json(saved)
 
 
 def test_resume_continues_exactly_as_if_never_stopped(trained, saved, digits):

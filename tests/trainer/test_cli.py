@@ -118,6 +118,19 @@ def test_encode_of_good_files_exits_zero(trained, tmp_path, capsys):
     assert len(lines(capsys.readouterr().out)) == 3
 
 
+def test_encode_of_a_folder_reads_its_visible_images(trained, tmp_path, capsys):
+    digits = load_source("digits")
+    folder = tmp_path / "mine"
+    for sub in ("a", "b", ".hidden"):
+        (folder / sub).mkdir(parents=True)
+    names = [_digit_png(folder / sub / f"{i}.png", digits.pixels[i])
+             for i, sub in ((10, "b"), (2, "a"), (3, ".hidden"), (4, "."))]
+    (folder / "notes.txt").write_text("not an image type: left out")
+    assert main(["encode", "--checkpoint", str(trained), str(folder)]) == 0
+    assert [r["file"] for r in lines(capsys.readouterr().out)] == [
+        str(names[3]), str(names[1]), str(names[0])]  # the walker's natural order
+
+
 def test_evaluate_reports_elbo_iwae_and_grid_log_px(trained, capsys):
     code = main(["evaluate", "--checkpoint", str(trained), "--k", "64", "--grid", "96"])
     captured = capsys.readouterr()

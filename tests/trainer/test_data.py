@@ -380,7 +380,8 @@ def test_folder_progress_and_cancel(tmp_path):
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     calls = iter(range(100))
     with pytest.raises(LoadCancelled) as e:
-        load_source(tmp_path, cancelled=lambda: next(calls) >= 7)  # 5 header reads, then 2
+        # One poll per folder listed, 5 header reads, then 2.
+        load_source(tmp_path, cancelled=lambda: next(calls) >= 8)
     assert msg(e) == f"{tmp_path}: loading cancelled after 2 of 5 files"
     assert isinstance(e.value, DataError)
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from trainer.data import ImageDataset, load_digits
+from trainer.folders import IMAGE_SUFFIXES
 from trainer.images import (
-    IMAGE_SUFFIXES,
     MNIST_FILL,
     ImageError,
     fit_fraction,

@@ -40,15 +40,16 @@ class DatasetsController:
         self.loader.cancelled.connect(self._on_cancelled)
 
     # --------------------------------------------------------------- loading
-    def open_dataset(self, source: str, confirmed: bool = False) -> None:
+    def open_dataset(self, source: str, confirmed: bool = False, listing=None) -> None:
         """Load ``source`` ("digits", "mnist", "fashion-mnist", a folder or a file) in the
-        background, with a progress dialog; training goes on until it has loaded."""
+        background, with a progress dialog; training goes on until it has loaded.
+        ``listing``: the folder's walk, when a drop made it (trainer.walk_folder)."""
         if self.loader.is_running():
             self.window.tell("Open dataset", f"{source_title(source)}: still loading "
                              f"{source_title(self.loader.source)}; cancel that first")
             return
         self._confirmed = confirmed
-        self.loader.start(str(source))
+        self.loader.start(str(source), listing=listing)
         self._show_dialog(source_title(str(source)), "Open dataset")
 
     def ask_folder(self) -> None:

@@ -21,7 +21,7 @@ from explorer.qt.export import (
     export_plane_svg,
     latents_csv_job,
 )
-from explorer.qt.latest_job import LatestJob
+from explorer.qt.jobs import JobLane
 from explorer.qt.views.latent_view import LatentView
 from explorer.qt.views.manifold_view import ManifoldView
 
@@ -42,7 +42,7 @@ class ExportsController:
         self.manifold = manifold
         self.progress_dialog: QProgressDialog | None = None  # the latents CSV's, while it runs
         self._latents_path = ""
-        self._job = LatestJob(window)
+        self._job = JobLane(window)
         self._job.progress.connect(self._on_latents_progress)
         self._job.done.connect(self._on_latents_written)
         self._job.failed.connect(self._on_latents_failed)
@@ -114,7 +114,7 @@ class ExportsController:
 
     def shutdown(self) -> None:
         """Stop a running export and wait for its thread (the window's shutdown)."""
-        self._job.shutdown()
+        self._job.cancel_and_wait()
         self._close_dialog()
 
     # ------------------------------------------------------------ the menu's entries

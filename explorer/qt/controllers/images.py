@@ -10,8 +10,9 @@ from collections.abc import Callable
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDockWidget
 
+from explorer.core.intake import Drop, read_drop
 from explorer.core.session_file import SUFFIX
-from explorer.qt.image_jobs import classify_drop, is_dataset_candidate
+from explorer.qt.jobs import JobLane
 from explorer.qt.views.encoded_images import EncodedImagesPanel
 from explorer.qt.views.latent_view import LatentView
 from trainer import IMAGE_SUFFIXES
@@ -33,6 +34,9 @@ class ImagesController:
         self.dock = dock
         self._open_session = open_session
         self._open_dataset = open_dataset
+        self.drops = JobLane(window, latest_wins=False)  # drops are read in turn
+        self.drops.done.connect(self._open_drop)
+        self.drops.failed.connect(lambda message: window.tell("Drop", message))
         plane.filesDropped.connect(self.open_paths)
         plane.markerSelected.connect(panel.select)
         panel.entrySelected.connect(self.show_markers)
@@ -48,21 +52,27 @@ class ImagesController:
         if len(paths) == 1 and paths[0].lower().endswith(SUFFIX):
             self._open_session(paths[0])
             return
-        kind = classify_drop(paths)
-        if kind == "images":
-            self.panel.encode_files(paths)
-        elif kind == "dataset":
+        self.drops.submit_polling(read_drop, paths)  # folders walked once, off the GUI thread
+
+    def _open_drop(self, drop: Drop) -> None:
+        if drop.kind == "images":
+            self.panel.encode_files(drop.paths, drop.listings)
+        elif drop.kind == "dataset":
+            path = drop.paths[0]
             if self.window.confirm("Train on a new dataset",
-                                   f"Train on {paths[0]}? (the current run stops)"):
-                self._open_dataset(paths[0], confirmed=True)
+                                   f"Train on {path}? (the current run stops)"):
+                self._open_dataset(path, confirmed=True, listing=drop.listings.get(path))
         else:
-            candidates = [p for p in paths if is_dataset_candidate(p)]
-            images = [p for p in paths if p not in candidates]
+            images = drop.images()
             if images:
-                self.panel.encode_files(images)
+                self.panel.encode_files(images, drop.listings)
             self.window.tell("Dataset not opened",
                              "Not opened as a dataset (drop a dataset file or folder by itself "
-                             "to train on it):\n" + "\n".join(candidates))
+                             "to train on it):\n" + "\n".join(drop.datasets))
+
+    def shutdown(self) -> None:
+        """Stop reading drops and wait for the thread (the window's shutdown)."""
+        self.drops.cancel_and_wait()
 
     def paste(self) -> None:
         """Ctrl+V: encode the clipboard's image (or the files copied in a file manager)."""

@@ -48,6 +48,7 @@ from explorer.qt.views.dataset_views import COLOURINGS
 from explorer.qt.views.manifold_view import MAX_GRID, MODES
 from trainer import ImageDataset, atomic_write, load_source, save_checkpoint
 from trainer.atomic import staging_dir
+from trainer.checkpoint import read_run_json
 
 SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
 MAX_RECENT = 8
@@ -306,7 +307,7 @@ class SessionsController:
                         raise SessionFileError(f"{path}: cannot save the checkpoint of "
                                                f"{each.name} ({error})")
                 current = folders[state.runs.index(state.current)]
-                run = json.loads((current / "run.json").read_text(encoding="utf-8"))
+                run = read_run_json(current)
                 save_session(path, self.session_state(folders))
         except (SessionFileError, OSError, ValueError) as exc:
             self.window.status("")

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.qt.latest_job import LatestJob
+from explorer.qt.jobs import JobLane
 from trainer import aggregate_posterior_density, dataset_gaps, encoder_fit, optimise_point
 
 # ---------------------------------------------------------------- colour points by
@@ -94,7 +94,7 @@ class PointColouring(QWidget):
         self.model = None
         self.x = None  # (N, D) images, or a function returning them
         self.kind = "label"
-        self._job = LatestJob(self)
+        self._job = JobLane(self)
         self._job.progress.connect(self._on_progress)
         self._job.done.connect(self._on_done)
         self._job.failed.connect(self._on_failed)
@@ -167,7 +167,7 @@ class PointColouring(QWidget):
         self.status.setText("cancelled: points not reached are grey")
 
     def shutdown(self, msecs: int = 30_000) -> bool:
-        return self._job.shutdown(msecs)
+        return self._job.cancel_and_wait(msecs)
 
     def closeEvent(self, event) -> None:
         self.shutdown()
@@ -254,7 +254,7 @@ class AggregateDensityLayer(QObject):
         for item in (self.image, self.prior_curve):
             latent_view.plotItem.addItem(item, ignoreBounds=True)
             item.hide()
-        self._job = LatestJob(self)
+        self._job = JobLane(self)
         self._job.done.connect(self._on_done)
         self._timer = QTimer(self, singleShot=True, interval=AGGREGATE_REFRESH_MS)
         self._timer.timeout.connect(self._compute)
@@ -276,7 +276,7 @@ class AggregateDensityLayer(QObject):
 
     def shutdown(self, msecs: int = 30_000) -> bool:
         self._timer.stop()
-        return self._job.shutdown(msecs)
+        return self._job.cancel_and_wait(msecs)
 
     def _on_region(self, *_) -> None:
         self._schedule()

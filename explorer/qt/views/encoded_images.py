@@ -9,7 +9,7 @@ Wiring in the window (a few lines)::
                                                          highlighted=panel.selected()))
     panel.entrySelected.connect(...)             # the same set_markers call, highlighted=i
     view.markerSelected.connect(panel.select)
-    view.filesDropped -> classify_drop(paths) == "images" -> panel.encode_files(paths)
+    view.filesDropped -> read_drop(paths).kind == "images" -> panel.encode_files(paths, listings)
     Ctrl+V -> panel.add_qimage(QGuiApplication.clipboard().image())
     closeEvent -> panel.cancel_and_wait()
     panel.messagesReady -> show "file: reason" lines (status bar or a message box)
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +62,7 @@ from explorer.core.inference_view import NewPointQ, q_for_new_points
 from explorer.qt.image_jobs import ImageJob, PreparedImage, prepare_qimage
 from explorer.qt.paint_guard import guarded
 from explorer.qt.views.image_panel import to_qimage
-from trainer import DataError, TrainConfig, fit_fraction, preprocess_image
+from trainer import DataError, FolderListing, TrainConfig, fit_fraction, preprocess_image
 from trainer.evidence import evidence_input
 
 MAX_ENTRIES = 1000  # markers and list rows beyond this help nobody and slow the plane
@@ -428,7 +428,7 @@ class EncodedImagesPanel(QWidget):
         super().__init__(parent)
         self.model = model or EncodedImagesModel(self)
         self._messages: list[str] = []
-        self._pending: list[list[str]] = []
+        self._pending: list[tuple[list[str], Mapping | None]] = []
         self._dialog: QProgressDialog | None = None
         self.job = ImageJob(self)
         self.job.progress.connect(self._on_progress)
@@ -475,17 +475,19 @@ class EncodedImagesPanel(QWidget):
     def set_dataset(self, dataset) -> None:
         self.model.set_dataset(dataset)
 
-    def encode_files(self, paths: Iterable[str]) -> None:
-        """Read files and folders in the background; more files wait for a running read."""
+    def encode_files(self, paths: Iterable[str],
+                     listings: Mapping[str, FolderListing] | None = None) -> None:
+        """Read files and folders in the background; more files wait for a running read.
+        ``listings``: folders among ``paths`` already walked (a drop), not walked again."""
         paths = [str(p) for p in paths]
         if self.model.target is None:
             self._report([f"{p}: no dataset is loaded yet to encode it for" for p in paths])
             return
         if self.job.is_running():
-            self._pending.append(paths)
+            self._pending.append((paths, listings))
             return
         shape, fill = self.model.target
-        self.job.start(paths, shape, fill)
+        self.job.start(paths, shape, fill, listings)
 
     def add_qimage(self, image: QImage) -> bool:
         """Encode a pasted image; False (and a message) when it cannot be used."""
@@ -538,7 +540,7 @@ class EncodedImagesPanel(QWidget):
             self._dialog = None
         self._report(list(messages) + self.model.add(images))
         if self._pending:
-            self.encode_files(self._pending.pop(0))
+            self.encode_files(*self._pending.pop(0))
 
     # ------------------------------------------------------------ selection
     def selected(self) -> int:

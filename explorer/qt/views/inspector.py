@@ -7,7 +7,7 @@ this point" freezes theta and fits q directly, splitting the gap into the amorti
 ELBO* - ELBO_i and the approximation gap log p(x_i) - ELBO* (Cremer, Li & Duvenaud, 2018).
 Dragging the q ellipse on the plane moves lambda_i by hand; the ELBO readout follows live.
 
-Every computation runs off the GUI thread (``LatestJob`` lanes); only the newest request's
+Every computation runs off the GUI thread (explorer.qt.jobs lanes); only the newest request's
 answer is shown. The window passes each datapoint's one fixed x (trainer.evidence: for a
 Bernoulli model a fixed binarisation, since its likelihood is a probability only for binary x),
 the same x the plane's dot mu_i = f_phi(x_i) and ``latent-explorer inspect`` use.
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.qt.latest_job import LatestJob
+from explorer.qt.jobs import JobLane
 from explorer.qt.views.image_panel import ImageTile
 from explorer.qt.views.posterior_overlay import PosteriorOverlay
 from trainer import gaussian_fit, inspect_point, optimise_point
@@ -143,9 +143,9 @@ class Inspector(QWidget):
         self.dragged = None  # trainer.GaussianFit of the dragged q
         self._drag_q: tuple[np.ndarray, np.ndarray] | None = None
 
-        self._inspect_job = LatestJob(self)
-        self._drag_job = LatestJob(self)
-        self._optimise_job = LatestJob(self)
+        self._inspect_job = JobLane(self)
+        self._drag_job = JobLane(self)
+        self._optimise_job = JobLane(self)
         self._inspect_job.done.connect(self._on_inspected)
         self._drag_job.done.connect(self._on_drag_scored)
         self._optimise_job.done.connect(self._on_optimised)
@@ -286,7 +286,7 @@ class Inspector(QWidget):
     def shutdown(self, msecs: int = 30_000) -> bool:
         """Stop every job and wait for their threads (the window's closeEvent calls this)."""
         self._drag_timer.stop()
-        return all([job.shutdown(msecs) for job in
+        return all([job.cancel_and_wait(msecs) for job in
                     (self._inspect_job, self._drag_job, self._optimise_job)])
 
     def closeEvent(self, event) -> None:

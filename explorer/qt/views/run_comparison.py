@@ -1,6 +1,6 @@
 """The selected datapoint's numbers in every run, one row per run in the run's colour.
 
-The numbers come from explorer.core.compare, computed off the GUI thread (one LatestJob lane:
+The numbers come from explorer.core.compare, computed off the GUI thread (one explorer.qt.jobs lane:
 a newer selection or snapshot replaces the request in flight).
 """
 
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.compare import RunNumbers, compare_point
-from explorer.qt.latest_job import LatestJob
+from explorer.qt.jobs import JobLane
 
 COLUMNS = ("run", "ELBO_i", "log p(x)", "gap", "KL")
 HEADER_TIPS = ("The run (its colour is its planes' and curves')",
@@ -61,7 +61,7 @@ class RunComparison(QWidget):
         self.rows: list[RunNumbers] = []
         self._colours: dict[str, str] = {}
         self._index: int | None = None
-        self._job = LatestJob(self)
+        self._job = JobLane(self)
         self._job.done.connect(self._show)
         self._job.failed.connect(lambda m: self.status.setText(f"Could not compute: {m}"))
 
@@ -83,7 +83,7 @@ class RunComparison(QWidget):
         return self._job.busy()
 
     def shutdown(self, msecs: int = 30_000) -> bool:
-        return self._job.shutdown(msecs)
+        return self._job.cancel_and_wait(msecs)
 
     def _show(self, rows: list[RunNumbers]) -> None:
         self.rows = rows

@@ -99,3 +99,18 @@ def test_a_run_on_another_dataset_or_a_missing_run_is_refused(two, digits, tmp_p
     with pytest.raises(SessionFileError, match="at most 4 runs"):
         save_session(tmp_path / "many.lexp", SessionState(
             first, more_runs=[SavedRun(second, str(k)) for k in range(4)]))
+
+
+def test_a_free_form_run_keeps_its_lambda_table_in_the_session(two, digits, tmp_path):
+    """The free-form table is part of the checkpoint (trainer names its files): a session
+    holding a free run as its second run reopens with the table exactly."""
+    first, _ = two
+    free = trained(digits, inference="free")
+    path = save_session(tmp_path / "free.lexp", SessionState(
+        first, more_runs=[SavedRun(free, "free", "#009e73")]))
+    with zipfile.ZipFile(path) as zf:
+        assert "runs/1/free.safetensors" in zf.namelist()
+        assert not any(n.endswith("free.safetensors") and not n.startswith("runs/")
+                       for n in zf.namelist())
+    resumed = Session.from_checkpoint(load_session(path).runs[1].checkpoint, digits)
+    assert torch.equal(resumed.inference.table, free.inference.table)
