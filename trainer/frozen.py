@@ -7,6 +7,10 @@ copy's weights cannot change under it. Inputs and outputs are numpy arrays.
 from __future__ import annotations
 
 import copy
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -15,13 +19,40 @@ from .config import default_binarization
 from .elbo import elbo_terms
 from .model import VAE
 
+_collector_lock = threading.Lock()
+_collector_pausers = 0
+_collector_was_enabled = True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic garbage collection, in any thread, while a background thread builds
+    modules (a deep copy, a new Session). Twice the test suite's process died in the GUI
+    thread's collector while a worker was inside exactly such a build; the collector walks
+    every thread's objects, and these builds make thousands of them in a few milliseconds.
+    Nested and concurrent pauses count; the last one out restores the collector as it was."""
+    global _collector_pausers, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pausers == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pausers += 1
+    try:
+        yield
+    finally:
+        with _collector_lock:
+            _collector_pausers -= 1
+            if _collector_pausers == 0 and _collector_was_enabled:
+                gc.enable()
+
 
 class FrozenVAE:
     def __init__(self, model: VAE, image_shape: tuple[int, int],
                  binarization: str | None = None):
         """``binarization``: how a grey image becomes this model's x (trainer.evidence);
         by default the likelihood's default."""
-        self.model = copy.deepcopy(model).to("cpu").eval().requires_grad_(False)
+        with collector_paused():
+            self.model = copy.deepcopy(model).to("cpu").eval().requires_grad_(False)
         self.image_shape = image_shape
         # Decoded images come out as the data is stored: (H, W) grey, (H, W, C) colour.
         channels = model.n_pixels // (image_shape[0] * image_shape[1])

@@ -51,6 +51,7 @@ from trainer import (
 from trainer.atomic import staging_dir
 from trainer.checkpoint import CHECKPOINT_FILES, RUN_FILE, checkpoint_files, file_size_limits
 from trainer.files import require_regular_file
+from trainer.sprites import SOURCES as SPRITE_SOURCES
 
 FORMAT = "latent-explorer-session"
 FORMAT_VERSION = 1
@@ -549,8 +550,12 @@ def check_dataset(loaded: LoadedSession, dataset: ImageDataset) -> list[str]:
     return diffs
 
 
+# Names load_source makes in memory (no file, no download): never paths beside a session.
+BUILT_IN = ("digits", *SPRITE_SOURCES)
+
+
 def _candidates(loaded: LoadedSession, source: str) -> list[str]:
-    if source == "digits" or source in KNOWN_DATASETS:
+    if source in BUILT_IN or source in KNOWN_DATASETS:
         return [source]
     found = [source]
     p = Path(source)
@@ -570,7 +575,7 @@ def find_dataset(loaded: LoadedSession, allow_download: bool = False, progress=N
     source = ref["source"]
     reason = f"{source}: no such file or folder (the session's dataset, {ref['name']})"
     for candidate in _candidates(loaded, source):
-        if candidate not in KNOWN_DATASETS and candidate != "digits" \
+        if candidate not in KNOWN_DATASETS and candidate not in BUILT_IN \
                 and not Path(candidate).exists():
             continue
         # Cache only: a download polls cancelled() before it connects, and stops there.

@@ -14,6 +14,7 @@ from typing import Any
 
 from psygnal import Signal
 
+from explorer.core.plane_view import ViewChoice
 from trainer import ConfigError, TrainConfig
 from trainer.config import default_binarization
 
@@ -159,6 +160,7 @@ class AppState:
     z_changed = Signal(object)  # (z1, z2) or None
     sigma_level_changed = Signal(int)
     schedule_changed = Signal(str)
+    plane_view_changed = Signal(object)  # explorer.core.plane_view.ViewChoice
 
     def __init__(self):
         self._runs: list[Run] = []
@@ -167,6 +169,7 @@ class AppState:
         self._z: tuple[float, float] | None = None
         self._sigma_level = 1
         self._schedule = "one"
+        self._plane_view = ViewChoice("pca")
 
     # -------------------------------------------------------------- runs
     @property
@@ -263,6 +266,19 @@ class AppState:
         if level != self._sigma_level:
             self._sigma_level = level
             self.sigma_level_changed.emit(level)
+
+    @property
+    def plane_view(self) -> ViewChoice:
+        """The 2-D view the plane shows of a latent above 2-D (a 2-D one always shows z1,
+        z2 as they are: explorer.core.plane_view.plane_data)."""
+        return self._plane_view
+
+    def set_plane_view(self, choice: ViewChoice) -> None:
+        if not isinstance(choice, ViewChoice):
+            raise ValueError(f"not a plane view: {choice!r}")
+        if choice != self._plane_view:
+            self._plane_view = choice
+            self.plane_view_changed.emit(choice)
 
     @property
     def schedule(self) -> str:

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HEADLESS_COMMANDS = ("train", "encode", "evaluate", "inspect", "export-latents")
+MAX_LATENT_DIM = 64  # as the train command allows (trainer.cli), without importing torch
 DEFAULT_SCREENSHOT_STEPS = 3000
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     from trainer import available_devices
+    from trainer.config import ARCHS
 
     p = argparse.ArgumentParser(
         prog="latent-explorer",
@@ -38,6 +40,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--checkpoint", metavar="DIR",
                    help="open a checkpoint directory (e.g. from 'latent-explorer train "
                         "--out DIR' on a GPU server), paused, on its recorded dataset")
+    p.add_argument("--arch", choices=ARCHS, default=None,
+                   help="a new run's network: 'mlp' (the default) or 'conv' (a small conv "
+                        "encoder and decoder sized from the image shape)")
+    p.add_argument("--latent-dim", type=latent_dim_arg, default=None, metavar="D",
+                   help=f"a new run's latent dimensions, 1 to {MAX_LATENT_DIM} (default 2: "
+                        "the plane is the latent itself; above, it shows a 2-D view)")
     p.add_argument("--screenshot", metavar="PNG",
                    help="train offscreen, save a picture of the window and exit")
     p.add_argument("--run", action="append", default=[], metavar="KEY=VALUE[,...]",
@@ -68,6 +76,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def latent_dim_arg(text: str) -> int:
+    try:
+        d = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= d <= MAX_LATENT_DIM:
+        raise argparse.ArgumentTypeError(f"{d}: from 1 to {MAX_LATENT_DIM} dimensions")
+    return d
+
+
 def window_size_arg(text: str) -> tuple[int, int]:
     """'1366x768' -> (1366, 768); argparse reports the ValueError as a one-line error."""
     try:
@@ -91,15 +109,22 @@ class Startup:
 
 
 def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
-                 threads: int) -> Startup:
+                 threads: int, arch: str | None = None,
+                 latent_dim: int | None = None) -> Startup:
     """Load what the command line names; raises DataError, ConfigError, CheckpointError,
     SessionFileError or OSError with a one-line message (colour datasets are refused: the
     app shows grey images only, for now)."""
-    from trainer import DataError
+    from trainer import ConfigError, DataError
 
     from .dataset_loader import colour_refusal
 
     startup = _open_startup(source, checkpoint_dir, device, threads)
+    changes = {k: v for k, v in (("arch", arch), ("latent_dim", latent_dim)) if v is not None}
+    if changes:
+        if startup.checkpoint is not None:
+            raise ConfigError("--arch and --latent-dim set up a new run; a checkpoint or "
+                              "session keeps its own")
+        startup.config = startup.config.replace(**changes)
     if (refusal := colour_refusal(startup.dataset)) is not None:
         raise DataError(refusal)
     return startup
@@ -192,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or prefs.device
     threads = args.threads or prefs.torch_threads
     try:
-        startup = open_startup(args.source, args.checkpoint, device, threads)
+        startup = open_startup(args.source, args.checkpoint, device, threads, args.arch,
+                               args.latent_dim)
     except (DataError, ConfigError, CheckpointError, SessionFileError, OSError) as exc:
         print(f"latent-explorer: {exc}", file=sys.stderr)
         return 2

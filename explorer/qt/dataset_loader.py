@@ -18,7 +18,8 @@ from trainer import DataError, FolderListing, ImageDataset, load_folder, load_so
 def source_title(source: str) -> str:
     """What messages call a source: the built-in names by name, paths as given."""
     return {"digits": "Built-in digits", "mnist": "MNIST",
-            "fashion-mnist": "Fashion-MNIST"}.get(source, source)
+            "fashion-mnist": "Fashion-MNIST", "sprites-grey": "Sprites (grey)",
+            "sprites": "Sprites (colour)"}.get(source, source)
 
 
 def colour_refusal(dataset) -> str | None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from explorer.core.explainer import ParameterCounts, optimised_text, parameter_counts
 from explorer.core.inference_view import plane_latents, plane_statement
+from explorer.core.plane_view import plane_data
 from explorer.core.state import MAX_RUNS, SCHEDULE_TEXT, AppState, Run
 from explorer.core.window_size import (
     DEFAULT_SIZE,
@@ -53,6 +54,7 @@ from explorer.qt.theme import apply_theme, style_plot
 from explorer.qt.views.controls import Controls
 from explorer.qt.views.dataset_panel import DatasetPanel
 from explorer.qt.views.dataset_views import AggregateDensityLayer, PointColouring, Trails
+from explorer.qt.views.dimensions_view import DimensionsView
 from explorer.qt.views.elbo_view import ElboView
 from explorer.qt.views.encoded_images import EncodedImagesPanel
 from explorer.qt.views.first_hint import FirstHint
@@ -64,6 +66,8 @@ from explorer.qt.views.manifold_view import ManifoldView
 from explorer.qt.views.run_comparison import RunComparison
 from explorer.qt.views.run_figures import RunFigures
 from explorer.qt.views.run_planes import RunPlane, RunPlanes
+from explorer.qt.views.strips_view import StripsView
+from explorer.qt.views.thumbnails import MAX_THUMBNAILS, ThumbnailItem
 from explorer.qt.views.tips import add_view_tips
 from explorer.qt.worker import TrainingWorker
 from trainer import (
@@ -247,9 +251,20 @@ class MainWindow(QMainWindow):
         self.encoded_panel.set_dataset(dataset)
         self.inspector = Inspector(self.latent_view.plotItem)
         self.colouring = PointColouring(self.latent_view, labels=dataset.labels)
+        self.colouring.set_factors(dataset.factors)
         self.aggregate = AggregateDensityLayer(self.latent_view)
         self.trails = Trails(self.latent_view.plotItem)
+        self.thumbnails = ThumbnailItem()
+        self.thumbnails.setZValue(2.5)  # over the dots and ellipses, under the selection
+        self.thumbnails.hide()
+        self.latent_view.addItem(self.thumbnails, ignoreBounds=True)
         self.comparison = RunComparison()
+        self.dimensions = DimensionsView()
+        self.strips = StripsView()
+        self.dimensions.set_choice(self.state.plane_view)
+        self.dimensions.viewChosen.connect(self.state.set_plane_view)
+        self.state.plane_view_changed.connect(self._replot_plane)
+        self.plane = None  # explorer.core.plane_view.PlaneData of the current snapshot
         self.panels = Panels(self.latent_view, self.image_panel, self.elbo_view, self.controls,
                              self.dataset_panel, self.manifold_view, self.encoded_panel,
                              self.inspector, self.colouring, self.aggregate, self.trails)
@@ -353,6 +368,9 @@ class MainWindow(QMainWindow):
             *(Act(f"dataset_{source}", "Datasets", source_title(source),
                   lambda _checked=False, s=source: datasets.open_dataset(s), tip=tip)
               for source, tip in (("digits", "the 1,797 8x8 digits shipped with the app"),
+                                  ("sprites-grey", "grey 32x32 shapes made on the fly, with "
+                                   "known factors (shape, x, y, scale, rotation)"),
+                                  ("sprites", "the same shapes in colour (hue a factor too)"),
                                   *((name, f"{spec.title}: downloaded once into your cache "
                                      "folder, verified by SHA-256")
                                     for name, spec in KNOWN_DATASETS.items()))),
@@ -377,6 +395,9 @@ class MainWindow(QMainWindow):
                     "keeps a core", checkable=True, group="schedule"),
             *(dock.toggleViewAction() for dock in self.docks.values()),
             "View-",
+            Act("thumbnails", "View", "Thumbnails on the plane", self.show_thumbnails,
+                tip=f"Small pictures of up to {MAX_THUMBNAILS} images at their \u03bc, the "
+                "same ones as the view moves", checkable=True),
             Act("aggregate", "View", "Aggregate posterior density", self.aggregate.set_visible,
                 "Ctrl+G", "The average of all q(z|x_i) as a density layer, with the prior's "
                 "50/90/99 % circles: holes and overlaps show", checkable=True),
@@ -501,6 +522,24 @@ class MainWindow(QMainWindow):
     def aggregate_shown(self) -> bool:
         return bool(self.actions["aggregate"].isChecked())
 
+    def show_thumbnails(self, on: bool) -> None:
+        self.actions["thumbnails"].setChecked(on)
+        self.thumbnails.setVisible(on)
+        if on:
+            self._update_thumbnails()
+
+    def _update_thumbnails(self) -> None:
+        if not self.thumbnails.isVisible():
+            return
+        dataset = self.state.current.dataset if self.state.current else self.dataset
+        if self.thumbnails._images is None or len(self.thumbnails._images) != len(dataset):
+            h, w = dataset.image_shape
+            grey = None if dataset.channels != 1 else np.rint(
+                dataset.as_float().reshape(-1, h, w) * 255).astype(np.uint8)
+            self.thumbnails.set_images(grey)
+        if self.plane is not None:
+            self.thumbnails.set_positions(self.plane.means)
+
     def show_aggregate(self, on: bool) -> None:
         self.actions["aggregate"].setChecked(on)
         self.aggregate.set_visible(on)
@@ -542,13 +581,16 @@ class MainWindow(QMainWindow):
                  Qt.DockWidgetArea.BottomDockWidgetArea),
                 ("encoded", "Encoded images", self.encoded_panel, right),
                 ("inspector", "Inspector", scrolled(self.inspector), right),
-                ("colouring", "Colour points", self.colouring, left)):
+                ("colouring", "Colour points", self.colouring, left),
+                ("dimensions", "Dimensions", scrolled(self.dimensions), right),
+                ("strips", "Traversals", scrolled(self.strips), right)):
             dock = docks[name] = QDockWidget(title, self)
             dock.setObjectName(f"dock-{title}")  # saveState needs stable names
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
         for first, other in (("manifold", "encoded"), ("manifold", "inspector"),
-                             ("dataset", "colouring")):
+                             ("manifold", "strips"),
+                             ("dataset", "colouring"), ("manifold", "dimensions")):
             self.tabifyDockWidget(docks[first], docks[other])
         # The selected datapoint in every run, beside the curves (shown with two runs).
         self.splitDockWidget(docks["elbo"], docks["compare"], Qt.Orientation.Horizontal)
@@ -686,17 +728,38 @@ class MainWindow(QMainWindow):
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Draw the current run's newest snapshot in the full views."""
         mu, sigma, starts = plane_latents(snapshot)  # semi: the refined q
-        self.latent_view.set_latents(mu, sigma, starts)
+        self.plane = plane = plane_data(self.state.plane_view, mu, sigma)
+        rotation = plane.ellipses() if plane.rotated else None
+        # Refinement lines in a 2-D latent only (above it, the view is a projection).
+        self.latent_view.set_latents(plane.means, plane.extents, rotation,
+                                     starts=starts if mu.shape[1] == 2 else None)
+        self.latent_view.set_view_titles(*plane.axis_titles, plane.text)
         self.latent_view.set_caption(plane_statement(snapshot.config))
         self.controls.set_parameter_counts(optimised_text(self.parameter_counts()))
+        self.dimensions.set_latents(mu, sigma)
+        self.manifold_view.lift = None if mu.shape[1] == 2 else plane.lift
         self.manifold_view.set_model(snapshot.model)
         self.encoded_panel.model.set_inference(snapshot.config)
         self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
         self.colouring.set_data(snapshot.model, self.selection.model_inputs)
-        self.aggregate.set_latents(mu, sigma)
-        self.trails.add_snapshot(mu)
+        # The aggregate density sums axis-aligned Gaussians: exact in an axes view only.
+        self.aggregate.set_latents(*((plane.means, plane.extents) if not plane.rotated
+                                     else (np.zeros((0, 2)), np.zeros((0, 2)))))
+        if plane.rotated:
+            self.aggregate.image.hide()
+        self.trails.add_snapshot(plane.means)
+        self._update_thumbnails()
         self.selection.snapshot_arrived()
         self.sessions.snapshot_arrived(len(snapshot.mu))
+
+    def _replot_plane(self, choice) -> None:
+        """Another 2-D view chosen: the plane, its overlays and the manifold redrawn."""
+        self.dimensions.set_choice(choice)
+        self.trails.clear()
+        if self.state.current is not None and self.state.current.snapshot is not None:
+            self.apply_snapshot(self.state.current.snapshot)
+            self.images.show_markers()
+            self.status(self.plane.text, 6000)
 
     def apply_progress(self, p: Progress) -> None:
         self.sessions.progressed(p.step)

@@ -29,6 +29,7 @@ from contextlib import contextmanager, nullcontext
 from PySide6.QtCore import QThread, Signal
 
 from trainer import ImageDataset, Session, TrainConfig, save_checkpoint
+from trainer.frozen import collector_paused
 
 # Curves at 10 Hz: each update costs the GUI thread (and so the trainer, through the GIL)
 # a few ms of Python; faster looks no smoother.
@@ -182,8 +183,8 @@ class TrainingWorker(QThread):
         if self._adopted is not None:
             return self._adopted
         # Under the turn: building seeds torch's global generator, which another run's
-        # thread must not draw from meanwhile.
-        with self._turn():
+        # thread must not draw from meanwhile. Without the collector: see collector_paused.
+        with self._turn(), collector_paused():
             if self.checkpoint is not None:
                 return Session.from_checkpoint(self.checkpoint, self.dataset,
                                                device=self.config.device,

@@ -182,3 +182,30 @@ def test_the_guard_never_keeps_a_copy_of_non_finite_weights(digits, monkeypatch)
     assert all(torch.isfinite(p).all() for p in session.model.parameters())
     assert all(torch.isfinite(v).all() for s in session.optimizer.state_dict()["state"].values()
                for v in s.values())
+
+
+def test_collector_pauses_nest_across_threads_and_restore_the_collector():
+    import gc
+    import threading
+
+    from trainer.frozen import collector_paused
+
+    assert gc.isenabled()
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def other() -> None:
+        with collector_paused():
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=other)
+    with collector_paused():
+        thread.start()
+        inside.wait(10)
+        with collector_paused():
+            assert not gc.isenabled()
+    assert not gc.isenabled(), "the other thread's pause still holds"
+    leave.set()
+    thread.join(10)
+    assert gc.isenabled()

@@ -210,6 +210,7 @@ class DatasetsController:
         v.inspector.clear()
         v.trails.set_tracked([])
         v.colouring.labels = dataset.labels
+        v.colouring.set_factors(dataset.factors)
         v.colouring.choose("label")
         plane = v.latent_view
         plane.set_selected(None)

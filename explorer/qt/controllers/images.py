@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDockWidget
 
@@ -100,6 +101,12 @@ class ImagesController:
 
     def show_markers(self, *_) -> None:
         mu, sigma, names = self.panel.model.markers()
+        plane = getattr(self.window, "plane", None)
+        if plane is not None and len(mu) and np.shape(mu)[-1] != 2:
+            # Above 2-D: the markers in the plane's view, their ellipses' axis extents.
+            mu = plane.to_view(mu)
+            sigma = np.sqrt(np.einsum("ad,nd,ad->na", plane.view.P, np.square(sigma),
+                                      plane.view.P))
         selected = self.panel.selected()
         self.plane.set_markers(mu, sigma, names, highlighted=selected if selected >= 0 else None)
 

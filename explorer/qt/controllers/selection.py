@@ -12,6 +12,13 @@ from explorer.core.inference_view import plane_latents
 from trainer.evidence import dataset_evidence, evidence_input
 
 
+def short(v: np.ndarray, shown: int = 4) -> str:
+    """(a, b, ...) to two decimals, the first ``shown`` of a long vector."""
+    parts = [f"{float(c):.2f}" for c in v[:shown]]
+    more = f", … ({len(v)}-D)" if len(v) > shown else ""
+    return f"({', '.join(parts)}{more})"
+
+
 class SelectionController:
     """Drives the plane, the image panel, the inspector and the trails from the window's
     ``snapshot``, ``dataset``, ``config`` and ``selected``."""
@@ -23,8 +30,11 @@ class SelectionController:
         self._sample_seed = 0
         self._inputs: tuple[str, np.ndarray] | None = None  # (binarization, every x)
         self._inspected: tuple[str, int] | None = None  # ("point" | "encoded", index)
+        self.last_z: np.ndarray | None = None  # the full z last decoded
+        self._held_full: np.ndarray | None = None  # a datapoint's mu being decoded, above 2-D
         views.latent_view.zRequested.connect(self.decode_z)
         views.latent_view.pointSelected.connect(self.select_point)
+        views.latent_view.pointShiftPicked.connect(self.pick_end)
         views.encoded_panel.entrySelected.connect(self.inspect_encoded)
         views.inspector.refreshRequested.connect(self._reinspect)
         views.image_panel.mode_group.buttonToggled.connect(self._redecode)
@@ -35,19 +45,33 @@ class SelectionController:
         self._inputs = None
         self._inspected = None
 
-    def decode_z(self, x: float, y: float) -> None:
-        """Decode z with the newest snapshot's frozen decoder, in this thread."""
+    def decode_z(self, x: float, y: float, z_full: np.ndarray | None = None) -> None:
+        """Decode the plane point (x, y) with the newest snapshot's frozen decoder, in this
+        thread. Above 2-D the plane is a view: z is ``z_full`` when given (a datapoint's
+        mu), else the view's inverse at the click with the hidden directions at the
+        aggregate posterior's mean (explorer.core.plane_view), said under the image."""
         model = self.window.model
         if model is None:
             return
         panel = self.views.image_panel
         z = np.array([[x, y]], np.float32)
+        plane, note = getattr(self.window, "plane", None), None
+        self._held_full = z_full  # decoded again, as it is, under a newer decoder
+        if model.latent_dim != 2 and plane is not None:
+            if z_full is not None:
+                z = np.asarray(z_full, np.float32).reshape(1, -1)
+                note = f"z = μ of the selected point ({model.latent_dim}-D)"
+            else:
+                z = plane.lift((x, y)).astype(np.float32)[None]
+                note = (f"view point ({x:.2f}, {y:.2f}); the other {model.latent_dim - 2} "
+                        "directions at the aggregate mean")
+        self.last_z = z[0]
         if panel.shows_sample:
             self._sample_seed += 1
             image = model.decode_sample(z, seed=self._sample_seed)[0]
         else:
             image = model.decode_mean(z)[0]
-        panel.show_decoded((x, y), image)
+        panel.show_decoded((x, y), image, note)
         self.views.latent_view.set_crosshair((x, y))
 
     def select_point(self, index: int) -> None:
@@ -63,22 +87,43 @@ class SelectionController:
         self._show_selected()
         self._inspect_selected()
         snapshot = window.snapshot
+        self._show_traversal()
         if snapshot is not None and selected < len(snapshot.mu):
             mu = plane_latents(snapshot)[0][selected]
-            if np.isfinite(mu).all():  # a free-form run's held-out point has no lambda_i
+            if not np.isfinite(mu).all():  # a free-form run's held-out point has no lambda_i
+                pass
+            elif len(mu) == 2:
                 self.decode_z(*(float(c) for c in mu))  # z = mu_i
+            elif self.window.plane is not None:
+                self.decode_z(*self.window.plane.to_view(mu), z_full=mu)
 
     def snapshot_arrived(self) -> None:
         """A newer model: the same z decoded again, the selected point shown again."""
         panel = self.views.image_panel
         if panel.z is not None and not panel.shows_sample:
-            self.decode_z(*panel.z)  # the same z under the newer decoder
+            self.decode_z(*panel.z, z_full=self._held_full)  # the same z, newer decoder
         if self.window.selected is not None:
             self._show_selected()
+            self._show_traversal()
+        strips, snapshot = self.window.strips, self.window.snapshot
+        if len(strips.ends) == 2 and max(strips.ends) < len(snapshot.mu):
+            strips.show_interpolation(snapshot.model, snapshot.mu)
+
+    def _show_traversal(self) -> None:
+        i, snapshot = self.window.selected, self.window.snapshot
+        if snapshot is not None and i is not None and i < len(snapshot.mu):
+            self.window.strips.show_traversal(snapshot.model, i, snapshot.mu, snapshot.sigma)
+
+    def pick_end(self, index: int) -> None:
+        """A shift-clicked dot: one end of the interpolation strip."""
+        snapshot = self.window.snapshot
+        if snapshot is not None and 0 <= index < len(snapshot.mu):
+            self.window.strips.add_end(snapshot.model, index, snapshot.mu)
+            self.window.docks["strips"].raise_()
 
     def _redecode(self, *_) -> None:
         if self.views.image_panel.z is not None:
-            self.decode_z(*self.views.image_panel.z)
+            self.decode_z(*self.views.image_panel.z, z_full=self._held_full)
 
     def _binarization(self) -> str:
         """How the shown model makes each x (the snapshot's, else the configured one)."""
@@ -144,8 +189,8 @@ class SelectionController:
             value = int(dataset.labels[i])
             names = dataset.label_names
             label = f", label {names[value] if names and value < len(names) else value}"
-        title = (f"datapoint #{i}{label}\nmu = ({mu[0]:.2f}, {mu[1]:.2f})\n"
-                 f"sigma = ({sigma[0]:.2f}, {sigma[1]:.2f})" if recon is not None else
+        title = (f"datapoint #{i}{label}\nmu = {short(mu)}\nsigma = {short(sigma)}"
+                 if recon is not None else
                  f"datapoint #{i}{label}\nheld out: a free-form run has no \u03bb_i for it")
         self.views.image_panel.show_datapoint(title, dataset.as_float([i]).reshape(h, w), recon,
                                               x=self._datapoint_x(i))

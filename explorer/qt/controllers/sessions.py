@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core.plane_view import plane_view_from_record, plane_view_record
 from explorer.core.session_file import (
     SUFFIX,
     LoadedSession,
@@ -195,7 +196,8 @@ class SessionsController:
         return {"view_region": [float(x) for x in v.latent_view.view_region()],
                 "sigma_level": self.window.sigma_level(), "manifold_mode": v.manifold_view.mode(),
                 "manifold_grid": int(v.manifold_view.grid_box.value()),
-                "colour_by": v.colouring.kind, "aggregate": self.window.aggregate_shown()}
+                "colour_by": v.colouring.kind, "aggregate": self.window.aggregate_shown(),
+                "plane_view": plane_view_record(self.window.state.plane_view)}
 
     def apply_view_state(self, view: dict) -> None:
         """Restore ``view_state()``; values a crafted file got wrong are skipped."""
@@ -220,6 +222,9 @@ class SessionsController:
             self._pending_restore["colour"] = colour
         if isinstance(view.get("aggregate"), bool):
             self.window.show_aggregate(view["aggregate"])
+        choice = plane_view_from_record(view.get("plane_view"))
+        if choice is not None:
+            self.window.state.set_plane_view(choice)
 
     def snapshot_arrived(self, n_points: int) -> None:
         """The first snapshot of an opened session: its selection and colouring now."""

@@ -94,6 +94,7 @@ class PointColouring(QWidget):
         self.model = None
         self.x = None  # (N, D) images, or a function returning them
         self.kind = "label"
+        self.factors: dict = {}
         self._job = JobLane(self)
         self._job.progress.connect(self._on_progress)
         self._job.done.connect(self._on_done)
@@ -138,8 +139,22 @@ class PointColouring(QWidget):
             self.status.setText(self.status.text().split(" (")[0]
                                 + " (the model has moved on: Recompute)")
 
+    def set_factors(self, factors: dict | None) -> None:
+        """A dataset's ground-truth factors (name -> (N,) values), offered as colourings:
+        does the latent recover them?"""
+        self.factors = dict(factors or {})
+        for i in range(self.combo.count() - 1, len(COLOURINGS) - 1, -1):
+            self.combo.removeItem(i)
+        for name in self.factors:
+            self.combo.addItem(self.caption(f"factor:{name}"), f"factor:{name}")
+
+    def caption(self, kind: str) -> str:
+        if kind.startswith("factor:"):
+            return f"factor {kind[7:]} (ground truth)"
+        return COLOURINGS[kind]
+
     def choose(self, kind: str) -> None:
-        self.combo.setCurrentIndex(list(COLOURINGS).index(kind))  # -> _on_combo
+        self.combo.setCurrentIndex(max(0, self.combo.findData(kind)))  # -> _on_combo
 
     def _on_combo(self, index: int) -> None:
         self.kind = self.combo.itemData(index)
@@ -147,9 +162,22 @@ class PointColouring(QWidget):
 
     def recompute(self) -> None:
         self._job.cancel()
+        if self.kind.startswith("factor:"):  # known per image: nothing to compute
+            values = np.asarray(self.factors[self.kind[7:]], np.float64)
+            self.latent_view.set_point_values(values, self.caption(self.kind))
+            self._idle()
+            self.status.setText(f"{self.caption(self.kind)}: the value each image was "
+                                "generated with")
+            return
         if self.kind == "label" or self.model is None or self.x is None:
             self.latent_view.set_point_values(None)
             self._idle()
+            return
+        if getattr(self.model, "latent_dim", 2) != 2:
+            self.latent_view.set_point_values(None)
+            self._idle()
+            self.status.setText(f"{COLOURINGS[self.kind]} needs the exact grid log p(x): "
+                                "2-D latents only")
             return
         x = self.x() if callable(self.x) else self.x
         self._job.submit(colouring_values, self.model, np.asarray(x, np.float32), self.kind)
@@ -179,7 +207,7 @@ class PointColouring(QWidget):
         self.recompute_button.setEnabled(self.kind != "label")
 
     def _show(self, values: np.ndarray) -> None:
-        self.latent_view.set_point_values(values, COLOURINGS[self.kind])
+        self.latent_view.set_point_values(values, self.caption(self.kind))
 
     def _on_progress(self, update: ColouringUpdate) -> None:
         self.progress.setRange(0, update.total)

@@ -107,11 +107,15 @@ class ImagePanel(QWidget):
     def shows_sample(self) -> bool:
         return self.sample_button.isChecked()
 
-    def show_decoded(self, z: tuple[float, float], image: np.ndarray) -> None:
+    def show_decoded(self, z: tuple[float, float], image: np.ndarray,
+                     note: str | None = None) -> None:
+        """``z`` the plane point decoded; ``note`` what z that is when the latent has more
+        than two dimensions (the plane shows a view of it)."""
         self.z = (float(z[0]), float(z[1]))
         self.decoded.set_image(image)
         what = "one sample x~p(x|z)" if self.shows_sample else "mean E[x|z]"
-        self.z_label.setText(f"z = ({self.z[0]:.2f}, {self.z[1]:.2f})\n{what}")
+        where = note or f"z = ({self.z[0]:.2f}, {self.z[1]:.2f})"
+        self.z_label.setText(f"{where}\n{what}")
 
     def show_datapoint(self, title: str, image: np.ndarray, reconstruction: np.ndarray,
                        x: np.ndarray | None = None) -> None:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.qt.controllers.selection import short
 from explorer.qt.jobs import JobLane
 from explorer.qt.views.image_panel import ImageTile
 from explorer.qt.views.posterior_overlay import PosteriorOverlay
@@ -86,11 +87,59 @@ class DragReadout:
     sample: np.ndarray
 
 
-def sample_eps() -> np.ndarray:
-    return np.random.default_rng(SAMPLE_SEED).standard_normal(2)
+def sample_eps(latent_dim: int = 2) -> np.ndarray:
+    return np.random.default_rng(SAMPLE_SEED).standard_normal(latent_dim)
+
+
+def grid_reason(latent_dim: int) -> str:
+    """Why the inspector shows no exact posterior above 2-D (as `evaluate` says it)."""
+    return (f"No exact posterior: the grid integrates p(x, z) over a 2-D latent, and this "
+            f"model has {latent_dim} dimensions (a grid of 256 cells a side would need "
+            f"256^{latent_dim} decodes). The IWAE estimate, with its standard error, stands "
+            "for log p(x).")
+
+
+@dataclass
+class EstimatedPoint:
+    """The inspector's numbers above 2-D: no grid, so log p(x) is the IWAE estimate."""
+
+    mean: np.ndarray  # (D,) mu_i
+    sigma: np.ndarray  # (D,) sigma_i
+    elbo: float  # Monte Carlo over ELBO_SAMPLES draws, nats
+    recon: float
+    kl: float  # analytic
+    iwae: float
+    iwae_se: float
+    iwae_k: int
+    shape: list[str]
+
+
+ELBO_SAMPLES = 64
+
+
+def run_estimate(model, x: np.ndarray) -> EstimatedPoint:
+    import torch
+
+    from trainer.elbo import iwae_log_px
+
+    mu, sigma = (a[0] for a in model.encode(x[None]))
+    terms = model.elbo(x[None], samples=ELBO_SAMPLES, seed=SAMPLE_SEED)
+    g = torch.Generator().manual_seed(SAMPLE_SEED)
+    est = iwae_log_px(model.model, torch.as_tensor(x[None], dtype=torch.float32), k=IWAE_K,
+                      generator=g)
+    return EstimatedPoint(mean=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
+                          elbo=float(terms["elbo"][0]), recon=float(terms["recon"][0]),
+                          kl=float(terms["kl"][0]), iwae=float(est.log_px[0]),
+                          iwae_se=float(est.se[0]), iwae_k=IWAE_K, shape=[])
 
 
 def run_inspection(model, x: np.ndarray) -> Inspection:
+    if model.latent_dim != 2:
+        point = run_estimate(model, x)
+        mu, sigma = point.mean, point.sigma
+        images = model.decode_mean(np.stack((mu, mu + sigma * sample_eps(len(mu))))
+                                   .astype(np.float32))
+        return Inspection(point=point, recon=images[0], sample=images[1])
     point = inspect_point(model, x, n=GRID_N, iwae_k=IWAE_K)
     mu, sigma = point.encoder.mean, point.encoder.sigma
     images = model.decode_mean(np.stack((mu, mu + sigma * sample_eps())))
@@ -261,7 +310,8 @@ class Inspector(QWidget):
         self.tiles["scored"].setVisible(differs)
         self.tile_captions["scored"].setVisible(differs)
         self.note_label.setText(input_note(getattr(model, "binarization", "none")))
-        self.shape_label.setText("computing the exact posterior\u2026")
+        self.shape_label.setText("computing the exact posterior\u2026" if model.latent_dim == 2
+                                 else "estimating log p(x) by IWAE\u2026")
         self._inspect_job.submit(run_inspection, model, self.x)
 
     def clear(self, keep_status: bool = False) -> None:
@@ -305,6 +355,11 @@ class Inspector(QWidget):
              "dragged_elbo", "dragged_minus_elbo"))
         if p is None:
             return v
+        if isinstance(p, EstimatedPoint):
+            v.update(mu1=float(p.mean[0]), mu2=float(p.mean[1]), sigma1=float(p.sigma[0]),
+                     sigma2=float(p.sigma[1]), elbo=p.elbo, recon=p.recon, kl=p.kl,
+                     iwae=p.iwae, iwae_se=p.iwae_se)
+            return v
         e = p.encoder
         v.update(mu1=float(e.mean[0]), mu2=float(e.mean[1]), sigma1=float(e.sigma[0]),
                  sigma2=float(e.sigma[1]), elbo=e.elbo, recon=e.recon, kl=e.kl,
@@ -329,6 +384,12 @@ class Inspector(QWidget):
                     "amortisation_gap", "approximation_gap", "elbo_full"):
             t[key].setText(fmt(v[key]))
         t["iwae"].setText(fmt_se(v["iwae"], v["iwae_se"]))
+        if isinstance(p, EstimatedPoint):
+            t["lambda"].setText(f"μ = {short(p.mean)}, σ = {short(p.sigma)}")
+            t["log_px"].setText("— (no grid above 2-D; see IWAE)")
+            t["dragged"].setText("— (2-D latents only)")
+            t["grid"].setText(grid_reason(len(p.mean)))
+            return
         if v["dragged_elbo"] is None:
             t["dragged"].setText("drag the ellipse's centre or axis handles")
         else:
@@ -363,9 +424,17 @@ class Inspector(QWidget):
 
     def _on_inspected(self, result: Inspection) -> None:
         self.point = result.point
-        e = self.point.encoder
         self.tiles["recon"].set_image(result.recon)
         self.tiles["sample"].set_image(result.sample)
+        if isinstance(self.point, EstimatedPoint):
+            self.shape_label.setText(f"{len(self.point.mean)}-D latent: no exact posterior "
+                                     "(see 'grid' below); log p(x) is the IWAE estimate.")
+            self.copy_button.setEnabled(True)
+            self.status_label.setText("")
+            self._show_values()
+            self.inspected.emit(self.point)
+            return
+        e = self.point.encoder
         words = self.point.shape
         self.shape_label.setText("; ".join(words).capitalize() + "." if words else
                                  "The exact posterior is close to a single Gaussian.")

@@ -105,6 +105,14 @@ def ring_samples(ax_px: np.ndarray, ay_px: np.ndarray) -> np.ndarray:
     return np.ceil(2.0 ** (quarter_bits / 4)).astype(np.int64)
 
 
+def rotated_extents(half_axes: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """(n, 2) half widths along x and y of ellipses with these half axes, the first at
+    ``angles``: the bounding box of each."""
+    a, b = half_axes[:, 0], half_axes[:, 1]
+    c, s = np.cos(angles), np.sin(angles)
+    return np.stack((np.hypot(a * c, b * s), np.hypot(a * s, b * c)), axis=1)
+
+
 def premultiplied_argb(c: QColor) -> int:
     a = c.alpha()
     return (a << 24) | ((c.red() * a // 255) << 16) | ((c.green() * a // 255) << 8) \
@@ -274,7 +282,8 @@ def ellipse_segments(radius_px: float, n_ellipses: int) -> int:
 
 
 class EllipseSetItem(pg.GraphicsObject):
-    """Many axis-aligned ellipse outlines (q is diagonal) drawn with one drawLines call.
+    """Many ellipse outlines drawn with one drawLines call (or rasterised): axis-aligned (q is
+    diagonal) or, with angles, rotated (a linear view P q of a higher-dimensional q).
 
     Outlines are made in device coordinates at paint time, with a segment count from their
     size on screen, and kept until the data or the view transform change."""
@@ -292,24 +301,33 @@ class EllipseSetItem(pg.GraphicsObject):
         self._buffers: tuple[np.ndarray, ...] | None = None  # see _scratch
         self.centres = np.zeros((0, 2))  # (n, 2) data coordinates
         self.half_axes = np.zeros((0, 2))  # (n, 2), finite
+        self.angles: np.ndarray | None = None  # (n,) radians of the first half axis, or None
         self._bounds: tuple[float, float, float, float] | None = None
         self._lines = np.empty((0, 4))
         self._device_key: tuple | None = None
 
-    def set_ellipses(self, centres: np.ndarray, half_axes: np.ndarray) -> None:
-        """centres and half axes (n, 2) in data coordinates; rows not all finite are dropped."""
+    def set_ellipses(self, centres: np.ndarray, half_axes: np.ndarray,
+                     angles: np.ndarray | None = None) -> None:
+        """centres and half axes (n, 2) in data coordinates, the first half axis at
+        ``angles`` (n,) radians from the x axis (None: along x); rows not all finite are
+        dropped."""
         centres = np.asarray(centres, np.float64).reshape(-1, 2)
         half_axes = np.abs(np.asarray(half_axes, np.float64).reshape(-1, 2))
         ok = np.isfinite(centres).all(axis=1) & np.isfinite(half_axes).all(axis=1)
+        if angles is not None:
+            angles = np.asarray(angles, np.float64).reshape(-1)
+            ok &= np.isfinite(angles)
         if not ok.all():
             centres, half_axes = centres[ok], half_axes[ok]
+            angles = None if angles is None else angles[ok]
         self.prepareGeometryChange()
-        self.centres, self.half_axes = centres, half_axes
+        self.centres, self.half_axes, self.angles = centres, half_axes, angles
+        ext = half_axes if angles is None else rotated_extents(half_axes, angles)
         self._bounds = None if len(centres) == 0 else (
-            float((centres[:, 0] - half_axes[:, 0]).min()),
-            float((centres[:, 0] + half_axes[:, 0]).max()),
-            float((centres[:, 1] - half_axes[:, 1]).min()),
-            float((centres[:, 1] + half_axes[:, 1]).max()))
+            float((centres[:, 0] - ext[:, 0]).min()),
+            float((centres[:, 0] + ext[:, 0]).max()),
+            float((centres[:, 1] - ext[:, 1]).min()),
+            float((centres[:, 1] + ext[:, 1]).max()))
         self._device_key = None
         self.update()
 
@@ -321,6 +339,9 @@ class EllipseSetItem(pg.GraphicsObject):
         return _rect(self._bounds)
 
     def _prepare(self, key: tuple) -> None:
+        if self.angles is not None:
+            self._prepare_rotated(key)
+            return
         # The view box only scales and translates, so outlines stay axis-aligned on screen.
         m11, _, _, m22, dx, dy = key[:6]
         with np.errstate(over="ignore", invalid="ignore"):
@@ -357,6 +378,55 @@ class EllipseSetItem(pg.GraphicsObject):
         # Keep far-off vertices finite and small for the raster engine when zoomed in a long way.
         if n and (np.abs(cx).max() + ax.max() > 1e6 or np.abs(cy).max() + ay.max() > 1e6):
             np.clip(self._lines, -1e6, 1e6, out=self._lines)
+
+    def _prepare_rotated(self, key: tuple) -> None:
+        """Rotated outlines: in device space c + u cos t + v sin t, with u and v the two
+        half axes mapped by the view box's scale (rarer than the diagonal case, so one
+        general pass with a per-sample bounds test)."""
+        m11, _, _, m22, dx, dy = key[:6]
+        big = MAX_DEVICE_COORD
+        a, b, th = self.half_axes[:, 0], self.half_axes[:, 1], self.angles
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = np.stack((self.centres[:, 0] * m11 + dx, self.centres[:, 1] * m22 + dy), 1)
+            u = np.stack((a * np.cos(th) * m11, a * np.sin(th) * m22), 1)
+            v = np.stack((-b * np.sin(th) * m11, b * np.cos(th) * m22), 1)
+        for arr in (c, u, v):
+            np.clip(np.nan_to_num(arr, nan=0.0, posinf=big, neginf=-big), -big, big, out=arr)
+        self._image = None
+        n = len(c)
+        if self._raster:
+            dpr = key[-1]
+            w, h = int(round(key[6] * dpr)), int(round(key[7] * dpr))
+            if w <= 0 or h <= 0 or w > 16384 or h > 16384 or n == 0:
+                return
+            c, u, v = c * dpr, u * dpr, v * dpr
+            size = ring_samples(np.hypot(*u.T), np.hypot(*v.T))
+            keep = int(np.searchsorted(np.cumsum(size), MAX_RING_SAMPLES, side="right"))
+            flat = []
+            for k in np.unique(size[:keep]):
+                idx = np.flatnonzero(size[:keep] == k)
+                t = np.linspace(0.0, 2.0 * np.pi, int(k), endpoint=False)
+                px = np.rint(c[idx, 0, None] + u[idx, 0, None] * np.cos(t)
+                             + v[idx, 0, None] * np.sin(t)).ravel()
+                py = np.rint(c[idx, 1, None] + u[idx, 1, None] * np.cos(t)
+                             + v[idx, 1, None] * np.sin(t)).ravel()
+                ok = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+                flat.append((py[ok] * w + px[ok]).astype(np.intp))
+            counts = np.bincount(np.concatenate(flat) if flat else np.zeros(0, np.intp),
+                                 minlength=w * h)
+            pixels = np.take(self._shades(), np.minimum(counts, 255))
+            image = QImage(memoryview(pixels), w, h, w * 4,
+                           QImage.Format.Format_ARGB32_Premultiplied)
+            image.setDevicePixelRatio(dpr)
+            self._image, self._image_owner = image, pixels
+            return
+        radius = float(np.percentile(np.hypot(*u.T), 90)) if n else 0.0
+        k = ellipse_segments(radius, n)
+        t = np.linspace(0.0, 2.0 * np.pi, k + 1)
+        pts = (c[:, None, :] + u[:, None, :] * np.cos(t)[None, :, None]
+               + v[:, None, :] * np.sin(t)[None, :, None])  # (n, k + 1, 2)
+        self._lines = np.clip(np.concatenate((pts[:, :-1], pts[:, 1:]), axis=2)
+                              .reshape(-1, 4), -1e6, 1e6)
 
     @guarded()
     def paint(self, p: QPainter, option, widget=None) -> None:
@@ -460,6 +530,7 @@ class LatentView(pg.PlotWidget):
 
     zRequested = Signal(float, float)
     pointSelected = Signal(int)  # -1: the selection was cleared
+    pointShiftPicked = Signal(int)  # a dot shift-clicked: an end of an interpolation
     markerSelected = Signal(int)
     filesDropped = Signal(list)
     viewRegionChanged = Signal(float, float, float, float)  # xmin, xmax, ymin, ymax
@@ -513,7 +584,9 @@ class LatentView(pg.PlotWidget):
         self._colorbar: pg.ColorBarItem | None = None
 
         self._mu: np.ndarray | None = None
-        self._sigma: np.ndarray | None = None
+        self._sigma: np.ndarray | None = None  # half extents of each 1-sigma ellipse
+        self._rotation: tuple[np.ndarray, np.ndarray] | None = None  # (semi-axes, angles)
+        self.view_text = ""  # which 2-D view of the latent this is (plane_view.PlaneData)
         self._starts: np.ndarray | None = None  # (N, 2) f_phi(x_i) of a semi-amortized run
         self._segments = 0  # refinement lines drawn
         self._caption = ""  # what the dots are (explorer.core.inference_view)
@@ -583,20 +656,26 @@ class LatentView(pg.PlotWidget):
         self._recolour()
 
     def set_latents(self, mu: np.ndarray, sigma: np.ndarray,
+                    rotation: tuple[np.ndarray, np.ndarray] | None = None,
                     starts: np.ndarray | None = None) -> None:
-        """Every datapoint's posterior mean and standard deviation, each (N, 2); ``starts``
-        (N, 2): where each mean came from (a semi-amortized run's f_phi(x_i)), drawn as a
-        line to it for the points that get an ellipse."""
+        """Every datapoint's posterior mean and standard deviation in the shown view, each
+        (N, 2); with ``rotation`` (semi-axes (N, 2), angles (N,)) the 1-sigma ellipses are
+        rotated ones and ``sigma`` their half extents along the axes (plane_view).
+        ``starts`` (N, 2): where each mean came from (a semi-amortized run's f_phi(x_i)),
+        drawn as a line to it for the points that get an ellipse."""
         mu = np.asarray(mu)
         sigma = np.asarray(sigma)
         if mu.ndim != 2 or mu.shape[1] != 2 or sigma.shape != mu.shape:
             raise ValueError(f"set_latents: need mu and sigma of shape (N, 2), got {mu.shape} "
                              f"and {sigma.shape}")
+        if rotation is not None and (np.shape(rotation[0]) != mu.shape
+                                     or np.shape(rotation[1]) != (len(mu),)):
+            raise ValueError("set_latents: rotation needs (N, 2) semi-axes and (N,) angles")
         if starts is not None and np.shape(starts) != mu.shape:
             raise ValueError(f"set_latents: starts of shape {np.shape(starts)}, mu {mu.shape}")
         self._starts = None if starts is None else np.asarray(starts)
         resized = self._mu is None or len(self._mu) != len(mu)
-        self._mu, self._sigma = mu, sigma
+        self._mu, self._sigma, self._rotation = mu, sigma, rotation
         if resized:
             self._order = np.random.default_rng(PRIORITY_SEED).permutation(len(mu))
             if self._selected is not None and self._selected >= len(mu):
@@ -858,7 +937,7 @@ class LatentView(pg.PlotWidget):
             chosen, ranked = np.flatnonzero(in_view), False
         self._draw_refinement(chosen)
         chosen = self._within_ink(chosen, ranked, in_view)
-        self._ellipses.set_ellipses(self._mu[chosen], self._level * self._sigma[chosen])
+        self._ellipses.set_ellipses(self._mu[chosen], *self._ellipse_args(chosen))
         self._counts = (self._ellipses.count(), total)
         self._set_status_text()
 
@@ -911,6 +990,8 @@ class LatentView(pg.PlotWidget):
             text = f"{sigma} ellipses: {total:,} in view"
         if self._segments:
             text += f"; {self._segments:,} lines from f_\u03c6(x_i)"
+        if self.view_text:
+            text = f"{self.view_text}\n{text}"
         if self._caption:
             text = f"{self._caption}\n{text}"
         if text != self._status_text:  # setText repaints the plane even when unchanged
@@ -926,7 +1007,21 @@ class LatentView(pg.PlotWidget):
             return
         mu = self._mu[i: i + 1].astype(np.float64)
         self._ring.setData(pos=mu)
-        self._selected_ellipse.set_ellipses(mu, self._level * self._sigma[i: i + 1])
+        self._selected_ellipse.set_ellipses(mu, *self._ellipse_args(slice(i, i + 1)))
+
+    def _ellipse_args(self, rows) -> tuple:
+        """(half axes, angles or None) of the chosen rows' ellipses at the sigma level."""
+        if self._rotation is None:
+            return self._level * self._sigma[rows], None
+        return self._level * self._rotation[0][rows], self._rotation[1][rows]
+
+    def set_view_titles(self, x: str, y: str, text: str) -> None:
+        """Name the view's axes and say in the corner which view of the latent this is."""
+        self.plotItem.setLabel("bottom", x)
+        self.plotItem.setLabel("left", y)
+        self.view_text = text
+        self._status_text = ""
+        self._set_status_text()
 
     # ---- picking ----------------------------------------------------------------------------
 
@@ -958,6 +1053,14 @@ class LatentView(pg.PlotWidget):
 
     @guarded()
     def mousePressEvent(self, ev) -> None:
+        if (ev.button() == Qt.MouseButton.LeftButton
+                and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier):
+            z = self._data_pos(ev.position())  # on a dot: pick it; elsewhere: pan
+            index = None if z is None else self._nearest(self._mu, z, PICK_RADIUS)
+            if index is not None:
+                ev.accept()
+                self.pointShiftPicked.emit(index)
+                return
         if (ev.button() == Qt.MouseButton.LeftButton
                 and not (ev.modifiers() & PAN_MODIFIERS)):
             z = self._data_pos(ev.position())

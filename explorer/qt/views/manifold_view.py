@@ -55,6 +55,7 @@ class ManifoldView(QWidget):
         self._z: np.ndarray | None = None
         self._pending = False
         self._last_draw = -1e9  # monotonic seconds of the last redraw
+        self.lift = None  # view point (n, 2) -> z (n, D) above 2-D (plane_view.PlaneData)
         self.redraws = 0  # how many mosaics were decoded (for tests and benchmarks)
 
         self.mode_box = QComboBox()
@@ -172,7 +173,10 @@ class ManifoldView(QWidget):
         self._last_draw = time.monotonic()
         z = self.grid_z()
         rows, cols = z.shape[:2]
-        images = np.asarray(self._frozen.decode_mean(z.reshape(-1, 2).astype(np.float32)))
+        flat = z.reshape(-1, 2)
+        if self.lift is not None:  # a view of a bigger latent: each cell's z lifted
+            flat = self.lift(flat)
+        images = np.asarray(self._frozen.decode_mean(flat.astype(np.float32)))
         self._z = z
         self._mosaic = tile(images, rows, cols)
         # Fixed levels: pixel means live in [0, 1], and autoscaling would flicker.
