@@ -60,7 +60,7 @@ def test_semi_lines_follow_the_ellipses_level_of_detail(qtbot):
     starts = rng.normal(size=(500, 2))
     mu = starts + 0.1
     view.set_ellipse_budget(40)
-    view.set_latents(mu, np.full((500, 2), 0.05), starts)
+    view.set_latents(mu, np.full((500, 2), 0.05), starts=starts)
     assert view.refinement_lines() == 40
     x, y = view._refinement.getData()
     assert view._refinement.opts["connect"] == "pairs" and len(x) == 80
