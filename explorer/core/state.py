@@ -26,7 +26,8 @@ SCHEDULES = ("one", "all")
 SCHEDULE_TEXT = {"one": "one run trains at a time",
                  "all": "all runs train in turn (one step each, round-robin)"}
 # The settings a new run may change from the run it is derived from.
-DERIVABLE = ("beta", "likelihood", "binarization", "hidden", "seed", "lr", "batch_size")
+DERIVABLE = ("beta", "likelihood", "binarization", "hidden", "seed", "lr", "batch_size",
+             "inference")
 
 
 class Run:

@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.explainer import ParameterCounts, parameter_counts
+from explorer.core.explainer import ParameterCounts, optimised_text, parameter_counts
+from explorer.core.inference_view import plane_latents, plane_statement
 from explorer.core.plane_view import plane_data
 from explorer.core.state import MAX_RUNS, SCHEDULE_TEXT, AppState, Run
 from explorer.core.window_size import (
@@ -573,7 +574,7 @@ class MainWindow(QMainWindow):
         for name, title, widget, area in (
                 ("image", "Decoded image", self.image_panel, right),
                 ("manifold", "Manifold", self.manifold_view, right),
-                ("controls", "Training", self.controls, left),
+                ("controls", "Training", scrolled(self.controls), left),
                 ("dataset", "Dataset", self.dataset_panel, left),
                 ("elbo", "ELBO curves", self.elbo_view, Qt.DockWidgetArea.BottomDockWidgetArea),
                 ("compare", "Compare runs", self.comparison,
@@ -726,13 +727,19 @@ class MainWindow(QMainWindow):
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Draw the current run's newest snapshot in the full views."""
-        self.plane = plane = plane_data(self.state.plane_view, snapshot.mu, snapshot.sigma)
+        mu, sigma, starts = plane_latents(snapshot)  # semi: the refined q
+        self.plane = plane = plane_data(self.state.plane_view, mu, sigma)
         rotation = plane.ellipses() if plane.rotated else None
-        self.latent_view.set_latents(plane.means, plane.extents, rotation)
+        # Refinement lines in a 2-D latent only (above it, the view is a projection).
+        self.latent_view.set_latents(plane.means, plane.extents, rotation,
+                                     starts=starts if mu.shape[1] == 2 else None)
         self.latent_view.set_view_titles(*plane.axis_titles, plane.text)
-        self.dimensions.set_latents(snapshot.mu, snapshot.sigma)
-        self.manifold_view.lift = None if snapshot.mu.shape[1] == 2 else plane.lift
+        self.latent_view.set_caption(plane_statement(snapshot.config))
+        self.controls.set_parameter_counts(optimised_text(self.parameter_counts()))
+        self.dimensions.set_latents(mu, sigma)
+        self.manifold_view.lift = None if mu.shape[1] == 2 else plane.lift
         self.manifold_view.set_model(snapshot.model)
+        self.encoded_panel.model.set_inference(snapshot.config)
         self.encoded_panel.model.reencode(snapshot.model)  # the markers follow training
         self.colouring.set_data(snapshot.model, self.selection.model_inputs)
         # The aggregate density sums axis-aligned Gaussians: exact in an axes view only.
@@ -813,13 +820,16 @@ class MainWindow(QMainWindow):
     def parameter_counts(self) -> ParameterCounts:
         """|phi|, |theta| and the lambda_i counts of the live model (of the configured one
         before the first snapshot)."""
+        rows = None
         if self.model is not None:
             vae = self.model.model
+            if self.config.inference == "free":  # held-out points have no row: NaN
+                rows = int(np.isfinite(self.snapshot.mu).all(axis=1).sum())
         else:
             from trainer.model import VAE
 
             vae = VAE.from_config(self.dataset.n_pixels, self.config)
-        return parameter_counts(vae, len(self.dataset))
+        return parameter_counts(vae, len(self.dataset), self.config.inference, rows)
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Latent Explorer", about_text())

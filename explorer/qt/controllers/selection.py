@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer.core.inference_view import plane_latents
 from trainer.evidence import dataset_evidence, evidence_input
 
 
@@ -88,8 +89,10 @@ class SelectionController:
         snapshot = window.snapshot
         self._show_traversal()
         if snapshot is not None and selected < len(snapshot.mu):
-            mu = snapshot.mu[selected]
-            if len(mu) == 2:
+            mu = plane_latents(snapshot)[0][selected]
+            if not np.isfinite(mu).all():  # a free-form run's held-out point has no lambda_i
+                pass
+            elif len(mu) == 2:
                 self.decode_z(*(float(c) for c in mu))  # z = mu_i
             elif self.window.plane is not None:
                 self.decode_z(*self.window.plane.to_view(mu), z_full=mu)
@@ -148,8 +151,9 @@ class SelectionController:
             return
         self._inspected = ("point", i)
         image = dataset.as_float([i]).reshape(dataset.image_shape)
+        mu, sigma = (a[i] for a in plane_latents(snapshot)[:2])  # semi: the refined q
         self.views.inspector.inspect(snapshot.model, self._datapoint_x(i).reshape(-1), image,
-                                     f"datapoint #{i}", snapshot.mu[i], snapshot.sigma[i])
+                                     f"datapoint #{i}", mu, sigma)
         self.inspector_dock.raise_()
 
     def inspect_encoded(self, index: int) -> None:
@@ -176,13 +180,17 @@ class SelectionController:
         if snapshot is None or i is None or i >= len(dataset):
             return
         h, w = dataset.image_shape
-        mu, sigma = snapshot.mu[i], snapshot.sigma[i]
-        recon = snapshot.model.decode_mean(mu[None, :])[0]
+        mu, sigma = (a[i] for a in plane_latents(snapshot)[:2])
+        # A free-form run's held-out point has no lambda_i: nothing to reconstruct from.
+        recon = (snapshot.model.decode_mean(mu[None, :])[0] if np.isfinite(mu).all()
+                 else None)
         label = ""
         if dataset.labels is not None:
             value = int(dataset.labels[i])
             names = dataset.label_names
             label = f", label {names[value] if names and value < len(names) else value}"
-        title = f"datapoint #{i}{label}\nmu = {short(mu)}\nsigma = {short(sigma)}"
+        title = (f"datapoint #{i}{label}\nmu = {short(mu)}\nsigma = {short(sigma)}"
+                 if recon is not None else
+                 f"datapoint #{i}{label}\nheld out: a free-form run has no \u03bb_i for it")
         self.views.image_panel.show_datapoint(title, dataset.as_float([i]).reshape(h, w), recon,
                                               x=self._datapoint_x(i))

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from trainer import ConfigError, TrainConfig
+from trainer.config import INFERENCE_MODES
 
 BINARIZATION_CHOICES = {"bernoulli": ("dynamic", "threshold"), "gaussian": ("none",)}
 # What a legitimate `train` run can have (trainer.config validates lr > 0, beta >= 0,
@@ -27,6 +29,16 @@ LR_RANGE = (1e-12, 1e6)
 BETA_RANGE = (0.0, 1e6)
 MAX_BATCH = 2**31 - 1  # QSpinBox's limit; far beyond any dataset's size
 MAX_SEED = 2**63 - 1
+INFERENCE_TIP = ("Who gives each training point its q: the encoder f_phi(x_i) (amortized), a "
+                 "stored free parameter lambda_i per point (free), or f_phi(x_i) refined by K "
+                 "steps on its ELBO (semi); applies on Reset")
+
+
+def inference_box() -> QComboBox:
+    box = QComboBox()
+    box.addItems(list(INFERENCE_MODES))
+    box.setToolTip(INFERENCE_TIP)
+    return box
 
 
 class ScientificSpinBox(QDoubleSpinBox):
@@ -124,6 +136,11 @@ class Controls(QWidget):
         self.hidden = QLineEdit()
         self.hidden.setToolTip("Hidden layer sizes of the encoder (the decoder mirrors them)")
         self.seed = SeedBox()
+        self.inference = inference_box()
+        self.parameters = QLabel()
+        self.parameters.setWordWrap(True)
+        self.parameters.setToolTip("What the run's optimisers update (Help > What am I "
+                                   "looking at? says more)")
         for widget, tip in (
                 (self.lr, "Adam's step size for phi and theta; applies at once"),
                 (self.beta, "Weight of KL(q || p(z)) in the training loss (1 = the ELBO); "
@@ -153,10 +170,14 @@ class Controls(QWidget):
         reset_form.addRow("binarization", self.binarization)
         reset_form.addRow("hidden sizes", self.hidden)
         reset_form.addRow("seed", self.seed)
+        reset_form.addRow("inference", self.inference)
+        optimised = QGroupBox("Parameters being optimised")
+        QVBoxLayout(optimised).addWidget(self.parameters)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(live)
         layout.addWidget(on_reset)
+        layout.addWidget(optimised)
         layout.addStretch(1)
 
         self.start_button.clicked.connect(self.startPauseClicked)
@@ -178,6 +199,11 @@ class Controls(QWidget):
         self._fill_binarizations(config.likelihood)
         self.binarization.setCurrentText(config.binarization)
         self.hidden.setText(",".join(str(h) for h in config.hidden))
+        self.inference.setCurrentText(config.inference)
+
+    def set_parameter_counts(self, text: str) -> None:
+        """explorer.core.explainer.optimised_text of the run shown."""
+        self.parameters.setText(text)
 
     def _fill_binarizations(self, likelihood: str) -> None:
         self.binarization.clear()
@@ -206,6 +232,7 @@ class Controls(QWidget):
                               batch_size=self.batch.value(),
                               likelihood=self.likelihood.currentText(),
                               binarization=self.binarization.currentText(),
-                              hidden=parse_hidden(self.hidden.text()), seed=int(seed_text))
+                              hidden=parse_hidden(self.hidden.text()), seed=int(seed_text),
+                              inference=self.inference.currentText())
         config.validate()
         return config

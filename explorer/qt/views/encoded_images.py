@@ -58,10 +58,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core.inference_view import NewPointQ, q_for_new_points
 from explorer.qt.image_jobs import ImageJob, PreparedImage, prepare_qimage
 from explorer.qt.paint_guard import guarded
 from explorer.qt.views.image_panel import to_qimage
-from trainer import DataError, FolderListing, fit_fraction, preprocess_image
+from trainer import DataError, FolderListing, TrainConfig, fit_fraction, preprocess_image
 from trainer.evidence import evidence_input
 
 MAX_ENTRIES = 1000  # markers and list rows beyond this help nobody and slow the plane
@@ -69,6 +70,10 @@ ELBO_SAMPLES = 4  # reparameterised draws averaged for the list's ELBO readout
 DETAILS_MIN_INTERVAL_S = 0.5
 DETAILS_DUTY = 0.05  # the details may take at most this fraction of the GUI thread's time
 PROGRESS_DIALOG_MIN_FILES = 20  # more files than this: a progress dialog with Cancel
+# Free and semi runs fit (or refine) each image's q by optimisation: at most this share of
+# the GUI thread's time, at most once per FIT_MIN_INTERVAL_S (new images: at once).
+FIT_DUTY = 0.1
+FIT_MIN_INTERVAL_S = 2.0
 TILE = 64  # px, each of the three images in a row's icon
 GAP = 3
 TILE_BACKGROUND = QColor(40, 40, 40)
@@ -147,6 +152,9 @@ class EncodedImagesModel(QAbstractListModel):
         self._fill: float | None = None
         self._invert: bool | None = None  # the dataset's polarity rule (None: per image)
         self._frozen = None
+        self._config = None  # the run's TrainConfig: its inference mode decides how q is got
+        self.q_cost: NewPointQ | None = None  # how the markers' q was obtained, and its time
+        self._fit_at = -math.inf
         self._pasted = 0
         self._details_cost = 0.0
         self._details_at = -math.inf
@@ -294,6 +302,17 @@ class EncodedImagesModel(QAbstractListModel):
         else:
             self.changed.emit()
 
+    def set_inference(self, config) -> None:
+        """The run's config: a free-form run has no encoder for a new x, so its q is fitted
+        (explorer.core.inference_view.q_for_new_points); a semi run's is refined."""
+        if self._config is None or config.inference != self._config.inference:
+            self._fit_at = -math.inf  # another mode: q again at the next reencode
+        self._config = config
+
+    def inference_note(self) -> str:
+        """What obtaining the markers' q took, in one sentence ('' before any)."""
+        return "" if self.q_cost is None else self.q_cost.sentence()
+
     def reencode(self, frozen) -> bool:
         """Encode every entry with ``frozen`` (a snapshot's FrozenVAE) in one batched call.
         False when the model is for another image size (a snapshot from before a switch)."""
@@ -303,7 +322,12 @@ class EncodedImagesModel(QAbstractListModel):
         self._frozen = frozen
         if not self._images:
             return True
-        self._mu, self._sigma = frozen.encode(self._inputs())
+        mode = "amortized" if self._config is None else self._config.inference
+        if mode == "amortized" or self._mu is None or self._fit_due():
+            q = q_for_new_points(frozen.model, self._inputs(),
+                                 self._config or TrainConfig())
+            self._mu, self._sigma, self.q_cost = q.mu, q.sigma, q
+            self._fit_at = time.monotonic()
         if fresh_details:
             self._schedule_details(now=self._details is None)
         last = self.index(len(self._images) - 1)
@@ -311,6 +335,11 @@ class EncodedImagesModel(QAbstractListModel):
                                                     Qt.ItemDataRole.ToolTipRole])
         self.changed.emit()
         return True
+
+    def _fit_due(self) -> bool:
+        cost = 0.0 if self.q_cost is None else self.q_cost.seconds
+        interval = max(FIT_MIN_INTERVAL_S, cost / FIT_DUTY)
+        return time.monotonic() - self._fit_at >= interval
 
     def _schedule_details(self, now: bool) -> None:
         if self._details_timer.isActive() and not now:
@@ -414,6 +443,10 @@ class EncodedImagesPanel(QWidget):
         self.model.modelReset.connect(lambda: self._on_current_changed(self.list.currentIndex()))
         self.hint = QLabel("Drop images on the latent plane, or paste one (Ctrl+V).")
         self.hint.setWordWrap(True)
+        # How this run's inference got the images' q, and what it cost (free-form: a fit).
+        self.cost = QLabel()
+        self.cost.setWordWrap(True)
+        self.model.changed.connect(lambda: self.cost.setText(self.model.inference_note()))
         self.remove_button = QPushButton("Remove")
         self.remove_button.clicked.connect(self.remove_selected)
         self.clear_button = QPushButton("Clear")
@@ -431,6 +464,7 @@ class EncodedImagesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.hint)
+        layout.addWidget(self.cost)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.problems)

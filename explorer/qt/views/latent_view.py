@@ -51,6 +51,7 @@ PRIOR_COLOUR = QColor(150, 150, 150, 120)
 HIGHLIGHT_COLOUR = QColor(255, 255, 255)
 MARKER_COLOUR = QColor(255, 215, 0)
 CROSSHAIR_COLOUR = QColor(255, 70, 70)
+REFINEMENT_COLOUR = QColor(230, 120, 40, 170)
 _REFRESH_EVENT = QEvent.Type(QEvent.registerEventType())  # rebuild the ellipses' subset
 
 
@@ -555,11 +556,16 @@ class LatentView(pg.PlotWidget):
         self._markers = MarkerSetItem(MARKER_COLOUR, HIGHLIGHT_COLOUR)  # stars and names
         self._crosshair = pg.ScatterPlotItem(symbol="+", size=22, brush=CROSSHAIR_COLOUR,
                                              pen=pg.mkPen(CROSSHAIR_COLOUR, width=2))
+        # Semi-amortized runs: f_phi(x_i) -> refined mu_i, one segment per point with an
+        # ellipse (the same level of detail), all in one item.
+        self._refinement = pg.PlotCurveItem(connect="pairs",
+                                            pen=pg.mkPen(REFINEMENT_COLOUR, width=1))
         self.addItem(self._prior)
         self.addItem(self._points)
-        for item in (self._ellipses, self._selected_ellipse, self._ring,
+        for item in (self._refinement, self._ellipses, self._selected_ellipse, self._ring,
                      self._marker_ellipses, self._markers, self._crosshair):
             self.addItem(item, ignoreBounds=True)
+        self._refinement.setZValue(1.5)  # over the dots (a short line hides under one)
         for z, item in enumerate((self._prior, self._points, self._ellipses,
                                   self._selected_ellipse, self._ring, self._marker_ellipses,
                                   self._markers, self._crosshair)):
@@ -581,6 +587,9 @@ class LatentView(pg.PlotWidget):
         self._sigma: np.ndarray | None = None  # half extents of each 1-sigma ellipse
         self._rotation: tuple[np.ndarray, np.ndarray] | None = None  # (semi-axes, angles)
         self.view_text = ""  # which 2-D view of the latent this is (plane_view.PlaneData)
+        self._starts: np.ndarray | None = None  # (N, 2) f_phi(x_i) of a semi-amortized run
+        self._segments = 0  # refinement lines drawn
+        self._caption = ""  # what the dots are (explorer.core.inference_view)
         self._order = np.zeros(0, np.int64)  # draw order and ellipse priority
         self._labels: np.ndarray | None = None
         self._label_names: list[str] | None = None
@@ -647,10 +656,13 @@ class LatentView(pg.PlotWidget):
         self._recolour()
 
     def set_latents(self, mu: np.ndarray, sigma: np.ndarray,
-                    rotation: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                    rotation: tuple[np.ndarray, np.ndarray] | None = None,
+                    starts: np.ndarray | None = None) -> None:
         """Every datapoint's posterior mean and standard deviation in the shown view, each
         (N, 2); with ``rotation`` (semi-axes (N, 2), angles (N,)) the 1-sigma ellipses are
-        rotated ones and ``sigma`` their half extents along the axes (plane_view)."""
+        rotated ones and ``sigma`` their half extents along the axes (plane_view).
+        ``starts`` (N, 2): where each mean came from (a semi-amortized run's f_phi(x_i)),
+        drawn as a line to it for the points that get an ellipse."""
         mu = np.asarray(mu)
         sigma = np.asarray(sigma)
         if mu.ndim != 2 or mu.shape[1] != 2 or sigma.shape != mu.shape:
@@ -659,6 +671,9 @@ class LatentView(pg.PlotWidget):
         if rotation is not None and (np.shape(rotation[0]) != mu.shape
                                      or np.shape(rotation[1]) != (len(mu),)):
             raise ValueError("set_latents: rotation needs (N, 2) semi-axes and (N,) angles")
+        if starts is not None and np.shape(starts) != mu.shape:
+            raise ValueError(f"set_latents: starts of shape {np.shape(starts)}, mu {mu.shape}")
+        self._starts = None if starts is None else np.asarray(starts)
         resized = self._mu is None or len(self._mu) != len(mu)
         self._mu, self._sigma, self._rotation = mu, sigma, rotation
         if resized:
@@ -701,6 +716,19 @@ class LatentView(pg.PlotWidget):
     def marker_sizes(self) -> list[float]:
         """The star diameter (px) of each marker: the highlighted one is drawn bigger."""
         return self._markers.sizes()
+
+    def set_caption(self, text: str) -> None:
+        """One line on what the dots are, above the ellipse counts."""
+        self._caption = text
+        self._set_status_text()
+
+    def caption(self) -> str:
+        return self._caption
+
+    def refinement_lines(self) -> int:
+        """How many f_phi(x_i) -> mu_i lines are drawn."""
+        self._refresh_ellipses_if_dirty()
+        return self._segments
 
     def ellipse_status(self) -> tuple[int, int]:
         """(ellipses drawn, ellipses in view): drawn < in view means they are thinned."""
@@ -882,6 +910,7 @@ class LatentView(pg.PlotWidget):
     def _refresh_ellipses(self) -> None:
         if self._mu is None or len(self._mu) == 0:
             self._ellipses.set_ellipses(np.zeros((0, 2)), np.zeros((0, 2)))
+            self._draw_refinement(np.zeros(0, np.int64))
             self._counts = (0, 0)
             self._set_status_text()
             return
@@ -906,10 +935,26 @@ class LatentView(pg.PlotWidget):
             chosen = self._order[in_view[self._order]][: self._budget]
         else:
             chosen, ranked = np.flatnonzero(in_view), False
+        self._draw_refinement(chosen)
         chosen = self._within_ink(chosen, ranked, in_view)
         self._ellipses.set_ellipses(self._mu[chosen], *self._ellipse_args(chosen))
         self._counts = (self._ellipses.count(), total)
         self._set_status_text()
+
+    def _draw_refinement(self, chosen: np.ndarray) -> None:
+        """Lines from f_phi(x_i) to mu_i for the points ``chosen`` for an ellipse."""
+        if self._starts is None or len(chosen) == 0:
+            if self._segments:
+                self._refinement.setData([], [])
+            self._segments = 0
+            return
+        a, b = self._starts[chosen], self._mu[chosen]
+        ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+        a, b = a[ok], b[ok]
+        xy = np.empty((2 * len(a), 2))
+        xy[0::2], xy[1::2] = a, b  # start, end: one pair per segment
+        self._refinement.setData(xy[:, 0], xy[:, 1], connect="pairs")
+        self._segments = len(a)
 
     def _within_ink(self, chosen: np.ndarray, ranked: bool,
                     in_view: np.ndarray | None) -> np.ndarray:
@@ -943,8 +988,12 @@ class LatentView(pg.PlotWidget):
             text = f"{sigma} ellipses: {drawn:,} of {total:,} in view (thinned)"
         else:
             text = f"{sigma} ellipses: {total:,} in view"
+        if self._segments:
+            text += f"; {self._segments:,} lines from f_\u03c6(x_i)"
         if self.view_text:
             text = f"{self.view_text}\n{text}"
+        if self._caption:
+            text = f"{self._caption}\n{text}"
         if text != self._status_text:  # setText repaints the plane even when unchanged
             self._status_text = text
             self._status.setText(text)

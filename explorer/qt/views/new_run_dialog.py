@@ -1,7 +1,7 @@
 """File > New run: the settings a new run changes from the current run's config.
 
 Prefilled with the current run's beta, likelihood (and its binarization rule), hidden sizes,
-seed and learning rate; ``changes()`` returns only what the user changed, and
+seed, learning rate and inference mode; ``changes()`` returns only what the user changed, and
 explorer.core.state.derive_config makes (and validates) the new config from them.
 """
 
@@ -24,6 +24,7 @@ from explorer.qt.views.controls import (
     BINARIZATION_CHOICES,
     LR_RANGE,
     ScientificSpinBox,
+    inference_box,
 )
 from trainer import ConfigError, TrainConfig
 
@@ -48,6 +49,8 @@ class NewRunDialog(QDialog):
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_DIALOG_SEED)
         self.seed.setValue(min(base.seed + 1, MAX_DIALOG_SEED))  # another seed by default
+        self.inference = inference_box()
+        self.inference.setCurrentText(base.inference)
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.likelihood.currentTextChanged.connect(self._fill_binarization)
@@ -60,6 +63,7 @@ class NewRunDialog(QDialog):
         form.addRow("hidden sizes", self.hidden)
         form.addRow("seed", self.seed)
         form.addRow("learning rate", self.lr)
+        form.addRow("inference", self.inference)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._accept)
@@ -87,7 +91,8 @@ class NewRunDialog(QDialog):
                              ) from None
         values = {"beta": self.beta.value(), "likelihood": self.likelihood.currentText(),
                   "binarization": self.binarization.currentText(), "hidden": hidden,
-                  "seed": self.seed.value(), "lr": self.lr.value()}
+                  "seed": self.seed.value(), "lr": self.lr.value(),
+                  "inference": self.inference.currentText()}
         return {k: v for k, v in values.items() if v != getattr(self.base, k)}
 
     def config(self) -> TrainConfig:

@@ -14,6 +14,7 @@ import html
 from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from explorer.core.inference_view import plane_latents, plane_statement
 from explorer.core.plane_view import default_choice, plane_data
 from explorer.core.state import Run
 from explorer.qt.views.latent_view import LatentView
@@ -87,11 +88,14 @@ class RunPlane(QFrame):
 
     def _draw(self, snapshot) -> None:
         # Above 2-D, each side plane shows its own run's default view (PCA of its mu).
-        plane = plane_data(default_choice(snapshot.mu.shape[1]), snapshot.mu, snapshot.sigma)
+        mu, sigma, starts = plane_latents(snapshot)  # semi: the refined q
+        plane = plane_data(default_choice(mu.shape[1]), mu, sigma)
         self.view.set_latents(plane.means, plane.extents,
-                              plane.ellipses() if plane.rotated else None)
-        self.view.set_view_titles(*plane.axis_titles, "" if snapshot.mu.shape[1] == 2
+                              plane.ellipses() if plane.rotated else None,
+                              starts=starts if mu.shape[1] == 2 else None)
+        self.view.set_view_titles(*plane.axis_titles, "" if mu.shape[1] == 2
                                   else plane.text.split(":")[0])
+        self.view.set_caption(plane_statement(snapshot.config))
 
     def retitle(self, *_) -> None:
         run = self.run
