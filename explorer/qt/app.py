@@ -172,16 +172,6 @@ def build_window(startup: Startup):
     return window
 
 
-def save_png_atomically(pixmap, path: str) -> None:
-    from trainer import atomic_write
-
-    def write(tmp: str) -> None:
-        if not pixmap.save(tmp, "PNG"):
-            raise OSError(f"{path}: could not encode the window as PNG")
-
-    atomic_write(path, write)
-
-
 def render_screenshot(dataset, config, path: str, steps: int, checkpoint=None,
                       size: tuple[int, int] | None = None, runs: list[str] | None = None
                       ) -> list[dict]:

@@ -12,7 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from explorer.core.state import changed_keys, derive_config, describe_changes, parse_changes
-from trainer import Session, TrainConfig
+from trainer import Session, TrainConfig, atomic_write
+
+
+def save_png_atomically(pixmap, path: str) -> None:
+    """The window's picture into ``path``, whole or not at all."""
+
+    def write(tmp: str) -> None:
+        if not pixmap.save(tmp, "PNG"):
+            raise OSError(f"{path}: could not encode the window as PNG")
+
+    atomic_write(path, write)
 
 
 def run_configs(base: TrainConfig, specs: list[str]) -> list[tuple[str, TrainConfig, dict]]:
@@ -68,7 +78,6 @@ def render(dataset, base: TrainConfig, specs: list[str], path: str, steps: int,
     """Train every run, draw the window (at ``size``) into ``path`` and return the report."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from explorer.qt.app import save_png_atomically
     from explorer.qt.window import MainWindow
 
     runs = run_configs(base, specs)
