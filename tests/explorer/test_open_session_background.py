@@ -42,7 +42,9 @@ class Ticker:
         self.ticks = 0
         self.dialog_seen = False
         self.timer = QTimer()
-        self.timer.setInterval(0)
+        # Not 0: a timer firing on every turn takes the GIL back at once each time, and under
+        # load starved the reading thread (one open took over 5 minutes in a full run).
+        self.timer.setInterval(2)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
 
