@@ -131,7 +131,10 @@ def test_answers_that_queued_up_reach_the_run_once_newest_only(qtbot, digits):
         for _ in range(2):  # the queued answers, then the one delivery they scheduled
             QCoreApplication.processEvents()
         assert [kind for kind, _ in delivered].count("snapshot") <= 1, delivered
-        assert len(delivered) <= 2, delivered  # not one per queued answer (~15 of them)
+        # Not one per queued answer (~15 of them). At most three: a delivery scheduled
+        # just before the sleep can land in the first pass (seen once in CI:
+        # progress 976, then snapshot 980 with its progress).
+        assert len(delivered) <= 3, delivered
         assert delivered and max(step for _, step in delivered) <= session_step
     finally:
         trainers.shutdown()
