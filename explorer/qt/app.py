@@ -112,11 +112,8 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
                  threads: int, arch: str | None = None,
                  latent_dim: int | None = None) -> Startup:
     """Load what the command line names; raises DataError, ConfigError, CheckpointError,
-    SessionFileError or OSError with a one-line message (colour datasets are refused: the
-    app shows grey images only, for now)."""
-    from trainer import ConfigError, DataError
-
-    from .dataset_loader import colour_refusal
+    SessionFileError or OSError with a one-line message."""
+    from trainer import ConfigError
 
     startup = _open_startup(source, checkpoint_dir, device, threads)
     changes = {k: v for k, v in (("arch", arch), ("latent_dim", latent_dim)) if v is not None}
@@ -125,8 +122,6 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
             raise ConfigError("--arch and --latent-dim set up a new run; a checkpoint or "
                               "session keeps its own")
         startup.config = startup.config.replace(**changes)
-    if (refusal := colour_refusal(startup.dataset)) is not None:
-        raise DataError(refusal)
     return startup
 
 
@@ -158,6 +153,10 @@ def _open_startup(source: str | None, checkpoint_dir: str | None, device: str,
         h, w = checkpoint.image_shape
         raise DataError(f"{checkpoint.path}: trained on {h}x{w} images, but {dataset.source} "
                         f"has {dataset.image_shape[0]}x{dataset.image_shape[1]}")
+    if dataset.channels != checkpoint.channels:
+        kind = {1: "grey", 3: "colour"}
+        raise DataError(f"{checkpoint.path}: trained on {kind[checkpoint.channels]} images, "
+                        f"but {dataset.source} is {kind[dataset.channels]}")
     return Startup(dataset, checkpoint.config.replace(device=device, threads=threads),
                    checkpoint, loaded)
 

@@ -351,7 +351,7 @@ class MainWindow(QMainWindow):
             Act("export_plane_svg", "File/Export", "Latent plane SVG...", exports.ask_plane_svg,
                 tip="The latent plane as SVG vector graphics"),
             Act("export_manifold", "File/Export", "Manifold PNG...", exports.ask_manifold,
-                tip="The manifold grid of decoded images as a grey PNG"),
+                tip="The manifold grid of decoded images as a PNG (grey or RGB, as the data)"),
             Act("export_history", "File/Export", "History CSV...", exports.ask_history,
                 "Ctrl+E", "The ELBO and log p(x) curves (nats, higher is better) as CSV"),
             Act("encode", "File", "Encode images...", lambda: self.images.ask_and_encode(),
@@ -533,10 +533,8 @@ class MainWindow(QMainWindow):
             return
         dataset = self.state.current.dataset if self.state.current else self.dataset
         if self.thumbnails._images is None or len(self.thumbnails._images) != len(dataset):
-            h, w = dataset.image_shape
-            grey = None if dataset.channels != 1 else np.rint(
-                dataset.as_float().reshape(-1, h, w) * 255).astype(np.uint8)
-            self.thumbnails.set_images(grey)
+            self.thumbnails.set_images(np.rint(dataset.as_float().reshape(
+                -1, *dataset.stored_shape) * 255).astype(np.uint8))
         if self.plane is not None:
             self.thumbnails.set_positions(self.plane.means)
 

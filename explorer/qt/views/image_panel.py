@@ -25,11 +25,20 @@ SCORED_TEXT = "x_i, as scored\n(its fixed binarisation)"
 
 
 def to_qimage(image: np.ndarray) -> QImage:
-    """(H, W) floats in [0, 1] (clipped) -> an 8-bit grey QImage that owns its bytes."""
-    grey = (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-    grey = np.ascontiguousarray(grey)
-    h, w = grey.shape
-    return QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    """An image as the data stores it, (H, W) grey or (H, W, 3) RGB, floats in [0, 1]
+    (clipped; NaN as 0) or uint8, -> an 8-bit grey or RGB QImage that owns its bytes. The
+    one place where the app turns pixels into a QImage, so every view shows colour alike."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0) * 255 + 0.5
+    a = np.ascontiguousarray(a, np.uint8)
+    if a.ndim == 2:
+        h, w = a.shape
+        return QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    if a.ndim == 3 and a.shape[2] == 3:
+        h, w = a.shape[:2]
+        return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    raise ValueError(f"expected an (H, W) grey or (H, W, 3) RGB image, got shape {a.shape}")
 
 
 class ImageTile(QWidget):
@@ -37,7 +46,7 @@ class ImageTile(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.array: np.ndarray | None = None  # what is shown, (H, W) floats
+        self.array: np.ndarray | None = None  # what is shown, (H, W) or (H, W, 3) floats
         self._image: QImage | None = None
         self.setMinimumSize(64, 64)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
