@@ -77,6 +77,7 @@ def test_a_colour_folder_trains_shows_colour_and_encodes_a_dropped_colour_image(
                     and w.snapshot.model.channels == 3 and steps(w) > 20, timeout=WAIT_MS)
     assert w.dataset.stored_shape == (24, 24, 3)
     assert w.message_box is None or not w.message_box.isVisible()
+    assert w.dataset_panel.fields["image size"].text() == "24 x 24 pixels, colour (RGB)"
 
     # The decoded z and a selected datapoint with its reconstruction, in RGB.
     w.selection.decode_z(0.0, 0.0)
@@ -124,6 +125,9 @@ def test_a_colour_folder_trains_shows_colour_and_encodes_a_dropped_colour_image(
     icon = encoded.model.data(encoded.model.index(0), Qt.ItemDataRole.DecorationRole)
     assert is_coloured(icon.pixmap(icon.availableSizes()[0]).toImage())
     assert encoded.messages() == []
+    w.selection.inspect_encoded(0)  # the inspector shows it in colour too
+    assert w.inspector.tiles["image"].array.shape == (24, 24, 3)
+    assert is_coloured(w.inspector.tiles["image"].grab().toImage())
 
     # A session keeps the colour image; another window reopens it as it was.
     path = tmp_path / "colour.lexp"

@@ -163,9 +163,9 @@ class SelectionController:
             return
         self._inspected = ("encoded", index)
         entry = entries[index]
-        grey = entry.image.input
-        x = evidence_input(grey[None], self._binarization())[0]  # keyed by its pixels
-        self.views.inspector.inspect(snapshot.model, x.reshape(-1), grey, entry.name,
+        image = entry.image.input  # (H, W) grey or (H, W, 3) colour
+        x = evidence_input(image[None], self._binarization())[0]  # keyed by its pixels
+        self.views.inspector.inspect(snapshot.model, x.reshape(-1), image, entry.name,
                                      entry.mu, entry.sigma)
         self.inspector_dock.raise_()
 

@@ -51,7 +51,8 @@ class DatasetPanel(QWidget):
             "name": dataset.name,
             "source": dataset.source,
             "N": f"{len(dataset):,} images",
-            "image size": f"{h} x {w} pixels, grey",
+            "image size": f"{h} x {w} pixels, "
+                          + ("grey" if dataset.channels == 1 else "colour (RGB)"),
             "polarity": POLARITY_TEXT[dataset.inverted],
             "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
             "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "

@@ -1,6 +1,6 @@
 """The decoded-image panel: the image of a clicked z, and a selected datapoint beside its
 reconstruction; where the datapoint's x (what the numbers score, trainer.evidence) differs from
-its grey image, that x is shown between them."""
+its image, that x is shown between them. Images are grey or RGB, as the dataset stores them."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class ImagePanel(QWidget):
         self.z: tuple[float, float] | None = None
         self.decoded = ImageTile()
         self.original = ImageTile()
-        self.scored = ImageTile()  # the datapoint's x, when it is not the grey image
+        self.scored = ImageTile()  # the datapoint's x, when it is not the image itself
         self.reconstruction = ImageTile()
         self.z_label = QLabel("click the plane to decode a z")
         self.point_label = QLabel("click a point to select it")
@@ -128,8 +128,8 @@ class ImagePanel(QWidget):
 
     def show_datapoint(self, title: str, image: np.ndarray, reconstruction: np.ndarray,
                        x: np.ndarray | None = None) -> None:
-        """``image`` the grey datapoint; ``x`` its x as every number scores it (shown beside
-        the grey when the two differ, e.g. a fixed binarisation)."""
+        """``image`` the datapoint; ``x`` its x as every number scores it (shown beside the
+        image when the two differ, e.g. a fixed binarisation)."""
         self.original.set_image(image)
         self.reconstruction.set_image(reconstruction)
         self.point_label.setText(title)
