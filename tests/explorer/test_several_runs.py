@@ -52,7 +52,7 @@ def test_a_new_run_trains_beside_the_first_one_at_a_time_or_in_turn(qtbot, make_
                      pos=QPoint(view.viewport().width() // 2, view.viewport().height() // 2))
     qtbot.waitUntil(lambda: w.state.current is second, timeout=WAIT_MS)
     assert w.controls.beta.value() == 4.0  # the Training panel shows the current run
-    w.toggle_running()
+    w.current_run.toggle_running()
     qtbot.waitUntil(lambda: second.running and not first.running, timeout=WAIT_MS)
 
     w.actions["schedule_all"].trigger()  # all in turn: both train, one step each
@@ -111,7 +111,7 @@ def test_closing_while_both_train_stops_every_worker(qtbot, make_window):
 def test_a_two_run_session_is_saved_and_reopened(qtbot, make_window, tmp_path, monkeypatch):
     w = make_window()
     first, second = with_second_run(qtbot, w, beta=4.0)
-    w.toggle_running()  # pause the first run; the second was never started
+    w.current_run.toggle_running()  # pause the first run; the second was never started
     qtbot.waitUntil(lambda: not first.running and first.progress is not None
                     and first.progress.paused, timeout=WAIT_MS)
     path = tmp_path / "two.lexp"
