@@ -126,7 +126,7 @@ class PaintClock(QObject):
             original(snapshot)
             self._applied = snapshot.version
 
-        window.apply_snapshot = apply_and_mark
+        window.current_run.apply_snapshot = apply_and_mark
         window.latent_view.viewport().installEventFilter(self)
 
     @Slot(object)
