@@ -80,7 +80,8 @@ def test_a_clicked_datapoint_is_selected_in_every_plane_and_compared(qtbot, make
 
     # A dot clicked on the other plane: selected there and in every plane, then compared.
     other = w.planes.others[0]
-    shown_step = steps(first)
+    # The comparison scores each run's newest *snapshot* model, which lags its steps.
+    compared_step = first.snapshot.progress.step
     other.view.pointSelected.emit(3)
     assert w.state.selected == 3 and w.planes.primary.view.selected() == 3
     assert other.view.selected() == 3
@@ -88,7 +89,8 @@ def test_a_clicked_datapoint_is_selected_in_every_plane_and_compared(qtbot, make
                     timeout=WAIT_MS)
     assert "#3" in w.comparison.status.text()
     shown = list(w.comparison.rows)
-    qtbot.waitUntil(lambda: steps(first) > shown_step + 5, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: first.snapshot.progress.step > compared_step + 5,
+                    timeout=WAIT_MS)
     w.comparison.refresh_button.click()  # the newest models: the numbers move on
     qtbot.waitUntil(lambda: w.comparison.rows != shown and not w.comparison.busy(),
                     timeout=WAIT_MS)
