@@ -190,8 +190,9 @@ class MainWindow(QMainWindow):
         self.exports = ExportsController(self, self.latent_view, self.manifold_view)
         self.action_table = ActionTable(self, self._action_table())
         self.actions, self.menus = self.action_table.actions, self.action_table.menus
-        self.actions["sigma_1"].setChecked(True)
+        self.actions[f"sigma_{self.state.sigma_level}"].setChecked(True)
         self.actions["schedule_one"].setChecked(True)
+        self.state.sigma_level_changed.connect(self._show_sigma_level)
         self.sessions = SessionsController(
             self, self.panels, self.datasets, self.selection.select_point,
             self.menus["File/Open recent"], settings,
@@ -299,9 +300,10 @@ class MainWindow(QMainWindow):
                 "Ctrl+G", "The average of all q(z|x_i) as a density layer, with the prior's "
                 "50/90/99 % circles: holes and overlaps show", checkable=True),
             "View-",
-            *(Act(f"sigma_{k}", "View", f"{k} sigma ellipses", self._on_sigma_action,
-                  f"Ctrl+{k}", f"Draw each posterior's {k}-sigma ellipse", checkable=True,
-                  group="sigma") for k in (1, 2)),
+            *(Act(f"sigma_{k}", "View", f"{k} sigma ellipses",
+                  lambda _checked=False, k=k: self.state.set_sigma_level(k), f"Ctrl+{k}",
+                  f"Draw each posterior's {k}-sigma ellipse", checkable=True, group="sigma")
+              for k in (1, 2)),
             Act("help", "Help", "What am I looking at?", self.show_help, KEYS.HelpContents,
                 "The explainer: theta, phi, the ELBO and the gaps; a guide to the window"),
             Act("about", "Help", "About Latent Explorer", self._about,
@@ -358,15 +360,9 @@ class MainWindow(QMainWindow):
         docks.apply_layout(self, self.docks, layout)
 
     # ------------------------------------------------------- the view actions
-    def sigma_level(self) -> int:
-        return 2 if self.actions["sigma_2"].isChecked() else 1
-
-    def set_sigma_level(self, k: int) -> None:
+    def _show_sigma_level(self, k: int) -> None:
+        """The state's sigma level: its menu check, every plane's ellipses, the inspector's."""
         self.actions[f"sigma_{k}"].setChecked(True)
-        self._on_sigma_action()
-
-    def _on_sigma_action(self) -> None:
-        k = self.sigma_level()
         for plane in self.planes.planes():
             plane.view.set_sigma_level(k)
         self.inspector.overlay.set_sigma_level(k)

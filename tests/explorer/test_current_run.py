@@ -1,6 +1,7 @@
 """The current run's controller in a real window: the Training panel's buttons act on the
 current run only, a new dataset leaves one run (the comparison and schedule go with the
-others), and the config a new run gets is placed on the Preferences' device and threads."""
+others), the config a new run gets is placed on the Preferences' device and threads, and the
+sigma level has one owner."""
 
 from __future__ import annotations
 
@@ -36,3 +37,13 @@ def test_the_next_run_is_placed_on_the_preferences_device_and_threads(qtbot, mak
     placed = w.current_run.config()
     assert placed.threads == 2 and w.state.current.config.threads == 1  # from the next run
     assert placed.replace(threads=1) == w.state.current.config
+
+
+def test_the_sigma_level_has_one_owner_the_state(qtbot, make_window):
+    w = make_window(start=False)
+    w.actions["sigma_2"].trigger()  # View > 2 sigma ellipses (Ctrl+2)
+    assert w.state.sigma_level == 2 and w.inspector.overlay.level == 2
+    assert w.sessions.view_state()["sigma_level"] == 2
+    w.state.set_sigma_level(1)  # a session or the settings restored: the menu follows
+    assert w.actions["sigma_1"].isChecked() and not w.actions["sigma_2"].isChecked()
+    assert w.inspector.overlay.level == 1

@@ -63,7 +63,7 @@ class PreferencesController:
             self.window.restoreState(state)
         level = s.value("view/sigma_level")
         if level is not None and str(level) in ("1", "2"):
-            self.window.set_sigma_level(int(level))
+            self.window.state.set_sigma_level(int(level))
 
     def save_window(self) -> None:
         s = self.settings
@@ -71,5 +71,5 @@ class PreferencesController:
             return
         s.setValue("window/geometry", self.window.saveGeometry())
         s.setValue("window/state", self.window.saveState())
-        s.setValue("view/sigma_level", self.window.sigma_level())
+        s.setValue("view/sigma_level", self.window.state.sigma_level)
         s.sync()

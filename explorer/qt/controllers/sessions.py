@@ -188,12 +188,12 @@ class SessionsController:
     # ------------------------------------------------------------- view state
     def view_state(self) -> dict:
         """What a session keeps of the view (JSON-able)."""
-        v = self.views
+        v, state = self.views, self.window.state
         return {"view_region": [float(x) for x in v.latent_view.view_region()],
-                "sigma_level": self.window.sigma_level(), "manifold_mode": v.manifold_view.mode(),
+                "sigma_level": state.sigma_level, "manifold_mode": v.manifold_view.mode(),
                 "manifold_grid": int(v.manifold_view.grid_box.value()),
                 "colour_by": v.colouring.kind, "aggregate": self.window.aggregate_shown(),
-                "plane_view": plane_view_record(self.window.state.plane_view)}
+                "plane_view": plane_view_record(state.plane_view)}
 
     def apply_view_state(self, view: dict) -> None:
         """Restore ``view_state()``; values a crafted file got wrong are skipped."""
@@ -206,7 +206,7 @@ class SessionsController:
             v.latent_view.setRange(xRange=region[:2], yRange=region[2:], padding=0)
         level = view.get("sigma_level")
         if level in (1, 2) and not isinstance(level, bool):
-            self.window.set_sigma_level(level)
+            self.window.state.set_sigma_level(level)
         if view.get("manifold_mode") in MODES:
             v.manifold_view.set_mode(view["manifold_mode"])
         grid = view.get("manifold_grid")
