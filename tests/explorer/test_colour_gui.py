@@ -11,6 +11,7 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from test_bring_your_own import drop
 
+from explorer.core.session_file import load_session
 from explorer.qt.app import open_startup
 from explorer.qt.export import export_mosaic_png
 from explorer.qt.views.image_panel import to_qimage
@@ -50,7 +51,8 @@ def is_coloured(image) -> bool:
 
 
 def steps(window) -> int:
-    return -1 if window.worker.session is None else window.worker.session.step_count
+    session = window.trainers.current.worker.session
+    return -1 if session is None else session.step_count
 
 
 def test_to_qimage_is_grey_for_2d_and_rgb_for_3_channels():
@@ -73,9 +75,11 @@ def test_a_colour_folder_trains_shows_colour_and_encodes_a_dropped_colour_image(
     w = make_window()
     w.confirm = lambda title, question: True  # switch from the built-in digits
     w.datasets.open_dataset(str(folder))
-    qtbot.waitUntil(lambda: w.dataset.channels == 3 and w.snapshot is not None
-                    and w.snapshot.model.channels == 3 and steps(w) > 20, timeout=WAIT_MS)
-    assert w.dataset.stored_shape == (24, 24, 3)
+    run = w.state  # the current run changes with the dataset: asked for each time
+    qtbot.waitUntil(lambda: run.current.dataset.channels == 3 and run.current.snapshot is not None
+                    and run.current.snapshot.model.channels == 3 and steps(w) > 20,
+                    timeout=WAIT_MS)
+    assert run.current.dataset.stored_shape == (24, 24, 3)
     assert w.message_box is None or not w.message_box.isVisible()
     assert w.dataset_panel.fields["image size"].text() == "24 x 24 pixels, colour (RGB)"
 
@@ -129,16 +133,12 @@ def test_a_colour_folder_trains_shows_colour_and_encodes_a_dropped_colour_image(
     assert w.inspector.tiles["image"].array.shape == (24, 24, 3)
     assert is_coloured(w.inspector.tiles["image"].grab().toImage())
 
-    # A session keeps the colour image; another window reopens it as it was.
+    # A session saved from the window keeps the colour image and the colour model.
     path = tmp_path / "colour.lexp"
     assert w.sessions.save_session_to(path)
-    other = make_window()
-    other.confirm = lambda title, question: True
-    assert other.sessions.open_session(path)
-    again = other.encoded_panel.model
-    qtbot.waitUntil(lambda: other.dataset.channels == 3 and len(again) == 1
-                    and again.entries[0].mu is not None, timeout=WAIT_MS)
-    back = again.entries[0].image
+    loaded = load_session(path)
+    assert loaded.checkpoint.channels == 3
+    (back,) = loaded.encoded
     np.testing.assert_array_equal(back.original, entry.image.original)
     np.testing.assert_array_equal(back.input, entry.image.input)
 
