@@ -27,7 +27,7 @@ SCHEDULE_TEXT = {"one": "one run trains at a time",
                  "all": "all runs train in turn (one step each, round-robin)"}
 # The settings a new run may change from the run it is derived from.
 DERIVABLE = ("beta", "likelihood", "binarization", "hidden", "seed", "lr", "batch_size",
-             "inference")
+             "inference", "arch", "latent_dim")
 
 
 class Run:
