@@ -61,7 +61,10 @@ def report(runs: list[tuple[str, TrainConfig, dict]], sessions: list[Session]) -
     records = []
     for (name, _, keys), session in zip(runs, sessions, strict=True):
         heldout = session.heldout_history.arrays()
-        records.append({"run": name, "config": keys,
+        # The model's shape as train's JSON line gives it: arch, channels and latent_dim.
+        records.append({"run": name, "config": keys, "arch": session.config.arch,
+                        "channels": session.dataset.channels,
+                        "latent_dim": session.config.latent_dim,
                         "heldout_elbo": round(float(heldout["elbo"][-1]), 4),
                         "heldout_kl": round(float(heldout["kl"][-1]), 4),
                         "steps": session.step_count})

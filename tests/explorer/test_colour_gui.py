@@ -82,6 +82,7 @@ def test_a_colour_folder_trains_shows_colour_and_encodes_a_dropped_colour_image(
     assert run.current.dataset.stored_shape == (24, 24, 3)
     assert w.message_box is None or not w.message_box.isVisible()
     assert w.dataset_panel.fields["image size"].text() == "24 x 24 pixels, colour (RGB)"
+    assert w.dataset_panel.fields["polarity"].text().startswith("colour pictures, kept")
 
     # The decoded z and a selected datapoint with its reconstruction, in RGB.
     w.selection.decode_z(0.0, 0.0)

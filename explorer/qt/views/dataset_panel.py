@@ -20,6 +20,8 @@ POLARITY_TEXT = {
     False: "bright ink on dark: every image kept as it is, and so are dropped images",
     None: "as stored; a dropped image is inverted when its own border shows dark ink on light",
 }
+COLOUR_POLARITY = ("colour pictures, kept as they are; a dropped image keeps its colours and "
+                   "is fitted whole on black")
 LIKELIHOOD_TEXT = {
     "bernoulli": "Bernoulli per pixel",
     "gaussian": "Gaussian per pixel (mean, variance)",
@@ -53,7 +55,8 @@ class DatasetPanel(QWidget):
             "N": f"{len(dataset):,} images",
             "image size": f"{h} x {w} pixels, "
                           + ("grey" if dataset.channels == 1 else "colour (RGB)"),
-            "polarity": POLARITY_TEXT[dataset.inverted],
+            "polarity": (COLOUR_POLARITY if dataset.channels == 3
+                         else POLARITY_TEXT[dataset.inverted]),
             "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
             "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "
                      f"({config.heldout_fraction:.0%}, kept through resets)",
