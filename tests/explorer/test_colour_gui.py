@@ -160,3 +160,21 @@ def test_a_grey_checkpoint_on_colour_images_is_one_clear_message(tmp_path):
              images=rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8))
     with pytest.raises(DataError, match="trained on grey images, but .* is colour"):
         open_startup(str(tmp_path / "colour.npz"), str(saved), "cpu", 1)
+
+
+def test_encoded_images_follow_a_switch_between_colour_and_grey_datasets(qtbot, tmp_path):
+    from explorer.qt.image_jobs import prepare_file
+    from explorer.qt.views.encoded_images import EncodedImagesModel
+
+    Image.fromarray(shape_image(GREEN, seed=2, size=30)).save(tmp_path / "green.png")
+    model = EncodedImagesModel()
+    model.set_target((16, 16, 3), None)  # a colour dataset: the whole frame, in RGB
+    model.add([prepare_file(tmp_path / "green.png", (16, 16, 3), None)])
+    (entry,) = model.entries
+    assert entry.image.input.shape == (16, 16, 3) and entry.image.original.shape == (30, 30, 3)
+    assert entry.image.input[..., 1].max() > 0.7 > entry.image.input[..., 0].max()
+    model.set_target((16, 16), None)  # a grey dataset: the original's luma
+    grey = model.entries[0].image.input
+    assert grey.shape == (16, 16) and 0.4 < grey.max() < 0.9  # green's luma, not 1
+    model.set_target((16, 16, 3), None)  # back: the kept original still has its colours
+    np.testing.assert_allclose(model.entries[0].image.input, entry.image.input, atol=1e-6)
