@@ -97,9 +97,8 @@ def render(dataset, base: TrainConfig, specs: list[str], path: str, steps: int,
         for run, session in zip(window.state.runs, sessions, strict=True):
             window.trainers.of(run).deliver(session.snapshot(latent_seconds=None))
         snapshot = window.state.current.snapshot
-        # Fill the image panel the way a user would: select a point, decode an empty spot.
+        # Fill the image panel the way a user would: click a dot, which decodes z = its mu.
         window.selection.select_point(most_spread_point(snapshot.mu))
-        window.selection.decode_z(0.0, 0.0)
         window.show()
         loop = QEventLoop()  # let layouts settle, throttled views draw, comparisons finish
         QTimer.singleShot(500, loop.quit)
