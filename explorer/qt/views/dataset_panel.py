@@ -8,10 +8,11 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 from trainer import ImageDataset, TrainConfig, split_indices
 
 BINARIZATION_TEXT = {
-    "dynamic": "dynamic: x ~ Bernoulli(grey) redrawn each training step; every view and "
-               "number uses one fixed draw per image",
-    "threshold": "threshold: x = 1 where grey level > 0.5, else 0",
-    "none": "none: grey levels in [0, 1] used as they are",
+    # "Pixel values": grey levels, or each channel's value in a colour image.
+    "dynamic": "dynamic: x ~ Bernoulli(pixel value) redrawn each training step; every view "
+               "and number uses one fixed draw per image",
+    "threshold": "threshold: x = 1 where a pixel value > 0.5, else 0",
+    "none": "none: pixel values in [0, 1] used as they are",
 }
 # The dataset's polarity rule (trainer.ImageDataset.inverted), for its images and dropped ones.
 POLARITY_TEXT = {
