@@ -4,11 +4,13 @@ next snapshot's config and shown by the per-dimension panel."""
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
 from explorer.qt.views.controls import LATENT_DIM_RANGE, Controls
 from explorer.qt.views.new_run_dialog import NewRunDialog
-from trainer import TrainConfig
+from trainer import ImageDataset, TrainConfig
 
 WAIT_MS = 60_000
 
@@ -86,3 +88,27 @@ def test_a_new_conv_run_with_an_8_d_latent_trains_beside_the_first(qtbot, make_w
     assert (first.snapshot.config.arch, first.snapshot.mu.shape[1]) == ("mlp", 2)
     _, other = w.planes.planes()
     assert other.run is second and "arch=conv" in second.name
+
+
+def test_conv_on_images_over_64_pixels_is_refused_before_the_run_is_discarded(qtbot,
+                                                                             make_window):
+    rng = np.random.default_rng(0)
+    big = ImageDataset(pixels=rng.integers(0, 256, (40, 70, 70), dtype=np.uint8),
+                       scale=1 / 255, name="big", source="big.npz")
+    w = make_window(dataset=big)
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None, timeout=WAIT_MS)
+    asked = []
+    w.confirm = lambda title, question: asked.append(question) or True
+    w.controls.arch.setCurrentText("conv")
+    qtbot.mouseClick(w.controls.reset_button, Qt.MouseButton.LeftButton)
+    message = w.statusBar().currentMessage()
+    assert message.startswith("Reset not applied: arch: the conv model takes images 8 to 64")
+    assert "70x70" in message and asked == [], "refused before asking to discard the run"
+    assert w.state.current.config.arch == "mlp"
+
+    dialog = NewRunDialog(w.state.current.config, "run 1", "one", image_shape=(70, 70))
+    qtbot.addWidget(dialog)
+    dialog.arch.setCurrentText("conv")
+    dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dialog.error.text().startswith("Not valid: arch: the conv model takes images")
+    assert dialog.result() != NewRunDialog.DialogCode.Accepted

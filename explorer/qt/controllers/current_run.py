@@ -132,7 +132,8 @@ class CurrentRunController:
     def reset_training(self) -> None:
         window = self.window
         try:
-            config = self.views.controls.config_for_reset(self.config())
+            config = self.views.controls.config_for_reset(
+                self.config(), self.state.current.dataset.image_shape)
         except ConfigError as exc:
             window.status(f"Reset not applied: {exc}", 8000)
             return

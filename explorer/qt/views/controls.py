@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from trainer import ConfigError, TrainConfig
 from trainer.config import ARCHS, INFERENCE_MODES
+from trainer.conv import check_image_shape
 
 BINARIZATION_CHOICES = {"bernoulli": ("dynamic", "threshold"), "gaussian": ("none",)}
 # What a legitimate `train` run can have (trainer.config validates lr > 0, beta >= 0,
@@ -71,6 +72,13 @@ class LatentDimBox(QSpinBox):
         low, high = LATENT_DIM_RANGE
         self.setRange(min(low, int(d)), max(high, int(d)))
         self.setValue(int(d))
+
+
+def check_fits_images(config: TrainConfig, image_shape: tuple[int, int] | None) -> None:
+    """ConfigError, before any run is discarded, when the architecture cannot take the
+    dataset's images (the conv model takes 8 to 64 pixels a side)."""
+    if image_shape is not None and config.arch == "conv":
+        check_image_shape(tuple(image_shape))
 
 
 def hidden_applies(hidden: QLineEdit, arch: str) -> None:
@@ -268,8 +276,10 @@ class Controls(QWidget):
                                      if failed else
                                      "Rebuild the model from scratch with the settings below")
 
-    def config_for_reset(self, base: TrainConfig) -> TrainConfig:
-        """The base config with every control's value; raises ConfigError on bad input."""
+    def config_for_reset(self, base: TrainConfig,
+                         image_shape: tuple[int, int] | None = None) -> TrainConfig:
+        """The base config with every control's value; raises ConfigError on bad input,
+        or when the architecture cannot take images of ``image_shape``."""
         seed_text = self.seed.text().strip()
         if not seed_text.isdigit() or int(seed_text) > MAX_SEED:
             raise ConfigError(f"seed: expected a whole number from 0 to {MAX_SEED} "
@@ -282,4 +292,5 @@ class Controls(QWidget):
                               inference=self.inference.currentText(),
                               arch=self.arch.currentText(), latent_dim=self.latent_dim.value())
         config.validate()
+        check_fits_images(config, image_shape)
         return config

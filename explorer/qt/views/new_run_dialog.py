@@ -28,6 +28,7 @@ from explorer.qt.views.controls import (
     LatentDimBox,
     ScientificSpinBox,
     arch_box,
+    check_fits_images,
     hidden_applies,
     inference_box,
 )
@@ -37,9 +38,12 @@ MAX_DIALOG_SEED = 2**31 - 1  # QSpinBox's limit
 
 
 class NewRunDialog(QDialog):
-    def __init__(self, base: TrainConfig, base_name: str, schedule: str, parent=None):
+    def __init__(self, base: TrainConfig, base_name: str, schedule: str, parent=None,
+                 image_shape: tuple[int, int] | None = None):
+        """``image_shape``: the dataset's, which the chosen architecture must take."""
         super().__init__(parent)
         self.base = base
+        self.image_shape = image_shape
         self.setWindowTitle("New run")
         self.beta = ScientificSpinBox(*BETA_RANGE)
         self.beta.setValue(base.beta)
@@ -111,7 +115,9 @@ class NewRunDialog(QDialog):
 
     def config(self) -> TrainConfig:
         """The new run's config; raises ValueError (ConfigError) naming the bad field."""
-        return derive_config(self.base, **self.changes())
+        config = derive_config(self.base, **self.changes())
+        check_fits_images(config, self.image_shape)
+        return config
 
     def name(self) -> str:
         return describe_changes(self.changes()) or "copy"
