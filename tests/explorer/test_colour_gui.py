@@ -178,3 +178,7 @@ def test_encoded_images_follow_a_switch_between_colour_and_grey_datasets(qtbot, 
     assert grey.shape == (16, 16) and 0.4 < grey.max() < 0.9  # green's luma, not 1
     model.set_target((16, 16, 3), None)  # back: the kept original still has its colours
     np.testing.assert_allclose(model.entries[0].image.input, entry.image.input, atol=1e-6)
+    # A pasted image is read in the dataset's channels too.
+    pasted = model.add_qimage(to_qimage(shape_image(RED, seed=3, size=20)))
+    assert pasted.input.shape == (16, 16, 3) and pasted.original.shape == (20, 20, 3)
+    assert pasted.input[..., 0].max() > 0.7 > pasted.input[..., 2].max()
