@@ -13,6 +13,7 @@ from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QProgressDialog
 
 from explorer.qt.dataset_loader import DatasetLoader, source_title
+from explorer.qt.progress_dialog import progress_dialog, set_progress
 from trainer import KNOWN_DATASETS, Checkpoint, ImageDataset, Session
 
 DATASET_FILTER = ("Datasets (*.npz *.npy *idx* *ubyte* *.gz);;"
@@ -90,12 +91,8 @@ class DatasetsController:
         self._end_load()
 
     def _show_dialog(self, title: str, window_title: str) -> None:
-        dialog = QProgressDialog(f"Loading {title}...", "Cancel", 0, 0, self.window)
-        dialog.setWindowTitle(window_title)
+        dialog = progress_dialog(f"Loading {title}...", window_title, 0, self.window)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
-        dialog.setMinimumDuration(300)  # quick loads never flash a dialog
-        dialog.setAutoClose(False)
-        dialog.setAutoReset(False)
         dialog.canceled.connect(self.loader.cancel)
         self.load_dialog = dialog
         self.window.status(f"Loading {title}...")
@@ -116,8 +113,7 @@ class DatasetsController:
             dialog.setLabelText(f"Reading {done:,} of {total:,} images..." if total
                                 else f"Loading {source_title(source)}...")
         if total > 0:
-            dialog.setMaximum(total)
-            dialog.setValue(min(done, total))
+            set_progress(dialog, done, total)
 
     def _end_load(self) -> None:
         dialog, self.load_dialog = self.load_dialog, None

@@ -22,6 +22,7 @@ from explorer.qt.export import (
     latents_csv_job,
 )
 from explorer.qt.jobs import JobLane
+from explorer.qt.progress_dialog import progress_dialog, set_progress
 from explorer.qt.views.latent_view import LatentView
 from explorer.qt.views.manifold_view import ManifoldView
 
@@ -78,11 +79,9 @@ class ExportsController:
             raise ValueError(f"{path}: no latents to export yet (the first snapshot is coming)")
         check_latents(dataset, snapshot)
         self._close_dialog()
-        dialog = self.progress_dialog = QProgressDialog(
-            "Computing each datapoint's ELBO for the latents CSV\u2026", "Cancel", 0,
+        dialog = self.progress_dialog = progress_dialog(
+            "Computing each datapoint's ELBO for the latents CSV\u2026", "Export latents CSV",
             len(dataset), self.window)
-        dialog.setWindowTitle("Export latents CSV")
-        dialog.setMinimumDuration(300)
         dialog.canceled.connect(self._job.cancel)
         dialog.canceled.connect(lambda: self.window.status(
             "Export latents CSV: cancelled, nothing written", 5000))
@@ -95,8 +94,7 @@ class ExportsController:
     def _on_latents_progress(self, value) -> None:
         done, total = value
         if self.progress_dialog is not None:
-            self.progress_dialog.setMaximum(total)
-            self.progress_dialog.setValue(done)
+            set_progress(self.progress_dialog, done, total)
 
     def _close_dialog(self) -> None:
         if self.progress_dialog is not None:

@@ -61,6 +61,7 @@ from PySide6.QtWidgets import (
 from explorer.core.inference_view import NewPointQ, q_for_new_points
 from explorer.qt.image_jobs import ImageJob, PreparedImage, model_input, prepare_qimage
 from explorer.qt.paint_guard import guarded
+from explorer.qt.progress_dialog import progress_dialog, set_progress
 from explorer.qt.views.image_panel import to_qimage
 from trainer import DataError, FolderListing, TrainConfig, fit_fraction
 from trainer.evidence import evidence_input
@@ -525,15 +526,11 @@ class EncodedImagesPanel(QWidget):
 
     def _on_progress(self, done: int, total: int) -> None:
         if self._dialog is None and total > PROGRESS_DIALOG_MIN_FILES:
-            self._dialog = QProgressDialog("Reading images...", "Cancel", 0, total, self)
-            self._dialog.setWindowTitle("Encode images")
-            self._dialog.setMinimumDuration(300)
-            self._dialog.setAutoClose(False)
-            self._dialog.setAutoReset(False)
+            self._dialog = progress_dialog("Reading images...", "Encode images", total, self)
             self._dialog.canceled.connect(self.job.cancel)
         if self._dialog is not None:
             self._dialog.setLabelText(f"Reading image {done} of {total}...")
-            self._dialog.setValue(done)
+            set_progress(self._dialog, done, total)
 
     def _on_job_finished(self, images: list, messages: list) -> None:
         if self._dialog is not None:
