@@ -204,7 +204,10 @@ class ElboView(QWidget):
     def set_runs(self, runs: list[tuple[str, str, dict, dict]]) -> None:
         """(name, colour, train, heldout) of every run; with two or more the curves of
         all of them overlay, one colour per run."""
-        self._runs = list(runs) if len(runs) > 1 else []
+        runs = list(runs) if len(runs) > 1 else []
+        if not runs and not self._runs:
+            return  # one run, as before: its curves are set_history's (every progress)
+        self._runs = runs
         wanted = {(name, colour) for name, colour, *_ in self._runs}
         item = self.plot.getPlotItem()
         for key in [k for k in self._run_curves if k not in wanted]:
