@@ -258,6 +258,11 @@ def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation
     w = open_paused(qtbot, make_window, session8)
     w.selection.select_point(5)
     strip = w.strips.traversal
+    # Behind the Manifold tab the strips decode nothing; their tab chosen, they show #5.
+    assert not w.strips.shown() and strip.mosaic is None
+    w.docks["strips"].raise_()
+    qtbot.waitUntil(lambda: strip.mosaic is not None, timeout=WAIT_MS)
+    assert w.strips.shown() and "#5" in strip.caption.text()
     mu, sigma, model = w.snapshot.mu, w.snapshot.sigma, w.model
     grid, _ = traversal_z(mu[5], mu, sigma)
     h, wd = w.dataset.image_shape
@@ -278,6 +283,7 @@ def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation
     assert len(w.strips.ends) == 2
     a, b = w.strips.ends
     paths = interpolation_z(mu[a], mu[b])
+    qtbot.waitUntil(lambda: w.strips.interpolation.mosaic is not None, timeout=WAIT_MS)
     inter = w.strips.interpolation.mosaic
     assert inter.shape == (2 * h, 10 * wd)
     spherical = model.decode_mean(paths["spherical"].astype(np.float32))

@@ -2,9 +2,8 @@
 it is active, Var_x(E_q[z_d]) > 0.01 (Burda et al. 2016), as bars; and the choice of the
 plane's 2-D view (PCA of the mu_i, or two chosen coordinates).
 
-The bars cost a few milliseconds of numpy per snapshot at 70,000 points, so a panel no one
-can see (its dock behind another's tab, or closed) only keeps the newest arrays, and draws
-them when it comes to the front.
+The bars cost a few milliseconds of numpy per snapshot at 70,000 points: they are drawn only
+while the panel can be seen (explorer.qt.views.when_shown).
 """
 
 from __future__ import annotations
@@ -12,16 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (
-    QComboBox,
-    QDockWidget,
-    QHBoxLayout,
-    QLabel,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.core.plane_view import ViewChoice
+from explorer.qt.views.when_shown import WhenShown
 from trainer.latent_stats import active_units, per_dim_kl
 
 ACTIVE_BRUSH = (0, 114, 178)  # Okabe-Ito blue
@@ -69,8 +62,7 @@ class DimensionsView(QWidget):
         self.kl = np.zeros(0)
         self.units = None
         self._latent_dim = 0
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None  # not drawn yet (hidden)
-        self._dock: QDockWidget | None = None  # the dock it sits in, once docked
+        self._when_shown = WhenShown(self)  # the bars only while the panel can be seen
         self._choice = ViewChoice("pca")
         self.setToolTip("Per latent dimension: its mean KL to the prior (the rate it spends, "
                         "nats) and Var_x(E_q[z_d]); grey bars are collapsed dimensions")
@@ -110,42 +102,13 @@ class DimensionsView(QWidget):
         if d != self._latent_dim:
             self._latent_dim = d
             self._fill_choices()
-        self._pending = (mu, sigma)
-        self._watch_dock()
-        if self.shown():
-            self._catch_up()
+        self._when_shown.run("bars", lambda: self._draw(mu, sigma))
 
     def shown(self) -> bool:
-        """Where a person can see it: visible and not behind another dock's tab (a tabbed
-        dock that is not current stays "visible", moved off the window)."""
-        return self.isVisible() and not self.visibleRegion().isEmpty()
+        """Whether a person can see the panel (else the bars wait for that)."""
+        return self._when_shown.shown()
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self._watch_dock()
-        if self.shown():
-            self._catch_up()
-        super().showEvent(event)
-
-    def _watch_dock(self) -> None:
-        """Catch up when the dock holding this panel comes to the front (its tab chosen)."""
-        parent = self.parentWidget()
-        while parent is not None and not isinstance(parent, QDockWidget):
-            parent = parent.parentWidget()
-        if parent is not None and parent is not self._dock:
-            if self._dock is not None:
-                self._dock.visibilityChanged.disconnect(self._on_dock_visibility)
-            self._dock = parent
-            parent.visibilityChanged.connect(self._on_dock_visibility)
-
-    def _on_dock_visibility(self, visible: bool) -> None:
-        if visible:
-            self._catch_up()
-
-    def _catch_up(self) -> None:
-        if self._pending is None:
-            return
-        mu, sigma = self._pending
-        self._pending = None
+    def _draw(self, mu: np.ndarray, sigma: np.ndarray) -> None:
         mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
         d = mu.shape[1]
         with np.errstate(divide="ignore"):
@@ -162,12 +125,12 @@ class DimensionsView(QWidget):
 
     def collapsed(self) -> list[int]:
         """The 0-based dimensions whose posterior mean does not move with x."""
-        self._catch_up()
+        self._when_shown.flush()
         return [] if self.units is None else [int(i) for i in
                                               np.flatnonzero(~self.units.active)]
 
     def describe(self) -> str:
-        self._catch_up()
+        self._when_shown.flush()
         if self.units is None:
             return "No model yet"
         d, active = len(self.kl), int(self.units.active.sum())
