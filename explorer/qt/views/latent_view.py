@@ -914,6 +914,7 @@ class LatentView(pg.PlotWidget):
         text, base = pal.color(QPalette.ColorRole.WindowText), pal.color(QPalette.ColorRole.Base)
         self._status.setColor(text)
         self._status.fill = pg.mkBrush(base.red(), base.green(), base.blue(), 200)
+        self._status.update()  # its cached pixmap is made again with the new backing
         if self._colorbar is not None:
             self._colorbar.setColorMap(palette.value_colourmap())
         self._recolour()
