@@ -115,6 +115,11 @@ class TrainingWorker(QThread):
         # thread (OpenBLAS's spinning pool made small products 100x slower under load).
         limit_blas_threads(1)
 
+    @property
+    def progress_interval(self) -> float:
+        """Seconds between progress reports, as the loop applies them (``set_rates``)."""
+        return self._progress_interval
+
     # ------------------------------------------------ requests (any thread)
     def put(self, request: Callable[[Session], object]) -> None:
         """Apply ``request(session)`` in the worker thread before its next step."""

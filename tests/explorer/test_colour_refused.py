@@ -23,7 +23,7 @@ def test_a_colour_dataset_opened_in_the_window_is_refused(qtbot, make_window, di
     text = w.message_box.text()
     assert "colour images (3 channels) cannot be shown by the app yet" in text, text
     assert "sprites-grey" in text and f"Still training on {digits.name}" in text
-    assert w.dataset is digits
+    assert w.state.current.dataset is digits
 
 
 def test_a_colour_dataset_on_the_command_line_is_one_error():

@@ -5,7 +5,7 @@ The window holds the AppState and the Trainers; this controller turns "new run",
 and the state's events into changes of those and of the views that show every run: the
 planes grid (explorer.qt.views.run_planes), the comparison table and the ELBO overlay. The
 current run's full views (Training panel, image panel, inspector...) are redrawn by the
-window from the current run (``window.show_current_run``).
+current-run controller (explorer.qt.controllers.current_run).
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ class ThumbnailItem(pg.GraphicsObject):
         self._order = np.random.default_rng(PRIORITY_SEED).permutation(n)
         self.update()
 
+    def image_count(self) -> int:
+        """How many images ``set_images`` gave (0 before, or for a colour dataset)."""
+        return 0 if self._images is None else len(self._images)
+
     def set_positions(self, pos: np.ndarray) -> None:
         self.prepareGeometryChange()
         self._pos = np.asarray(pos, np.float64)
