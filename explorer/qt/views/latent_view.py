@@ -1044,6 +1044,7 @@ class LatentView(pg.PlotWidget):
         if text != self._status_text:  # setText repaints the plane even when unchanged
             self._status_text = text
             self._status.setText(text)
+            self._status.update()  # its backing's cached pixmap: remade at the new size
 
     def _update_selection_items(self) -> None:
         i = self._selected
