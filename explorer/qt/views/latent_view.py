@@ -612,11 +612,10 @@ class LatentView(pg.PlotWidget):
         self._status = pg.TextItem(color=(128, 128, 128), fill=(128, 128, 128, 40), anchor=(0, 0))
         self._status.setParentItem(self._vb)
         self._status.setPos(4, 2)
-        # Items that change rarely are kept as pixmaps: every snapshot repaints the whole
-        # plane, and the antialiased backing, the text and the dashed prior circles cost
-        # a few ms a paint drawn afresh (a cache is remade when the item or the zoom changes).
-        for item in (self._status, self._status.textItem, self._prior):
-            item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # The dashed prior circles change only with the zoom: kept as a pixmap, since every
+        # snapshot repaints the whole plane. (Not the status: its counts change with
+        # every snapshot, and remaking a cache costs more than drawing the text.)
+        self._prior.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._status_text = ""
         # Labels and the prior in a row above the plot: a legend inside it covers clusters.
         self.legend = OutsideLegend(pi, ABOVE_PLOT)
@@ -914,7 +913,6 @@ class LatentView(pg.PlotWidget):
         text, base = pal.color(QPalette.ColorRole.WindowText), pal.color(QPalette.ColorRole.Base)
         self._status.setColor(text)
         self._status.fill = pg.mkBrush(base.red(), base.green(), base.blue(), 200)
-        self._status.update()  # its cached pixmap is made again with the new backing
         if self._colorbar is not None:
             self._colorbar.setColorMap(palette.value_colourmap())
         self._recolour()
@@ -1044,7 +1042,6 @@ class LatentView(pg.PlotWidget):
         if text != self._status_text:  # setText repaints the plane even when unchanged
             self._status_text = text
             self._status.setText(text)
-            self._status.update()  # its backing's cached pixmap: remade at the new size
 
     def _update_selection_items(self) -> None:
         i = self._selected
