@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
             Act("export_plane_svg", "File/Export", "Latent plane SVG...", exports.ask_plane_svg,
                 tip="The latent plane as SVG vector graphics"),
             Act("export_manifold", "File/Export", "Manifold PNG...", exports.ask_manifold,
-                tip="The manifold grid of decoded images as a grey PNG"),
+                tip="The manifold grid of decoded images as a PNG (grey or RGB, as the data)"),
             Act("export_history", "File/Export", "History CSV...", exports.ask_history,
                 "Ctrl+E", "The ELBO and log p(x) curves (nats, higher is better) as CSV"),
             Act("encode", "File", "Encode images...", lambda: self.images.ask_and_encode(),

@@ -150,4 +150,5 @@ def test_screenshot_mode_prints_one_json_line_per_run(qapp, tmp_path, capsys):
     assert [r["run"] for r in lines] == ["beta=1", "beta=4"]
     assert lines[0]["config"] == {"beta": 1.0} and lines[1]["config"] == {"beta": 4.0}
     assert all(r["steps"] == 400 for r in lines)
+    assert all((r["arch"], r["channels"], r["latent_dim"]) == ("mlp", 1, 2) for r in lines)
     assert lines[1]["heldout_kl"] < lines[0]["heldout_kl"]  # beta = 4 pays less KL

@@ -132,7 +132,8 @@ class CurrentRunController:
     def reset_training(self) -> None:
         window = self.window
         try:
-            config = self.views.controls.config_for_reset(self.config())
+            config = self.views.controls.config_for_reset(
+                self.config(), self.state.current.dataset.image_shape)
         except ConfigError as exc:
             window.status(f"Reset not applied: {exc}", 8000)
             return
@@ -239,10 +240,8 @@ class CurrentRunController:
             return
         dataset = self.state.current.dataset
         if thumbnails.image_count() != len(dataset):
-            h, w = dataset.image_shape
-            grey = None if dataset.channels != 1 else np.rint(
-                dataset.as_float().reshape(-1, h, w) * 255).astype(np.uint8)
-            thumbnails.set_images(grey)
+            thumbnails.set_images(np.rint(dataset.as_float().reshape(
+                -1, *dataset.stored_shape) * 255).astype(np.uint8))
         if self.plane is not None:
             thumbnails.set_positions(self.plane.means)
 

@@ -82,7 +82,8 @@ class RunsController:
 
     def _dialog(self, base: TrainConfig, base_name: str, schedule: str
                 ) -> tuple[TrainConfig, str] | None:
-        dialog = NewRunDialog(base, base_name, schedule, self.window)
+        dialog = NewRunDialog(base, base_name, schedule, self.window,
+                              image_shape=self.state.current.dataset.image_shape)
         self.dialog = dialog  # reachable while open (tests, scripts)
         if dialog.exec() != NewRunDialog.DialogCode.Accepted:
             return None

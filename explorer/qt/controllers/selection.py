@@ -142,9 +142,9 @@ class SelectionController:
         return self._inputs[1]
 
     def _datapoint_x(self, i: int) -> np.ndarray:
-        """Datapoint i's x, (H, W)."""
+        """Datapoint i's x, (H, W) grey or (H, W, 3) colour."""
         dataset = self.state.current.dataset
-        return dataset_evidence(dataset, self._binarization(), [i]).reshape(dataset.image_shape)
+        return dataset_evidence(dataset, self._binarization(), [i]).reshape(dataset.stored_shape)
 
     def _inspect_selected(self) -> None:
         """The exact posterior, log p(x) and gaps of the selected datapoint, computed once
@@ -154,7 +154,7 @@ class SelectionController:
         if snapshot is None or i is None or i >= len(dataset):
             return
         self._inspected = ("point", i)
-        image = dataset.as_float([i]).reshape(dataset.image_shape)
+        image = dataset.as_float([i]).reshape(dataset.stored_shape)
         mu, sigma = (a[i] for a in plane_latents(snapshot)[:2])  # semi: the refined q
         self.views.inspector.inspect(snapshot.model, self._datapoint_x(i).reshape(-1), image,
                                      f"datapoint #{i}", mu, sigma)
@@ -167,9 +167,9 @@ class SelectionController:
             return
         self._inspected = ("encoded", index)
         entry = entries[index]
-        grey = entry.image.input
-        x = evidence_input(grey[None], self._binarization())[0]  # keyed by its pixels
-        self.views.inspector.inspect(snapshot.model, x.reshape(-1), grey, entry.name,
+        image = entry.image.input  # (H, W) grey or (H, W, 3) colour
+        x = evidence_input(image[None], self._binarization())[0]  # keyed by its pixels
+        self.views.inspector.inspect(snapshot.model, x.reshape(-1), image, entry.name,
                                      entry.mu, entry.sigma)
         self.inspector_dock.raise_()
 
@@ -184,7 +184,6 @@ class SelectionController:
         snapshot, dataset = run.snapshot, run.dataset
         if snapshot is None or i is None or i >= len(dataset):
             return
-        h, w = dataset.image_shape
         mu, sigma = (a[i] for a in plane_latents(snapshot)[:2])
         # A free-form run's held-out point has no lambda_i: nothing to reconstruct from.
         recon = (snapshot.model.decode_mean(mu[None, :])[0] if np.isfinite(mu).all()
@@ -197,5 +196,5 @@ class SelectionController:
         title = (f"datapoint #{i}{label}\nmu = {short(mu)}\nsigma = {short(sigma)}"
                  if recon is not None else
                  f"datapoint #{i}{label}\nheld out: a free-form run has no \u03bb_i for it")
-        self.views.image_panel.show_datapoint(title, dataset.as_float([i]).reshape(h, w), recon,
-                                              x=self._datapoint_x(i))
+        image = dataset.as_float([i]).reshape(dataset.stored_shape)
+        self.views.image_panel.show_datapoint(title, image, recon, x=self._datapoint_x(i))

@@ -474,7 +474,7 @@ class SessionsController:
         self._restoring = True
         try:
             panel.model.clear()
-            panel.model.add([PreparedImage(r.name, r.source, r.grey, r.input, list(r.notes))
+            panel.model.add([PreparedImage(r.name, r.source, r.original, r.input, list(r.notes))
                              for r in loaded.encoded])
         finally:
             self._restoring = False

@@ -295,8 +295,8 @@ class Inspector(QWidget):
 
     def inspect(self, model, x_flat, image, title: str, mu=None, sigma=None) -> None:
         """Inspect one datapoint: ``model`` a trainer.FrozenVAE, ``x_flat`` (D,) the datapoint's
-        x as every number scores it (trainer.evidence), ``image`` (H, W) its grey image to
-        show, ``mu``/``sigma`` the dot's lambda on the plane."""
+        x as every number scores it (trainer.evidence), ``image`` its image to show, (H, W)
+        grey or (H, W, 3) colour, ``mu``/``sigma`` the dot's lambda on the plane."""
         self._cancel_all()
         self.clear(keep_status=True)
         self.model = model
