@@ -22,7 +22,7 @@ import numpy as np
 import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QImage, QPaintEngine, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QToolTip
 
 from explorer.qt import palette
@@ -149,6 +149,16 @@ def content_rects(x0: float, x1: float, y0: float, y1: float, w: int, h: int, dp
     return QRectF(a / dpr, c / dpr, (b - a) / dpr, (d - c) / dpr), source
 
 
+def blit(p: QPainter, image: QImage, rects: tuple[QRectF, QRectF] | None) -> None:
+    """Draw a device-sized image at the painter's origin: only its part ``rects`` (see
+    content_rects) on screen; all of it elsewhere (the SVG engine ignores a source rect,
+    and would squeeze the whole image into the target)."""
+    if p.paintEngine().type() != QPaintEngine.Type.Raster:
+        p.drawImage(QPointF(0.0, 0.0), image)
+    elif rects is not None:
+        p.drawImage(rects[0], image, rects[1])
+
+
 class PointCloudItem(pg.GraphicsObject):
     """Many same-size dots, each one of a few colours, stamped with numpy into one image.
 
@@ -226,9 +236,9 @@ class PointCloudItem(pg.GraphicsObject):
         key = _device_key(p, widget)
         if self._image is None or self._image_key != key:
             self._rasterise(key)
-        if self._image is not None and self._rects is not None:
+        if self._image is not None:
             p.resetTransform()
-            p.drawImage(self._rects[0], self._image, self._rects[1])
+            blit(p, self._image, self._rects)
 
     def _rasterise(self, key: tuple) -> None:
         """Stamp every visible dot into one image, in draw order (a later dot overwrites
@@ -471,8 +481,7 @@ class EllipseSetItem(pg.GraphicsObject):
             self._device_key = key
         p.resetTransform()
         if self._image is not None:
-            if self._rects is not None:
-                p.drawImage(self._rects[0], self._image, self._rects[1])
+            blit(p, self._image, self._rects)
             return
         p.setPen(self._pen)
         p.drawLines(shiboken6.wrapInstance(self._lines.ctypes.data, QLineF), len(self._lines))
