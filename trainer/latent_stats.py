@@ -69,13 +69,17 @@ def pca_projection(mu: np.ndarray) -> Projection:
     mu = np.asarray(mu, np.float64)
     if mu.ndim != 2 or mu.shape[1] < 2:
         raise ValueError(f"PCA needs (N, D) means with D >= 2, got shape {mu.shape}")
-    centre = mu.mean(axis=0)
-    _, s, vt = np.linalg.svd(mu - centre, full_matrices=False)
-    P = vt[:2].copy()
+    # From the (D, D) scatter matrix, not an SVD of the (N, D) data: the plane redoes this
+    # for every snapshot, and at 70,000 x 8 the SVD took ~12 ms, these products ~1 ms.
+    centre = np.ones(len(mu)) @ mu / len(mu) if len(mu) else np.zeros(mu.shape[1])
+    x = mu - centre
+    values, vectors = np.linalg.eigh(x.T @ x)  # ascending
+    values = np.clip(values[::-1], 0, None)
+    P = np.ascontiguousarray(vectors[:, ::-1][:, :2].T)
     flip = np.sign(P[np.arange(2), np.abs(P).argmax(axis=1)])
     P *= np.where(flip == 0, 1.0, flip)[:, None]
-    total = float((s ** 2).sum())
-    explained = (s[:2] ** 2 / total) if total > 0 else np.zeros(2)
+    total = float(values.sum())
+    explained = (values[:2] / total) if total > 0 else np.zeros(2)
     return Projection(P, centre, explained)
 
 
@@ -101,11 +105,19 @@ def project(view: Projection, mu: np.ndarray, sigma: np.ndarray
 def ellipse(cov: np.ndarray, level: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The ``level``-sigma contour of N(0, cov) for (..., 2, 2) covariances: semi-axes
     (..., 2), longer first, and the angle (...,) of the longer one in radians, from the
-    first view axis towards the second."""
-    values, vectors = np.linalg.eigh(np.asarray(cov, np.float64))  # ascending
-    axes = level * np.sqrt(np.clip(values[..., ::-1], 0, None))
-    major = vectors[..., :, 1]
-    return axes, np.arctan2(major[..., 1], major[..., 0])
+    first view axis towards the second. The 2 x 2 eigenproblem in closed form (numpy's
+    batched eigh took ~100 ms for the 70,000 ellipses of a plane); the smaller eigenvalue
+    as det / larger, which keeps its precision when the ellipse is long and thin."""
+    cov = np.asarray(cov, np.float64)
+    a, c = cov[..., 0, 0], cov[..., 1, 1]
+    b = 0.5 * (cov[..., 0, 1] + cov[..., 1, 0])
+    half = 0.5 * (a - c)
+    larger = 0.5 * (a + c) + np.hypot(half, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        smaller = np.where(larger > 0, (a * c - b * b) / larger, 0.0)
+    axes = level * np.sqrt(np.clip(np.stack((larger, smaller), axis=-1), 0, None))
+    # tan(2 theta) = 2 b / (a - c): the direction of the larger eigenvalue's eigenvector.
+    return axes, 0.5 * np.arctan2(b, half)
 
 
 def lift(view: Projection, point: np.ndarray, base: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ aggregate posterior's mean. No Qt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -59,15 +60,16 @@ def default_choice(latent_dim: int) -> ViewChoice:
     return ViewChoice() if latent_dim <= 2 else ViewChoice("pca")
 
 
-@dataclass
+@dataclass(eq=False)
 class PlaneData:
-    """Every datapoint seen through one view."""
+    """Every datapoint seen through one view. Made for every snapshot, so what a snapshot
+    does not always need (the covariances, the aggregate mean) is computed when first read."""
 
     choice: ViewChoice
     view: Projection
     means: np.ndarray  # (N, 2) P (mu_i - centre)
-    cov: np.ndarray  # (N, 2, 2) P diag(sigma_i^2) P^T
-    base: np.ndarray  # (D,) the aggregate posterior's mean: the hidden directions at a click
+    mu: np.ndarray  # (N, D) the q's means the view was made from
+    sigma: np.ndarray  # (N, D) and their standard deviations
     axis_titles: tuple[str, str]
     text: str  # what the plane shows, in one line
 
@@ -75,9 +77,22 @@ class PlaneData:
     def rotated(self) -> bool:
         return self.choice.kind == "pca"
 
-    @property
+    @cached_property
+    def cov(self) -> np.ndarray:
+        """(N, 2, 2) P diag(sigma_i^2) P^T."""
+        return projected_cov(self.view.P, self.sigma)
+
+    @cached_property
+    def base(self) -> np.ndarray:
+        """(D,) the aggregate posterior's mean: the hidden directions at a click."""
+        return column_means(self.mu)
+
+    @cached_property
     def extents(self) -> np.ndarray:
         """(N, 2) half extents of each 1-sigma ellipse along the view's axes."""
+        if not self.rotated:  # P picks two coordinates: their sigmas, exactly
+            i, j = self.choice.dims
+            return np.abs(np.stack((self.sigma[:, i], self.sigma[:, j]), axis=1))
         return np.sqrt(np.clip(np.diagonal(self.cov, axis1=1, axis2=2), 0, None))
 
     def ellipses(self) -> tuple[np.ndarray, np.ndarray]:
@@ -93,12 +108,19 @@ class PlaneData:
         return (np.asarray(z, np.float64) - self.view.centre) @ self.view.P.T
 
 
+def column_means(a: np.ndarray) -> np.ndarray:
+    """(D,) the mean of each column of an (N, D) array, as one matrix-vector product
+    (numpy's mean over axis 0 of a narrow array took ~2 ms at 70,000 rows, this ~0.05)."""
+    if len(a) == 0:
+        return np.zeros(a.shape[1])
+    return np.ones(len(a)) @ a / len(a)
+
+
 def plane_data(choice: ViewChoice, mu: np.ndarray, sigma: np.ndarray) -> PlaneData:
     mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
     d = mu.shape[1]
     if d <= 2 or not choice.fits(d):
         choice = default_choice(d)
-    base = mu.mean(axis=0) if len(mu) else np.zeros(d)
     if choice.kind == "pca":
         view = pca_projection(mu)
         e = view.explained
@@ -106,6 +128,7 @@ def plane_data(choice: ViewChoice, mu: np.ndarray, sigma: np.ndarray) -> PlaneDa
                   f"PC2 of \u03bc ({100 * e[1]:.0f}%)")
         text = (f"PCA of {d}-D \u03bc: ellipses exact (P q); a click sets the other "
                 f"{d - 2} directions to the aggregate mean")
+        means = (mu - view.centre) @ view.P.T
     else:
         view = axis_projection(choice.dims, d)
         i, j = choice.dims
@@ -113,8 +136,9 @@ def plane_data(choice: ViewChoice, mu: np.ndarray, sigma: np.ndarray) -> PlaneDa
         text = ("the 2-D latent as it is" if d == 2 else
                 f"z{i + 1}, z{j + 1} of {d}-D: exact marginals of q; a click sets the "
                 f"other {d - 2} to the aggregate mean")
-    means = (mu - view.centre) @ view.P.T
-    return PlaneData(choice, view, means, projected_cov(view.P, sigma), base, titles, text)
+        # P picks two coordinates about a zero centre: those columns, no product.
+        means = np.stack((mu[:, i], mu[:, j]), axis=1)
+    return PlaneData(choice, view, means, mu, sigma, titles, text)
 
 
 def projected_cov(P: np.ndarray, sigma: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from contextlib import contextmanager, nullcontext
 
 from PySide6.QtCore import QThread, Signal
 
+from explorer.core.blas_threads import limit_blas_threads
 from trainer import ImageDataset, Session, TrainConfig, save_checkpoint
 from trainer.frozen import collector_paused
 
@@ -110,6 +111,9 @@ class TrainingWorker(QThread):
         self._progress_interval = PROGRESS_INTERVAL
         self._cover = 1.0  # fraction of latents re-encoded since the weights last changed
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
+        # The GUI thread's numpy shares the cores with this thread's torch: one BLAS
+        # thread (OpenBLAS's spinning pool made small products 100x slower under load).
+        limit_blas_threads(1)
 
     @property
     def progress_interval(self) -> float:

@@ -38,6 +38,7 @@ def test_conv_and_an_8_d_latent_chosen_in_the_controls_apply_on_reset(qtbot, mak
     snapshot = w.state.current.snapshot
     assert snapshot.mu.shape == (len(w.state.current.dataset), 8)
     assert type(snapshot.model.model.encoder).__name__ == "ConvEncoder"
+    w.docks["dimensions"].raise_()  # the bars are drawn once its tab is in front
     qtbot.waitUntil(lambda: len(w.dimensions.kl) == 8, timeout=WAIT_MS)
     assert " of 8 dimensions active" in w.dimensions.summary.text()
     assert w.dimensions.view_box.count() > 1  # PCA and pairs of coordinates to choose from

@@ -101,6 +101,7 @@ def test_a_colour_folder_trains_shows_colour_and_encodes_a_dropped_colour_image(
     with Image.open(export_mosaic_png(tmp_path / "manifold.png", mosaic)) as png:
         assert png.mode == "RGB" and png.size == (n * 24, n * 24)
     strip = w.strips.traversal
+    w.docks["strips"].raise_()  # decoded once its tab is in front
     qtbot.waitUntil(lambda: strip.mosaic is not None, timeout=WAIT_MS)
     assert strip.mosaic.ndim == 3 and strip.mosaic.shape[2] == 3
     with Image.open(strip.export(tmp_path / "traversal.png")) as png:

@@ -9,7 +9,12 @@ import pytest
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor
 
-from explorer.qt.views.latent_view import MAX_RING_SAMPLES, LatentView, ring_samples
+from explorer.qt.views.latent_view import (
+    MAX_RING_SAMPLES,
+    LatentView,
+    content_rects,
+    ring_samples,
+)
 
 
 @pytest.fixture
@@ -128,3 +133,15 @@ def test_rings_are_rasterised_where_the_ellipse_is_and_big_ones_thinned_to_the_b
     right = max(abs(colour_at(plot, x + 1.5 + dx, y).red() - background.red())
                 for dx in (-0.02, 0, 0.02))
     assert right > 20  # a drawn ring's pixel is shaded
+
+
+def test_only_the_part_of_the_image_with_something_drawn_is_blitted():
+    target, source = content_rects(20.7, 10.2, 5.0, 6.0, 100, 80, 2.0)  # any order
+    assert (source.x(), source.y(), source.width(), source.height()) == (10, 5, 12, 2)
+    assert (target.x(), target.y(), target.width(), target.height()) == (5, 2.5, 6, 1)
+    # Far off, infinite or NaN edges: clipped to the image, or the whole of it.
+    _, whole = content_rects(-np.inf, 1e300, -5.0, np.inf, 100, 80, 1.0)
+    assert (whole.x(), whole.y(), whole.width(), whole.height()) == (0, 0, 100, 80)
+    _, unsure = content_rects(np.nan, 3.0, 0.0, 1.0, 100, 80, 1.0)
+    assert (unsure.width(), unsure.height()) == (100, 80)
+    assert content_rects(120.0, 130.0, 0.0, 10.0, 100, 80, 1.0) is None  # beside the image

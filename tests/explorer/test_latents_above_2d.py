@@ -54,6 +54,12 @@ def test_an_axes_view_shows_exact_marginals_and_a_2d_latent_stays_as_it_is():
     plane = plane_data(ViewChoice("axes", (1, 3)), mu, sigma)
     np.testing.assert_allclose(plane.means, mu[:, [1, 3]])
     np.testing.assert_allclose(plane.extents, sigma[:, [1, 3]])
+    # The shortcut agrees with the general P diag(sigma^2) P^T, and the click's base is
+    # the aggregate mean.
+    np.testing.assert_allclose(plane.extents ** 2, np.diagonal(plane.cov, axis1=1, axis2=2),
+                               rtol=1e-12)
+    np.testing.assert_allclose(plane.cov[:, 0, 1], 0.0)
+    np.testing.assert_allclose(plane.base, mu.mean(axis=0), rtol=1e-12, atol=1e-12)
     assert not plane.rotated and plane.axis_titles == ("z2", "z4")
     flat = plane_data(ViewChoice("pca"), mu[:, :2], sigma[:, :2])  # 2-D: never rotated
     np.testing.assert_allclose(flat.means, mu[:, :2])
@@ -175,6 +181,37 @@ def test_the_dimensions_panel_names_a_collapsed_dimension(qtbot):
     assert heights[2] == pytest.approx(0.0, abs=1e-5)
 
 
+def test_a_hidden_dimensions_panel_draws_nothing_and_shows_the_newest_q_when_shown(qtbot):
+    panel = DimensionsView()
+    qtbot.addWidget(panel)  # never shown yet: what it holds waits
+    rng = np.random.default_rng(1)
+    sigma = np.full((300, 3), 0.5)
+    for scale in (1.0, 3.0):  # two snapshots while hidden: the newer one is drawn
+        mu = scale * rng.standard_normal((300, 3))
+        panel.set_latents(mu, sigma)
+    assert panel.summary.text() == "No model yet"
+    assert len(panel.kl_bars.opts["height"]) == 0
+    assert panel.view_box.count() > 1  # the view chooser follows at once
+    panel.show()
+    qtbot.waitExposed(panel)
+    np.testing.assert_allclose(panel.kl_bars.opts["height"], per_dim_kl(mu, 2 * np.log(sigma)))
+    assert "3 of 3 dimensions active" in panel.summary.text()
+
+
+def test_the_dimensions_panel_behind_a_tab_catches_up_when_its_tab_is_chosen(
+        qtbot, make_window, digits, session8):
+    w = open_paused(qtbot, make_window, session8)
+    # The first window shows Manifold in front of Dimensions: the panel has drawn nothing.
+    assert not w.dimensions.shown()
+    assert w.dimensions.summary.text() == "No model yet"
+    w.docks["dimensions"].raise_()
+    qtbot.waitUntil(lambda: w.dimensions.shown(), timeout=WAIT_MS)
+    mu, sigma = w.state.current.snapshot.mu, w.state.current.snapshot.sigma
+    np.testing.assert_allclose(w.dimensions.kl_bars.opts["height"],
+                               per_dim_kl(mu, 2 * np.log(sigma)), rtol=1e-6)
+    assert "of 8 dimensions active" in w.dimensions.summary.text()
+
+
 def test_the_datasets_menu_lists_sprites_and_sessions_treat_them_as_built_in(
         qtbot, make_window):
     from explorer.core.session_file import LoadedSession, _candidates
@@ -222,6 +259,11 @@ def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation
     w = open_paused(qtbot, make_window, session8)
     w.selection.select_point(5)
     strip = w.strips.traversal
+    # Behind the Manifold tab the strips decode nothing; their tab chosen, they show #5.
+    assert not w.strips.shown() and strip.mosaic is None
+    w.docks["strips"].raise_()
+    qtbot.waitUntil(lambda: strip.mosaic is not None, timeout=WAIT_MS)
+    assert w.strips.shown() and "#5" in strip.caption.text()
     snapshot = w.state.current.snapshot
     mu, sigma, model = snapshot.mu, snapshot.sigma, snapshot.model
     grid, _ = traversal_z(mu[5], mu, sigma)
@@ -243,6 +285,7 @@ def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation
     assert len(w.strips.ends) == 2
     a, b = w.strips.ends
     paths = interpolation_z(mu[a], mu[b])
+    qtbot.waitUntil(lambda: w.strips.interpolation.mosaic is not None, timeout=WAIT_MS)
     inter = w.strips.interpolation.mosaic
     assert inter.shape == (2 * h, 10 * wd)
     spherical = model.decode_mean(paths["spherical"].astype(np.float32))

@@ -68,3 +68,17 @@ def test_the_elbo_view_shows_the_note_and_hides_it_again(qtbot):
     train, ho = history(RISING_TRAIN, np.linspace(-300, -200, 7), 25)
     view.set_history(train, ho)
     assert not view.overfit_label.isVisible()
+
+
+def test_the_curves_follow_every_progress_whether_or_not_the_held_out_part_changed(qtbot):
+    view = ElboView()
+    qtbot.addWidget(view)
+    for n_train, heldout in ((50, [-300, -250]), (80, [-300, -250]),  # held-out unchanged
+                             (90, [-300, -250, -240]), (10, [-310])):  # a new one; a reset
+        train, ho = history(np.linspace(-300, -150, n_train), heldout, 25)
+        view.set_history(train, ho)
+        np.testing.assert_array_equal(view.raw.getData()[1], train["elbo"])
+        np.testing.assert_array_equal(view.heldout.getData()[0], ho[view.x_key])
+        np.testing.assert_array_equal(view.heldout.getData()[1], ho["elbo"])
+    view.x_combo.setCurrentIndex(view.x_combo.findData("seconds"))  # same points, new x
+    np.testing.assert_array_equal(view.heldout.getData()[0], ho["seconds"])

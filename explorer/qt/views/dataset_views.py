@@ -354,6 +354,8 @@ class Trails:
         self._redraw()
 
     def add_snapshot(self, mu: np.ndarray) -> None:
+        if not self.trails:
+            return  # nothing followed: the (empty) curve stays as it is
         for i, trail in self.trails.items():
             if i < len(mu) and np.all(np.isfinite(mu[i])):
                 trail.append((float(mu[i][0]), float(mu[i][1])))

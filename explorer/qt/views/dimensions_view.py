@@ -1,6 +1,9 @@
 """The per-dimension panel: the mean KL of each latent dimension (its rate, nats) and whether
 it is active, Var_x(E_q[z_d]) > 0.01 (Burda et al. 2016), as bars; and the choice of the
 plane's 2-D view (PCA of the mu_i, or two chosen coordinates).
+
+The bars cost a few milliseconds of numpy per snapshot at 70,000 points: they are drawn only
+while the panel can be seen (explorer.qt.views.when_shown).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.core.plane_view import ViewChoice
+from explorer.qt.views.when_shown import WhenShown
 from trainer.latent_stats import active_units, per_dim_kl
 
 ACTIVE_BRUSH = (0, 114, 178)  # Okabe-Ito blue
@@ -58,6 +62,7 @@ class DimensionsView(QWidget):
         self.kl = np.zeros(0)
         self.units = None
         self._latent_dim = 0
+        self._when_shown = WhenShown(self)  # the bars only while the panel can be seen
         self._choice = ViewChoice("pca")
         self.setToolTip("Per latent dimension: its mean KL to the prior (the rate it spends, "
                         "nats) and Var_x(E_q[z_d]); grey bars are collapsed dimensions")
@@ -91,11 +96,21 @@ class DimensionsView(QWidget):
             self.viewChosen.emit(choice)
 
     def set_latents(self, mu: np.ndarray, sigma: np.ndarray) -> None:
-        mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
-        d = mu.shape[1]
+        """A snapshot's q: the view chooser follows at once; the bars only while the panel
+        is shown (a hidden one keeps the arrays and catches up when shown)."""
+        d = np.shape(mu)[1]
         if d != self._latent_dim:
             self._latent_dim = d
             self._fill_choices()
+        self._when_shown.run("bars", lambda: self._draw(mu, sigma))
+
+    def shown(self) -> bool:
+        """Whether a person can see the panel (else the bars wait for that)."""
+        return self._when_shown.shown()
+
+    def _draw(self, mu: np.ndarray, sigma: np.ndarray) -> None:
+        mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+        d = mu.shape[1]
         with np.errstate(divide="ignore"):
             self.kl = per_dim_kl(mu, 2.0 * np.log(sigma))
         self.units = active_units(mu)
@@ -110,10 +125,12 @@ class DimensionsView(QWidget):
 
     def collapsed(self) -> list[int]:
         """The 0-based dimensions whose posterior mean does not move with x."""
+        self._when_shown.flush()
         return [] if self.units is None else [int(i) for i in
                                               np.flatnonzero(~self.units.active)]
 
     def describe(self) -> str:
+        self._when_shown.flush()
         if self.units is None:
             return "No model yet"
         d, active = len(self.kl), int(self.units.active.sum())

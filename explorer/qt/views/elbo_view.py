@@ -146,6 +146,7 @@ class ElboView(QWidget):
         self._heldout: dict[str, np.ndarray] = {}
         self._logpx: dict[str, np.ndarray] = {}
         self._shown_rows = (-1, -1)
+        self._drawn: dict[pg.PlotDataItem, tuple] = {}  # curve -> the points it shows
         self._ranges = None  # the last range set while following
         self._x_label: str | None = None
 
@@ -204,12 +205,16 @@ class ElboView(QWidget):
     def set_runs(self, runs: list[tuple[str, str, dict, dict]]) -> None:
         """(name, colour, train, heldout) of every run; with two or more the curves of
         all of them overlay, one colour per run."""
-        self._runs = list(runs) if len(runs) > 1 else []
+        runs = list(runs) if len(runs) > 1 else []
+        if not runs and not self._runs:
+            return  # one run, as before: its curves are set_history's (every progress)
+        self._runs = runs
         wanted = {(name, colour) for name, colour, *_ in self._runs}
         item = self.plot.getPlotItem()
         for key in [k for k in self._run_curves if k not in wanted]:
             for curve in self._run_curves.pop(key):
                 item.removeItem(curve)
+                self._drawn.pop(curve, None)
         for key in sorted(wanted - set(self._run_curves)):
             colour = key[1]
             train = item.plot(pen=pg.mkPen(colour, width=2))
@@ -230,6 +235,18 @@ class ElboView(QWidget):
         self.follow_box.setChecked(False)
         self._ranges = None
 
+    def _set(self, curve: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:
+        """setData unless the curve already shows these points: every progress redraws,
+        and the held-out curves (symbols: the slow part) change only at an evaluation.
+        Histories only grow, so their length and ends tell them apart."""
+        x, y = np.asarray(x), np.asarray(y)
+        key = (len(x), len(y)) + ((float(x[0]), float(x[-1]), float(y[-1]))
+                                  if len(x) and len(y) else ())
+        if self._drawn.get(curve) == key:
+            return
+        self._drawn[curve] = key
+        curve.setData(x, y)
+
     def _redraw(self) -> None:
         x = self.x_key
         tr, ho = self._train, self._heldout
@@ -237,15 +254,15 @@ class ElboView(QWidget):
         tx = tr.get(x, empty)
         hx = ho.get(x, empty)
         elbo = tr.get("elbo", empty)
-        self.raw.setData(tx, elbo)
+        self._set(self.raw, tx, elbo)
         smoothed = smooth(elbo)
-        self.smoothed.setData(tx, smoothed)
+        self._set(self.smoothed, tx, smoothed)
         hy = ho.get("elbo", empty)
         finite = np.isfinite(hy)  # a diverged evaluation is shown by its absence, not a NaN
-        self.heldout.setData(hx[finite], hy[finite])
+        self._set(self.heldout, hx[finite], hy[finite])
         lx, ly = self._logpx.get(x, empty), self._logpx.get("log_px", empty)
-        self.logpx.setData(lx, ly)
-        self.logpx_elbo.setData(lx, self._logpx.get("elbo", empty))
+        self._set(self.logpx, lx, ly)
+        self._set(self.logpx_elbo, lx, self._logpx.get("elbo", empty))
         has_logpx = len(ly) > 0
         self.logpx.setVisible(has_logpx)
         self.logpx_elbo.setVisible(has_logpx)
@@ -256,14 +273,14 @@ class ElboView(QWidget):
         for name, colour, train, heldout in self._runs:
             train_curve, heldout_curve = self._run_curves[(name, colour)]
             rx, ry = train.get(x, empty), smooth(train.get("elbo", empty))
-            train_curve.setData(rx, ry)
+            self._set(train_curve, rx, ry)
             hy_run = heldout.get("elbo", empty)
             keep = np.isfinite(hy_run)
-            heldout_curve.setData(heldout.get(x, empty)[keep], hy_run[keep])
+            self._set(heldout_curve, heldout.get(x, empty)[keep], hy_run[keep])
             extra += [ry, hy_run[keep]]
         show_recon, show_kl = self.recon_box.isChecked(), self.kl_box.isChecked()
-        self.recon.setData(tx, tr.get("recon", empty)) if show_recon else self.recon.setData([], [])
-        self.kl.setData(tx, tr.get("kl", empty)) if show_kl else self.kl.setData([], [])
+        self._set(self.recon, *((tx, tr.get("recon", empty)) if show_recon else (empty, empty)))
+        self._set(self.kl, *((tx, tr.get("kl", empty)) if show_kl else (empty, empty)))
         self.recon.setVisible(show_recon)
         self.kl.setVisible(show_kl)
         shown = (show_recon, show_kl, has_logpx, tuple(n for n, *_ in self._runs))

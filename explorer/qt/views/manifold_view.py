@@ -3,8 +3,9 @@
 "prior" mode is Kingma & Welling's figure: an n x n grid on the unit square (cell centres,
 (i + 0.5) / n) pushed through the inverse standard-normal CDF. "view" mode tiles the region in
 view on the latent plane, corner to corner. z2 increases upward, as on the plane.
-Redraws are coalesced by a single-shot timer to at most ``MAX_REDRAWS_PER_SECOND``, and skipped
-while the widget is hidden, so live updates never slow training.
+Redraws are coalesced by a single-shot timer to at most ``MAX_REDRAWS_PER_SECOND``, and wait
+while the view cannot be seen (closed, or behind another dock's tab: explorer.qt.views.when_shown),
+so live updates never slow training.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from explorer.qt.paint_guard import guarded
+from explorer.qt.views.when_shown import WhenShown
 
 MODES = ("prior", "view")
 MODE_TITLES = {"prior": "Prior grid (inverse normal CDF)", "view": "Region in view"}
@@ -59,6 +61,7 @@ class ManifoldView(QWidget):
         self._last_draw = -1e9  # monotonic seconds of the last redraw
         self.lift = None  # view point (n, 2) -> z (n, D) above 2-D (plane_view.PlaneData)
         self.redraws = 0  # how many mosaics were decoded (for tests and benchmarks)
+        self._when_shown = WhenShown(self)
 
         self.mode_box = QComboBox()
         for mode in MODES:
@@ -160,8 +163,12 @@ class ManifoldView(QWidget):
             self._timer.start(max(0, int(wait * 1000)))
 
     def _on_timer(self) -> None:
-        # Hidden: keep the request pending; showEvent picks it up.
-        if self._pending and self.isVisible():
+        # Hidden (closed, or behind another dock's tab): the request waits until shown.
+        if self._pending:
+            self._when_shown.run("mosaic", self._redraw_if_pending)
+
+    def _redraw_if_pending(self) -> None:
+        if self._pending:
             self._redraw()
 
     @guarded()

@@ -45,6 +45,8 @@ class RunFigures:
         if len(heldout):
             self.heldout_label.setText(f"held-out ELBO {heldout[-1]:.2f} nats")
         if self.epoch_bar.maximum() == 0:
-            self.epoch_bar.setRange(0, 1000)
-        self.epoch_bar.setValue(int(p.epoch_progress * 1000))
+            self.epoch_bar.setRange(0, 100)
+        # Whole percents: a new value repaints the bar at once (QProgressBar's own rule),
+        # and thousandths changed at every progress.
+        self.epoch_bar.setValue(int(p.epoch_progress * 100))
         self.epoch_bar.setFormat(f"epoch {p.epoch + 1}: %p%")

@@ -60,15 +60,9 @@ class RunPlane(QFrame):
     def bind(self, run: Run) -> None:
         if run is self.run:
             return
-        if self.run is not None:
-            for signal in (self.run.progress_changed, self.run.name_changed,
-                           self.run.failure_changed, self.run.running_changed):
-                signal.disconnect(self.retitle)
-            if not self.primary:
-                self.run.snapshot_changed.disconnect(self._draw)
+        self.unbind()
         self.run = run
-        for signal in (run.progress_changed, run.name_changed, run.failure_changed,
-                       run.running_changed):
+        for signal in self._title_signals(run):
             signal.connect(self.retitle)
         if not self.primary:  # the window draws the full plane itself
             run.snapshot_changed.connect(self._draw)
@@ -79,12 +73,17 @@ class RunPlane(QFrame):
 
     def unbind(self) -> None:
         if self.run is not None:
-            for signal in (self.run.progress_changed, self.run.name_changed,
-                           self.run.failure_changed, self.run.running_changed):
+            for signal in self._title_signals(self.run):
                 signal.disconnect(self.retitle)
             if not self.primary:
                 self.run.snapshot_changed.disconnect(self._draw)
         self.run = None
+
+    @staticmethod
+    def _title_signals(run: Run) -> tuple:
+        """The run's echoes the title line shows."""
+        return (run.progress_changed, run.name_changed, run.failure_changed,
+                run.running_changed)
 
     def _draw(self, snapshot) -> None:
         # Above 2-D, each side plane shows its own run's default view (PCA of its mu).
@@ -108,8 +107,9 @@ class RunPlane(QFrame):
         width = 3 if self.primary else 1
         colour = run.colour if self.primary else "palette(mid)"
         self.title.setVisible(self.framed)
-        self.setStyleSheet(f"QFrame#run-plane {{ border: {width}px solid {colour}; }}"
-                           if self.framed else "")
+        sheet = f"QFrame#run-plane {{ border: {width}px solid {colour}; }}" if self.framed else ""
+        if sheet != self.styleSheet():  # a sheet set again re-polishes the plane's widgets
+            self.setStyleSheet(sheet)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if event.type() == QEvent.Type.MouseButtonPress and self.run is not None:

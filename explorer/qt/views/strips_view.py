@@ -1,7 +1,8 @@
 """Decoded strips: the selected point's latent traversals (one row per dimension) and the
 interpolation between two shift-clicked points (linear and spherical rows), each shown as
 one mosaic (grey or RGB, as the data) and exportable as PNG
-(explorer.qt.export.export_mosaic_png)."""
+(explorer.qt.export.export_mosaic_png). Decoded only while the strips can be seen: every
+snapshot redoes the traversal of the selected point (explorer.qt.views.when_shown)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QVBoxLayout, QWi
 from explorer.core.latent_paths import interpolation_z, traversal_z
 from explorer.qt.export import export_mosaic_png, mosaic_image
 from explorer.qt.views.image_panel import to_qimage
+from explorer.qt.views.when_shown import WhenShown
 
 SHOWN_SCALE = 2  # screen pixels per decoded pixel
 
@@ -87,11 +89,20 @@ class StripsView(QWidget):
         layout.addWidget(self.interpolation)
         layout.addStretch(1)
         self.ends: list[int] = []  # the shift-clicked datapoints, at most two
+        self._when_shown = WhenShown(self)
         self.setToolTip("Decoded strips: the selected point's traversals, and the path "
                         "between two shift-clicked points")
 
+    def shown(self) -> bool:
+        """Whether a person can see the strips (else their decoding waits for that)."""
+        return self._when_shown.shown()
+
     def show_traversal(self, model, index: int, mu: np.ndarray, sigma: np.ndarray) -> None:
-        """Row d: mu_index with z_d swept over the aggregate range of every (mu, sigma)."""
+        """Row d: mu_index with z_d swept over the aggregate range of every (mu, sigma);
+        decoded while the strips can be seen (every snapshot sends one)."""
+        self._when_shown.run("traversal", lambda: self._traverse(model, index, mu, sigma))
+
+    def _traverse(self, model, index: int, mu: np.ndarray, sigma: np.ndarray) -> None:
         grid, values = traversal_z(mu[index], mu, sigma)
         d, k = grid.shape[:2]
         images = model.decode_mean(grid.reshape(-1, d).astype(np.float32))
@@ -109,7 +120,11 @@ class StripsView(QWidget):
         self.show_interpolation(model, mu)
 
     def show_interpolation(self, model, mu: np.ndarray) -> None:
+        """The strip between the two ends, decoded while the strips can be seen."""
         a, b = self.ends
+        self._when_shown.run("interpolation", lambda: self._interpolate(model, mu, a, b))
+
+    def _interpolate(self, model, mu: np.ndarray, a: int, b: int) -> None:
         paths = interpolation_z(mu[a], mu[b])
         rows = np.stack([paths["linear"], paths["spherical"]])  # (2, k, D)
         k, d = rows.shape[1:]
