@@ -5,8 +5,8 @@
                                ("state.<i>.<name>") and the engine's sampling RNG state,
                                epoch order and held-out indices ("engine.<name>")
     DIR/free.safetensors       free-form inference only: the lambda table ("table", one row
-                               of (mu, log sigma^2) per training point) and its SparseAdam
-                               state ("exp_avg", "exp_avg_sq", "step")
+                               of (mu, log sigma^2) per training point) and each row's
+                               E-step count ("visits")
     DIR/run.json               format + version, config, history, counters, dataset reference,
                                split, likelihood and binarization, Adam's scalar settings,
                                library versions
@@ -47,7 +47,10 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RUN_FILE = "run.json"
 FREE_FILE = "free.safetensors"
-FREE_TENSORS = ("table", "exp_avg", "exp_avg_sq", "step")
+FREE_TENSORS = ("table", "visits")
+# The first free tables (one SparseAdam step a visit) kept Adam's state: still readable,
+# the table kept and the moments, which the E-step has no use for, left aside.
+FREE_TENSORS_SPARSE_ADAM = ("table", "exp_avg", "exp_avg_sq", "step")
 # The checkpoint's whole layout, named here only: what a copy or an archive of it must hold.
 CHECKPOINT_FILES = (MODEL_FILE, OPTIMIZER_FILE, RUN_FILE)
 
@@ -264,8 +267,8 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
 
 
 def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
-    """A free-form run's table and its SparseAdam state, checked against the run: one row of
-    2 x latent_dim numbers per training point. None for the other inference modes."""
+    """A free-form run's table and its rows' E-step counts, checked against the run: one
+    row of 2 x latent_dim numbers per training point. None for the other inference modes."""
     if config.inference != "free":
         if path.exists():
             raise CheckpointError(f"{path}: a free-form table, but the run's inference is "
@@ -274,13 +277,17 @@ def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
     if not path.exists():
         raise CheckpointError(f"{path}: missing; a free-form run keeps its lambda table there")
     header, size = _read_header(path)
-    if sorted(header) != sorted(FREE_TENSORS):
+    names = next((n for n in (FREE_TENSORS, FREE_TENSORS_SPARSE_ADAM)
+                  if sorted(header) == sorted(n)), None)
+    if names is None:
         raise CheckpointError(f"{path}: expected tensors {list(FREE_TENSORS)}, found "
                               f"{sorted(header)[:5]}")
-    want = (run["split"]["n_train"], 2 * config.latent_dim)
-    for name in FREE_TENSORS:
+    n_train = run["split"]["n_train"]
+    want = (n_train, 2 * config.latent_dim)
+    for name in names:
         dtype, shape = header[name]
-        need, kind = ((), torch.int64) if name == "step" else (want, torch.float32)
+        need, kind = {"step": ((), torch.int64), "visits": ((n_train,), torch.int64)}.get(
+            name, (want, torch.float32))
         if shape != need:
             raise CheckpointError(
                 f"{path}: {name} has shape {list(shape)}, but this run needs {list(need)} "
@@ -289,8 +296,12 @@ def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
             raise CheckpointError(f"{path}: {name} is {dtype}, expected {kind}")
     tensors = _read_tensors(path, header, size)
     _check_finite(path, tensors)
-    if int(tensors["step"]) < 0 or bool((tensors["exp_avg_sq"] < 0).any()):
-        raise CheckpointError(f"{path}: step and exp_avg_sq must be >= 0")
+    if names == FREE_TENSORS_SPARSE_ADAM:
+        if int(tensors["step"]) < 0 or bool((tensors["exp_avg_sq"] < 0).any()):
+            raise CheckpointError(f"{path}: step and exp_avg_sq must be >= 0")
+        return {"table": tensors["table"]}
+    if bool((tensors["visits"] < 0).any()):
+        raise CheckpointError(f"{path}: visits must be >= 0")
     return tensors
 
 
@@ -330,7 +341,7 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
     # per datapoint each, two of them at most.
     limits = {MODEL_FILE: 8 * numel + header,
               OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
-    if config.inference == "free":  # the table and its two Adam moments, and a step count
+    if config.inference == "free":  # the table and a count per row (or two Adam moments)
         limits[FREE_FILE] = 3 * 8 * run["split"]["n_train"] * 2 * config.latent_dim + header
     return limits
 

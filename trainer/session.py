@@ -486,7 +486,12 @@ class Session:
         bs = self.config.batch_size // world  # this rank's part of the minibatch
         idx = self._order[self._cursor:self._cursor + bs]
         rows = self.ranks.shard_rows
-        x = self._to_model_input(self._gather(idx), self._gen, rows)
+        if self.config.inference == "free":
+            # A row of the free table is the q of one x_i: train on the fixed x every number
+            # scores, not a fresh binarisation each visit (trainer.inference_modes).
+            x = self.datapoint_inputs(idx)
+        else:
+            x = self._to_model_input(self._gather(idx), self._gen, rows)
         with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32,
                             enabled=self._autocast_dtype is not None):
             if self.inference is None:

@@ -47,7 +47,7 @@ def test_inference_settings_are_validated_and_round_trip():
             TrainConfig(**bad)
     # A config written before the field existed reads as amortized inference.
     old = TrainConfig().to_dict()
-    for key in ("inference", "refine_steps", "refine_lr", "free_lr"):
+    for key in ("inference", "refine_steps", "refine_lr", "free_steps", "free_lr"):
         del old[key]
     assert TrainConfig.from_dict(old).inference == "amortized"
 
@@ -107,53 +107,82 @@ def toy_session(n: int = 40, seed: int = 0):
                                                  if k != "hidden"})
     session = Session(data, cfg)
     session.model.decoder.load_state_dict(linear_vae(w, b, s2).decoder.state_dict())
-    session.model.decoder.requires_grad_(False)  # theta fixed: only the table learns
+    for group in session.optimizer.param_groups:  # theta fixed: only the table learns
+        group["lr"] = 0.0
     return session, (w, b, s2)
 
 
-@pytest.mark.slow
 def test_free_form_lambdas_converge_to_the_optimal_diagonal_gaussian():
     session, (w, b, s2) = toy_session()
-    # One-sample gradients: the iterates wander around the optimum by about the step size,
-    # so the step size decays and the last phase's iterates are averaged (Polyak).
-    table = session.inference.table
-    mean_table = torch.zeros_like(table)
-    for lr, steps in ((0.3, 300), (0.1, 600), (0.03, 600), (0.01, 300), (0.003, 600)):
-        session.inference.set_lr(lr)
-        for _ in range(steps):
-            session.step()
-            if lr == 0.003:
-                mean_table += table.detach() / steps
-    with torch.no_grad():
-        table.copy_(mean_table)
+    # Every training point is in every minibatch: 150 visits of 3 E-step steps each. The
+    # decoder is linear-Gaussian, so log p(x|z) is quadratic in z and the E-step's 3 x 3
+    # Gauss-Hermite objective is the exact ELBO.
+    for _ in range(150):
+        session.step()
     train = torch.from_numpy(session.split.train)
+    assert (session.inference.visits == 150).all()
+    torch.testing.assert_close(session.model.decoder.state_dict(),
+                               linear_vae(w, b, s2).decoder.state_dict(), rtol=0, atol=0)
     x = session.datapoint_inputs(train)
     mu, logvar = (t.detach() for t in session.inference.lookup(train))
-    log_ratio = []
     for i in range(len(train)):
         _, mean, _, prec = closed_form(w, b, s2, x[i])
         # Under KL(q || p) the best diagonal Gaussian sits at the posterior mean with
         # precisions diag(prec): variances 1 / prec_jj.
         sd = 1 / np.sqrt(np.diag(prec))  # ~0.07 to 0.15 here
-        assert (np.abs(mu[i].numpy() - mean) <= 0.2 * sd).all()
-        log_ratio.append(logvar[i].numpy() - 2 * np.log(sd))
-    # The ELBO is flat in the variance near q* (a log-variance off by 0.35 costs
-    # 0.5 (e^0.35 - 1 - 0.35) = 0.035 nats), so one-sample gradients pin it down least, and
-    # slowly: unbiased on average, every point within 0.35.
-    log_ratio = np.array(log_ratio)
-    assert np.abs(log_ratio).max() < 0.35
-    assert np.abs(log_ratio).mean() < 0.08 and abs(log_ratio.mean()) < 0.03
-    # Measured as evaluate --gaps measures it: the free table's amortization gap is ~0
-    # (those tolerances allow at most 0.5 * 2 * 0.2^2 + 2 * 0.035 = 0.11 nats), and the
-    # approximation gap is the closed form's KL(q* || p(z|x)).
+        # Each visit restarts Adam, whose first step is +-lr (0.1 sd): the kept iterates
+        # settle within a fraction of that of the optimum (seen: 0.05 sd, 0.08 in log sigma^2,
+        # together ~0.002 nats).
+        assert (np.abs(mu[i].numpy() - mean) <= 0.1 * sd).all()
+        assert (np.abs(logvar[i].numpy() - 2 * np.log(sd)) <= 0.15).all()
+    # Measured as evaluate --gaps measures it: the free table's amortization gap is ~0, and
+    # the approximation gap is the closed form's KL(q* || p(z|x)).
     gaps = point_gaps(session.model.eval(), x[:8], mu[:8], logvar[:8])
-    assert gaps["amortization_gap"].mean() < 0.01
-    assert gaps["amortization_gap"].max() < 0.11
+    assert gaps["amortization_gap"].max() < 5e-3
     for i in range(8):
         log_px, _, _, prec = closed_form(w, b, s2, x[i])
         diag_gap = 0.5 * (np.log(np.diag(prec)).sum() - np.linalg.slogdet(prec)[1])
         assert gaps["log_px"][i] == pytest.approx(log_px, abs=5e-3)
         assert gaps["approximation_gap"][i] == pytest.approx(diag_gap, abs=5e-3)
+
+
+def test_a_free_e_step_never_lowers_a_rows_objective(digits):
+    s = Session(digits, TrainConfig(inference="free", batch_size=64, **SMALL))
+    for _ in range(30):
+        s.step()
+    idx = s.train_indices(64)
+    x = s.datapoint_inputs(idx)
+    before = torch.cat(s.inference.lookup(idx), -1)
+    visits = s.inference.visits[s.inference.rows(idx)].clone()
+    r = s.inference.e_step(s.model, x, idx)
+    assert (r.elbo >= r.elbo_start).all()
+    torch.testing.assert_close(
+        r.elbo_start, rule_elbo(s.model, x, *before.chunk(2, -1), cubature_rule(2)))
+    assert (s.inference.visits[s.inference.rows(idx)] == visits + 1).all()
+    torch.testing.assert_close(torch.cat(s.inference.lookup(idx), -1),
+                               torch.cat((r.mu, r.logvar), -1))
+
+
+def test_free_modes_train_amortization_gap_closes_on_digits(digits):
+    """The "done when" of issue 12 on a small problem: after equal steps, the free table's
+    amortization gap on training points is near 0 and far below the encoder's, measured as
+    evaluate --gaps measures it (trainer.gaps)."""
+    from trainer.gaps import mean_gaps
+
+    gaps = {}
+    for mode in ("amortized", "free"):
+        # A small training set (the held-out fraction is 0.9), so each row is visited often.
+        s = Session(digits, TrainConfig(inference=mode, batch_size=60, heldout_fraction=0.9,
+                                        eval_every_seconds=1e6, **SMALL))
+        for _ in range(600):  # 200 epochs of 3 minibatches
+            s.step()
+        gaps[mode] = mean_gaps(s, s.train_inputs(24), s.train_indices(24))
+    # Seen: free 0.006 nats, amortized 0.10; and the free table's ELBO the higher, as
+    # Margossian & Blei prove it must be for the same theta (here each mode has its own).
+    free, amortized = gaps["free"], gaps["amortized"]
+    assert free["q"] == "the free-form table"
+    assert 0 <= free["mean_amortization_gap"] < 0.03
+    assert amortized["mean_amortization_gap"] > 3 * free["mean_amortization_gap"]
 
 
 # -------------------------------------------------------------- semi refinement
@@ -267,6 +296,23 @@ def test_free_table_round_trips_and_resumes_exactly(digits, free_checkpoint):
     torch.testing.assert_close(resumed.inference.table, twin.inference.table, rtol=0, atol=0)
 
 
+def test_a_table_saved_with_sparse_adam_state_still_loads(digits, free_checkpoint, tmp_path):
+    """The first free tables kept SparseAdam's moments: the table is read, the counts
+    start at 0."""
+    import shutil
+
+    s, path = free_checkpoint
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    table = safetensors.torch.load_file(old / FREE_FILE)["table"]
+    safetensors.torch.save_file({"table": table, "exp_avg": torch.zeros_like(table),
+                                 "exp_avg_sq": torch.zeros_like(table),
+                                 "step": torch.tensor(20)}, old / FREE_FILE)
+    resumed = Session.from_checkpoint(load_checkpoint(old), digits)
+    torch.testing.assert_close(resumed.inference.table, s.inference.table, rtol=0, atol=0)
+    assert (resumed.inference.visits == 0).all()
+
+
 def _one_line(err) -> bool:
     return "\n" not in str(err.value)
 
@@ -278,7 +324,7 @@ def test_a_table_of_the_wrong_shape_is_refused_in_one_line(free_checkpoint, tmp_
     bad = tmp_path / "bad"
     shutil.copytree(path, bad)
     tensors = safetensors.torch.load_file(bad / FREE_FILE)
-    for name in ("table", "exp_avg", "exp_avg_sq"):
+    for name in ("table", "visits"):
         tensors[name] = tensors[name][:-5].contiguous()
     safetensors.torch.save_file(tensors, bad / FREE_FILE)
     with pytest.raises(CheckpointError, match=r"table has shape \[1612, 4\].*\[1617, 4\]") as e:
@@ -304,7 +350,7 @@ def test_an_old_checkpoint_without_inference_reads_as_amortized(digits, tmp_path
     s.step()
     path = save_checkpoint(s, tmp_path / "old")
     run = json.loads((path / RUN_FILE).read_text())
-    for key in ("inference", "refine_steps", "refine_lr", "free_lr"):
+    for key in ("inference", "refine_steps", "refine_lr", "free_steps", "free_lr"):
         del run["config"][key]
     (path / RUN_FILE).write_text(json.dumps(run))
     ck = load_checkpoint(path)
