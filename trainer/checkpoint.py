@@ -189,7 +189,8 @@ def _serialise(session) -> tuple[dict, dict, dict]:
         "counters": counters,
         "history": {"train": session.train_history.to_dict(),
                     "heldout": session.heldout_history.to_dict(),
-                    "logpx": session.logpx_history.to_dict()},
+                    "logpx": session.logpx_history.to_dict(),
+                    "gaps": session.gaps_history.to_dict()},
         "dataset": {"source": str(dataset.source), "name": dataset.name, "n": len(dataset),
                     "image_shape": list(dataset.image_shape), "channels": dataset.channels,
                     "fingerprint": dataset.fingerprint(),
@@ -476,12 +477,14 @@ def _read_run(path: Path) -> dict:
     fit = run["dataset"].get("fit_fraction")
     if fit is not None and not (_is_number(fit) and 0 < fit <= 1):
         fail(f"dataset.fit_fraction must be a number in (0, 1] (got {fit!r})")
-    from .session import HELDOUT_COLUMNS, LOGPX_COLUMNS, TRAIN_COLUMNS  # session imports us
+    # session imports us
+    from .session import GAP_COLUMNS, HELDOUT_COLUMNS, LOGPX_COLUMNS, TRAIN_COLUMNS
 
-    columns = {"train": TRAIN_COLUMNS, "heldout": HELDOUT_COLUMNS, "logpx": LOGPX_COLUMNS}
-    for table in ("train", "heldout", "logpx"):
-        if table == "logpx" and table not in run["history"]:
-            continue  # optional: runs with a latent other than 2-D have no such curve
+    columns = {"train": TRAIN_COLUMNS, "heldout": HELDOUT_COLUMNS, "logpx": LOGPX_COLUMNS,
+               "gaps": GAP_COLUMNS}
+    for table in ("train", "heldout", "logpx", "gaps"):
+        if table in ("logpx", "gaps") and table not in run["history"]:
+            continue  # optional: older runs, and latents other than 2-D, have no such curve
         require(run["history"], table, dict, "history.")
         t = run["history"][table]
         if not (isinstance(t.get("columns"), list) and isinstance(t.get("rows"), list)

@@ -369,3 +369,71 @@ def test_archive_size_limits_name_the_free_table_only_for_free_runs(free_checkpo
     s = Session(digits, TrainConfig(**SMALL))
     plain = save_checkpoint(s, tmp_path / "plain")
     assert set(file_size_limits(plain / RUN_FILE)) == {MODEL_FILE, OPTIMIZER_FILE}
+
+
+# ------------------------------------------------------- the amortization gap curve
+
+@pytest.mark.parametrize("mode", ["amortized", "free"])
+def test_the_gap_curve_matches_trainer_gaps_on_its_points(digits, mode):
+    from trainer.gaps import mean_gaps
+
+    s = Session(digits, TrainConfig(inference=mode, eval_every_seconds=1e6, **SMALL))
+    for _ in range(60):
+        s.step()
+    row = s.evaluate_gap_curve()
+    x_train, i_train, x_held, i_held = s.gap_curve_points()
+    assert len(x_train) == len(x_held) == 16
+    assert set(i_train.tolist()) <= set(s.split.train.tolist())
+    assert set(i_held.tolist()) <= set(s.split.heldout.tolist())
+    want_train = mean_gaps(s, x_train, i_train)["mean_amortization_gap"]
+    want_held = mean_gaps(s, x_held)["mean_amortization_gap"]
+    assert row["train_amortization_gap"] == pytest.approx(want_train, abs=1e-6)
+    # Free mode fits held-out q from the prior each time: the same deterministic fit.
+    assert row["heldout_amortization_gap"] == pytest.approx(want_held, abs=1e-6)
+    assert row["train_amortization_gap"] >= 0 and row["heldout_amortization_gap"] >= 0
+    curve = s.progress().gaps
+    assert curve["train_amortization_gap"][-1] == row["train_amortization_gap"]
+    assert curve["step"][-1] == 60
+
+
+def test_the_gap_curve_keeps_to_its_share_of_training_time(digits, monkeypatch):
+    import time
+
+    import trainer.session
+    from trainer.session import GAP_CURVE_SHARE
+
+    cost = 0.01  # per subset: a stand-in for the real measurement (tested above), steady
+
+    def slow_gap(session, x, index=None):
+        time.sleep(cost)
+        return 0.0
+
+    monkeypatch.setattr(trainer.session, "mean_amortization_gap", slow_gap)
+    s = Session(digits, TrainConfig(eval_every_seconds=1e6, **{**SMALL, "logpx_points": 16}))
+    s._logpx_cycle.next_at = 1e6  # the log p(x) curve's own budget is tested elsewhere
+    s._gap_cycle.min_interval = s._gap_cycle.next_at = 0.05  # so that it runs often
+    while s.seconds < 1.5:
+        s.step()
+    n = len(s.gaps_history)
+    # After an evaluation taking c, at least c / share of training passes before the next:
+    # all but the last one fit in the share of the training time.
+    spent = s.gap_curve_seconds
+    assert n >= 2 and spent >= 2 * cost * n
+    assert spent * (n - 1) / n <= GAP_CURVE_SHARE * s.seconds
+
+
+def test_the_gap_curve_saves_and_reopens_with_the_checkpoint(digits, tmp_path):
+    s = Session(digits, TrainConfig(**SMALL))
+    for _ in range(5):
+        s.step()
+    s.evaluate_gap_curve()
+    resumed = Session.from_checkpoint(load_checkpoint(save_checkpoint(s, tmp_path / "c")),
+                                      digits)
+    for key, values in s.gaps_history.arrays().items():
+        np.testing.assert_array_equal(resumed.gaps_history.arrays()[key], values)
+    assert len(resumed.gaps_history) == 1
+    # A checkpoint from before the curve existed has no "gaps" table, and reads as empty.
+    run = json.loads((tmp_path / "c" / RUN_FILE).read_text())
+    del run["history"]["gaps"]
+    (tmp_path / "c" / RUN_FILE).write_text(json.dumps(run))
+    assert len(Session.from_checkpoint(load_checkpoint(tmp_path / "c"), digits).gaps_history) == 0
