@@ -763,7 +763,7 @@ class MainWindow(QMainWindow):
 
     def apply_progress(self, p: Progress) -> None:
         self.sessions.progressed(p.step)
-        self.elbo_view.set_history(p.train, p.heldout, p.logpx)
+        self.elbo_view.set_history(p.train, p.heldout, p.logpx, p.gaps)
         self.figures.show(p)
         if p.stopped_reason and p.stopped_reason != self._shown_reason:
             self._shown_reason = p.stopped_reason
