@@ -5,8 +5,8 @@
                                ("state.<i>.<name>") and the engine's sampling RNG state,
                                epoch order and held-out indices ("engine.<name>")
     DIR/free.safetensors       free-form inference only: the lambda table ("table", one row
-                               of (mu, log sigma^2) per training point) and each row's
-                               E-step count ("visits")
+                               of (mu, log sigma^2) per training point), each row's
+                               E-step count ("visits") and step size ("step_size")
     DIR/run.json               format + version, config, history, counters, dataset reference,
                                split, likelihood and binarization, Adam's scalar settings,
                                library versions
@@ -47,7 +47,7 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RUN_FILE = "run.json"
 FREE_FILE = "free.safetensors"
-FREE_TENSORS = ("table", "visits")
+FREE_TENSORS = ("table", "visits", "step_size")
 # The first free tables (one SparseAdam step a visit) kept Adam's state: still readable,
 # the table kept and the moments, which the E-step has no use for, left aside.
 FREE_TENSORS_SPARSE_ADAM = ("table", "exp_avg", "exp_avg_sq", "step")
@@ -287,8 +287,8 @@ def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
     want = (n_train, 2 * config.latent_dim)
     for name in names:
         dtype, shape = header[name]
-        need, kind = {"step": ((), torch.int64), "visits": ((n_train,), torch.int64)}.get(
-            name, (want, torch.float32))
+        need, kind = {"step": ((), torch.int64), "visits": ((n_train,), torch.int64),
+                      "step_size": ((n_train,), torch.float32)}.get(name, (want, torch.float32))
         if shape != need:
             raise CheckpointError(
                 f"{path}: {name} has shape {list(shape)}, but this run needs {list(need)} "
@@ -301,8 +301,8 @@ def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
         if int(tensors["step"]) < 0 or bool((tensors["exp_avg_sq"] < 0).any()):
             raise CheckpointError(f"{path}: step and exp_avg_sq must be >= 0")
         return {"table": tensors["table"]}
-    if bool((tensors["visits"] < 0).any()):
-        raise CheckpointError(f"{path}: visits must be >= 0")
+    if bool((tensors["visits"] < 0).any()) or bool((tensors["step_size"] <= 0).any()):
+        raise CheckpointError(f"{path}: visits must be >= 0 and step_size > 0")
     return tensors
 
 

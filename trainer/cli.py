@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="free: Adam steps on a training point's lambda_i each time it is in "
                         "the minibatch, theta frozen (the E-step; default 3)")
     t.add_argument("--free-lr", type=_positive(float), metavar="LR",
-                   help="free: their step size, in units of the row's sigma (default 0.1)")
+                   help="free: their first step size, in units of the row's sigma, then "
+                        "adapted per row (default 0.1)")
     t.add_argument("--resume", metavar="DIR", help="continue from this checkpoint")
     t.add_argument("--checkpoint-every", type=_positive(float), metavar="SECONDS",
                    help="also write the checkpoint every SECONDS of wall time while training")

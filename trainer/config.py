@@ -83,8 +83,9 @@ class TrainConfig:
     refine_steps: int = 10
     refine_lr: float = 0.1
     # Free-form: each visit of a row is an E-step of free_steps Adam steps on its ELBO, theta
-    # frozen, the step size in units of the row's sigma (trainer.inference_modes.FreeInference;
-    # vae_sparse optimises its local parameters for --n_steps steps, lr --param_lr).
+    # frozen, in units of the row's sigma; free_lr is every row's first step size, which then
+    # adapts per row (trainer.inference_modes.FreeInference; vae_sparse optimises its local
+    # parameters for --n_steps steps, lr --param_lr, before each global update).
     free_steps: int = 3
     free_lr: float = 0.1
 

@@ -59,6 +59,7 @@ class Refinement:
     elbo_start: torch.Tensor
     elbo: torch.Tensor
     seconds: float = 0.0
+    best_step: torch.Tensor | None = None  # (B,) which iterate was kept: 0 (the start) to K
 
 
 def cubature_rule(latent_dim: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +91,7 @@ def rule_elbo(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
 
 
 def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, steps: int,
-           lr: float, decay: bool = False) -> Refinement:
+           lr: float, decay: bool = False, scale: torch.Tensor | None = None) -> Refinement:
     """K = ``steps`` Adam steps on each point's ELBO over (mu, log sigma), theta frozen,
     from q0 = N(mu0, diag exp(logvar0)); the best iterate (by the same deterministic
     cubature objective, ``rule_elbo``) is returned, so the result's ELBO is never below the
@@ -98,11 +99,14 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
 
     Steps are measured in units of q0's sigma (mu = mu0 + sigma0 a, log sigma = log sigma0
     + b), so one lr suits a wide or a narrow q. ``decay``: cosine-decay the lr to lr / 50.
+    ``scale`` (B,): each point's steps multiplied by its own factor (Adam's steps are about
+    lr whatever the gradient's size, so measuring a and b in units of ``scale`` does it).
     No gradient reaches the model's weights or flows back into mu0 and logvar0.
     """
     t0 = time.perf_counter()
     mu0, logvar0 = mu0.detach().float(), logvar0.detach().float()
     sd0 = torch.exp(0.5 * logvar0)
+    unit = 1.0 if scale is None else scale.detach().float().reshape(-1, 1)
     rule = cubature_rule(mu0.shape[-1], mu0.device)
     a = torch.zeros_like(mu0, requires_grad=True)
     b = torch.zeros_like(mu0, requires_grad=True)
@@ -111,13 +115,14 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
              if decay else None)
     best_f = torch.full(mu0.shape[:1], -math.inf, device=mu0.device)
     best_a, best_b = a.detach().clone(), b.detach().clone()
+    best_k = torch.zeros(mu0.shape[:1], dtype=torch.int64, device=mu0.device)
     start = None
     # fp32 even inside the engine's bf16 autocast: the best iterate is chosen by comparing
     # ELBOs, and bf16 rounding of a ~100-nat sum is larger than the steps' gains.
     with torch.enable_grad(), torch.autocast(mu0.device.type, enabled=False):
         for k in range(steps + 1):
-            mu = mu0 + sd0 * a
-            logvar = soft_clamp(logvar0 + 2 * b, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
+            mu = mu0 + sd0 * unit * a
+            logvar = soft_clamp(logvar0 + 2 * unit * b, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
             f = rule_elbo(model, x, mu, logvar, rule)
             with torch.no_grad():
                 if start is None:
@@ -125,6 +130,7 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
                 better = f > best_f  # a NaN objective is never better
                 best_f = torch.where(better, f, best_f)
                 best_a[better], best_b[better] = a[better], b[better]
+                best_k[better] = k
             if k == steps:
                 break
             # Gradients for lambda only: autograd skips the decoder's weight gradients.
@@ -134,9 +140,10 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
             if sched is not None:
                 sched.step()
     with torch.no_grad():
-        mu = mu0 + sd0 * best_a
-        logvar = soft_clamp(logvar0 + 2 * best_b, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
-    return Refinement(mu, logvar, start, best_f, time.perf_counter() - t0)
+        mu = mu0 + sd0 * unit * best_a
+        logvar = soft_clamp(logvar0 + 2 * unit * best_b, ENCODER_LOGVAR_MIN,
+                            ENCODER_LOGVAR_MAX)
+    return Refinement(mu, logvar, start, best_f, time.perf_counter() - t0, best_k)
 
 
 def fit_from_prior(model, x: torch.Tensor, steps: int = FIT_STEPS, lr: float = FIT_LR
@@ -159,9 +166,16 @@ class FreeInference:
     """The free-form table: lambda_i = (mu_i, log sigma_i^2) of every training point,
     (n_train, 2 x latent_dim), rows in the order of the sorted training indices, starting
     at the prior (mu = 0, sigma = 1). Variational EM: each time a point is in the minibatch,
-    its row gets an E-step of ``steps`` ``refine`` steps on its ELBO (theta frozen, the step
-    size ``lr`` in units of the row's sigma, the best iterate kept, so a visit never lowers
-    the row's objective), and theta then trains on the updated rows' q.
+    its row gets an E-step of ``steps`` ``refine`` steps on its ELBO (theta frozen, steps in
+    units of the row's sigma, the best iterate kept, so a visit never lowers the row's
+    objective), and theta then trains on the updated rows' q.
+
+    Each row keeps its own step size (``step_size``, starting at ``lr``), adapted as Rprop
+    adapts its steps: doubled (up to MAX_STEP) when a visit's last iterate was its best (the
+    row is still far from its optimum, or theta moved it), halved (down to MIN_STEP) when no
+    iterate beat the start (the steps overshoot). Far from q* a row so travels fast, near it
+    the steps shrink until the sign-like first steps of a restarted Adam stop limiting its
+    precision; with a fixed 0.1 the toy's rows stayed 0.05 sd and 0.08 in log sigma^2 off.
 
     A single one-sample SparseAdam step per visit (lr 1e-2) was tried first and rejected: a
     row moves only once an epoch, so after 140 epochs (20 s on digits) the rows' sigma were
@@ -169,6 +183,9 @@ class FreeInference:
     points, worse than the encoder's; larger step sizes left one-sample noise instead
     (lr 0.2: mu 0.8 sd off, 1.3 nats). Three deterministic steps per visit reached 0.11 in
     13 epochs. ``visits`` counts each row's E-steps."""
+
+    MAX_STEP = 1.0
+    MIN_STEP = 1e-3
 
     name = "free"
 
@@ -179,6 +196,7 @@ class FreeInference:
         self.steps, self.lr = steps, lr
         self.table = torch.zeros((len(train_idx), 2 * latent_dim), device=device)
         self.visits = torch.zeros(len(train_idx), dtype=torch.int64, device=device)
+        self.step_size = torch.full((len(train_idx),), float(lr), device=device)
 
     @property
     def n_parameters(self) -> int:
@@ -207,9 +225,13 @@ class FreeInference:
         if bool((rows < 0).any()):
             raise ValueError("the free-form table holds training points only")
         mu0, logvar0 = self.table[rows].chunk(2, dim=-1)
-        r = refine(model, x, mu0, logvar0, self.steps, self.lr)
+        size = self.step_size[rows]
+        r = refine(model, x, mu0, logvar0, self.steps, 1.0, scale=size)
         self.table[rows] = torch.cat((r.mu, r.logvar), dim=-1)
         self.visits[rows] += 1
+        factor = torch.where(r.best_step == self.steps, 2.0,
+                             torch.where(r.best_step == 0, 0.5, 1.0))
+        self.step_size[rows] = (size * factor).clamp(self.MIN_STEP, self.MAX_STEP)
         return r
 
     def terms(self, model, x: torch.Tensor, idx: torch.Tensor, generator, beta: float
@@ -227,16 +249,21 @@ class FreeInference:
 
     # ---------------------------------------------------------- state (checkpoints)
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """The table and each row's E-step count, as plain CPU tensors."""
+        """The table, each row's E-step count and step size, as plain CPU tensors."""
         return {"table": self.table.detach().cpu().contiguous(),
-                "visits": self.visits.cpu().contiguous()}
+                "visits": self.visits.cpu().contiguous(),
+                "step_size": self.step_size.cpu().contiguous()}
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        """A saved table; without ``visits`` (a checkpoint of the earlier one-step
-        SparseAdam table, whose moments have no use here) the counts start at 0."""
+        """A saved table; without ``visits`` and ``step_size`` (a checkpoint of the earlier
+        one-step SparseAdam table, whose moments have no use here) the counts start at 0 and
+        the step sizes at ``lr``."""
         self.table.copy_(tensors["table"])
         visits = tensors.get("visits")
         self.visits.copy_(visits if visits is not None else torch.zeros_like(self.visits))
+        size = tensors.get("step_size")
+        self.step_size.copy_(size if size is not None else torch.full_like(self.step_size,
+                                                                             self.lr))
 
 
 class SemiInference:

@@ -130,15 +130,14 @@ def test_free_form_lambdas_converge_to_the_optimal_diagonal_gaussian():
         # Under KL(q || p) the best diagonal Gaussian sits at the posterior mean with
         # precisions diag(prec): variances 1 / prec_jj.
         sd = 1 / np.sqrt(np.diag(prec))  # ~0.07 to 0.15 here
-        # Each visit restarts Adam, whose first step is +-lr (0.1 sd): the kept iterates
-        # settle within a fraction of that of the optimum (seen: 0.05 sd, 0.08 in log sigma^2,
-        # together ~0.002 nats).
-        assert (np.abs(mu[i].numpy() - mean) <= 0.1 * sd).all()
-        assert (np.abs(logvar[i].numpy() - 2 * np.log(sd)) <= 0.15).all()
+        # Seen: within 1e-3 sd and 1.3e-3 in log sigma^2 (the rows' step sizes shrank from
+        # 0.1 to their floor, 1e-3).
+        assert (np.abs(mu[i].numpy() - mean) <= 0.01 * sd).all()
+        assert (np.abs(logvar[i].numpy() - 2 * np.log(sd)) <= 0.01).all()
     # Measured as evaluate --gaps measures it: the free table's amortization gap is ~0, and
     # the approximation gap is the closed form's KL(q* || p(z|x)).
     gaps = point_gaps(session.model.eval(), x[:8], mu[:8], logvar[:8])
-    assert gaps["amortization_gap"].max() < 5e-3
+    assert gaps["amortization_gap"].max() < 1e-4
     for i in range(8):
         log_px, _, _, prec = closed_form(w, b, s2, x[i])
         diag_gap = 0.5 * (np.log(np.diag(prec)).sum() - np.linalg.slogdet(prec)[1])
@@ -177,7 +176,7 @@ def test_free_modes_train_amortization_gap_closes_on_digits(digits):
         for _ in range(600):  # 200 epochs of 3 minibatches
             s.step()
         gaps[mode] = mean_gaps(s, s.train_inputs(24), s.train_indices(24))
-    # Seen: free 0.006 nats, amortized 0.10; and the free table's ELBO the higher, as
+    # Seen: free 0.004 nats, amortized 0.10; and the free table's ELBO the higher, as
     # Margossian & Blei prove it must be for the same theta (here each mode has its own).
     free, amortized = gaps["free"], gaps["amortized"]
     assert free["q"] == "the free-form table"
@@ -324,7 +323,7 @@ def test_a_table_of_the_wrong_shape_is_refused_in_one_line(free_checkpoint, tmp_
     bad = tmp_path / "bad"
     shutil.copytree(path, bad)
     tensors = safetensors.torch.load_file(bad / FREE_FILE)
-    for name in ("table", "visits"):
+    for name in ("table", "visits", "step_size"):
         tensors[name] = tensors[name][:-5].contiguous()
     safetensors.torch.save_file(tensors, bad / FREE_FILE)
     with pytest.raises(CheckpointError, match=r"table has shape \[1612, 4\].*\[1617, 4\]") as e:
