@@ -229,9 +229,11 @@ class LocalOptimum:
 
 def optimise_point(model, x, samples: int = 128, steps: int = 150, lr: float = 0.1,
                    seed: int = 0, n: int = 48, method: str = "quadrature",
-                   nodes: int = 10) -> LocalOptimum:
+                   nodes: int = 10, start: tuple | None = None) -> LocalOptimum:
     """"Optimise this point": theta frozen, (mu, log sigma) of a diagonal Gaussian fitted
-    to x (D,) from the encoder's output; then a full-covariance Gaussian from q*.
+    to x (D,) from the encoder's output, or from ``start`` = (mean, sigma), the q the
+    run's inference gives x (a free table's row, a refined q); then a full-covariance
+    Gaussian from q*.
 
     ``method="quadrature"`` (default): L-BFGS on the ``nodes`` x ``nodes`` Gauss-Hermite
     ELBO, at most ``steps`` iterations. ``method="mc"``: Adam on reparameterised
@@ -244,9 +246,12 @@ def optimise_point(model, x, samples: int = 128, steps: int = 150, lr: float = 0
         raise ValueError(f"method must be 'quadrature' or 'mc', not {method!r}")
     model = as_module(model)
     x = as_input(x).reshape(1, -1)
-    with torch.no_grad():
-        mu, logvar = model.encode(x)
-    sd = torch.exp(0.5 * logvar)
+    if start is None:
+        with torch.no_grad():
+            mu, logvar = model.encode(x)
+        sd = torch.exp(0.5 * logvar)
+    else:
+        mu, sd = (torch.as_tensor(np.asarray(a, np.float32)).reshape(1, 2) for a in start)
 
     def fit(mean0, sd0, full, seed_offset):
         if method == "mc":
