@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semi: their step size, in units of the encoder's sigma (default 0.1)")
     t.add_argument("--free-steps", type=_positive(int), metavar="K",
                    help="free: Adam steps on a training point's lambda_i each time it is in "
-                        "the minibatch, theta frozen (the E-step; default 3)")
+                        "the minibatch, theta frozen (the E-step; default 1)")
     t.add_argument("--free-lr", type=_positive(float), metavar="LR",
                    help="free: their first step size, in units of the row's sigma, then "
                         "adapted per row (default 0.1)")

@@ -86,7 +86,7 @@ class TrainConfig:
     # frozen, in units of the row's sigma; free_lr is every row's first step size, which then
     # adapts per row (trainer.inference_modes.FreeInference; vae_sparse optimises its local
     # parameters for --n_steps steps, lr --param_lr, before each global update).
-    free_steps: int = 3
+    free_steps: int = 1
     free_lr: float = 0.1
 
     def __post_init__(self) -> None:
