@@ -185,7 +185,16 @@ def fit_by_quadrature(model, x: torch.Tensor, mean0: torch.Tensor, sd0: torch.Te
     opt = torch.optim.LBFGS(variables, lr=1.0, max_iter=steps, history_size=10,
                             tolerance_grad=1e-5, tolerance_change=1e-7,
                             line_search_fn="strong_wolfe")
-    opt.step(negative_elbo)
+    try:
+        opt.step(negative_elbo)
+    except RuntimeError as e:
+        if "overflow" not in str(e):
+            raise
+        # A degenerate model (seen: weights ~1e21 after a step with lr 2^70) gives the line
+        # search a step that float32 cannot hold: q stays at the start (the zeros).
+        with torch.no_grad():
+            for v in variables:
+                v.zero_()
     with torch.no_grad():
         return q.mean(), q.factor()
 

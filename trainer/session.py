@@ -633,8 +633,11 @@ class Session:
             raise ValueError("the amortization gap curve needs a 2-D latent")
         x_train, i_train, x_held, _ = self.gap_curve_points()
         t0 = time.perf_counter()
-        row = {"train_amortization_gap": mean_amortization_gap(self, x_train, i_train),
-               "heldout_amortization_gap": mean_amortization_gap(self, x_held)}
+        if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            row = {"train_amortization_gap": mean_amortization_gap(self, x_train, i_train),
+                   "heldout_amortization_gap": mean_amortization_gap(self, x_held)}
+        else:  # the last step diverged (the next one stops the run): nothing to measure
+            row = {"train_amortization_gap": math.nan, "heldout_amortization_gap": math.nan}
         self.gaps_history.append(**self._counters(), **row)
         cost = time.perf_counter() - t0
         self.gap_curve_seconds += cost

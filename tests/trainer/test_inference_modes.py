@@ -421,6 +421,15 @@ def test_the_gap_curve_keeps_to_its_share_of_training_time(digits, monkeypatch):
     assert spent * (n - 1) / n <= GAP_CURVE_SHARE * s.seconds
 
 
+def test_a_diverged_models_gap_row_is_nan_not_an_error(digits):
+    s = Session(digits, TrainConfig(**SMALL))
+    s.step()
+    with torch.no_grad():
+        next(s.model.decoder.parameters()).fill_(float("inf"))
+    row = s.evaluate_gap_curve()
+    assert np.isnan(row["train_amortization_gap"]) and np.isnan(row["heldout_amortization_gap"])
+
+
 def test_the_gap_curve_saves_and_reopens_with_the_checkpoint(digits, tmp_path):
     s = Session(digits, TrainConfig(**SMALL))
     for _ in range(5):

@@ -292,8 +292,11 @@ class ElboView(QWidget):
         self.logpx.setVisible(has_logpx)
         self.logpx_elbo.setVisible(has_logpx)
         gx = self._gaps.get(x, empty)
-        self.gap_train.setData(gx, self._gaps.get("train_amortization_gap", empty))
-        self.gap_heldout.setData(gx, self._gaps.get("heldout_amortization_gap", empty))
+        for curve, key in ((self.gap_train, "train_amortization_gap"),
+                           (self.gap_heldout, "heldout_amortization_gap")):
+            gy = self._gaps.get(key, empty)
+            keep = np.isfinite(gy)  # a diverged model's row is NaN: shown by its absence
+            curve.setData(gx[keep], gy[keep])
         self.gap_plot.setVisible(len(gx) > 0)
         several = bool(self._runs)
         for curve in (self.raw, self.smoothed, self.heldout):
