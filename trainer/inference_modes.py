@@ -3,7 +3,7 @@
 - ``amortized``: lambda_i = f_phi(x_i); phi and theta are trained (Kingma & Welling).
 - ``free`` (free-form VI; with a learned decoder, variational EM): a table holding one
   lambda_i per training point; when its point is in the minibatch, a row gets an E-step of
-  ``free_steps`` (default 1) ``refine`` steps with an adaptive step size (theta frozen;
+  ``free_steps`` (default 1) Newton-like steps on its ELBO (``ascend``, theta frozen;
   vae_sparse optimises its local parameters for ``--n_steps`` Adam steps before each
   global update), then theta trains on it. It trains on
   each point's one fixed x (trainer.evidence): a row is the q of one x_i, and a fresh
@@ -60,7 +60,6 @@ class Refinement:
     elbo_start: torch.Tensor
     elbo: torch.Tensor
     seconds: float = 0.0
-    best_step: torch.Tensor | None = None  # (B,) which iterate was kept: 0 (the start) to K
 
 
 def cubature_rule(latent_dim: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +91,7 @@ def rule_elbo(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
 
 
 def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, steps: int,
-           lr: float, decay: bool = False, scale: torch.Tensor | None = None) -> Refinement:
+           lr: float, decay: bool = False) -> Refinement:
     """K = ``steps`` Adam steps on each point's ELBO over (mu, log sigma), theta frozen,
     from q0 = N(mu0, diag exp(logvar0)); the best iterate (by the same deterministic
     cubature objective, ``rule_elbo``) is returned, so the result's ELBO is never below the
@@ -100,14 +99,11 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
 
     Steps are measured in units of q0's sigma (mu = mu0 + sigma0 a, log sigma = log sigma0
     + b), so one lr suits a wide or a narrow q. ``decay``: cosine-decay the lr to lr / 50.
-    ``scale`` (B,): each point's steps multiplied by its own factor (Adam's steps are about
-    lr whatever the gradient's size, so measuring a and b in units of ``scale`` does it).
     No gradient reaches the model's weights or flows back into mu0 and logvar0.
     """
     t0 = time.perf_counter()
     mu0, logvar0 = mu0.detach().float(), logvar0.detach().float()
     sd0 = torch.exp(0.5 * logvar0)
-    unit = 1.0 if scale is None else scale.detach().float().reshape(-1, 1)
     rule = cubature_rule(mu0.shape[-1], mu0.device)
     a = torch.zeros_like(mu0, requires_grad=True)
     b = torch.zeros_like(mu0, requires_grad=True)
@@ -116,14 +112,13 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
              if decay else None)
     best_f = torch.full(mu0.shape[:1], -math.inf, device=mu0.device)
     best_a, best_b = a.detach().clone(), b.detach().clone()
-    best_k = torch.zeros(mu0.shape[:1], dtype=torch.int64, device=mu0.device)
     start = None
     # fp32 even inside the engine's bf16 autocast: the best iterate is chosen by comparing
     # ELBOs, and bf16 rounding of a ~100-nat sum is larger than the steps' gains.
     with torch.enable_grad(), torch.autocast(mu0.device.type, enabled=False):
         for k in range(steps + 1):
-            mu = mu0 + sd0 * unit * a
-            logvar = soft_clamp(logvar0 + 2 * unit * b, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
+            mu = mu0 + sd0 * a
+            logvar = soft_clamp(logvar0 + 2 * b, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
             f = rule_elbo(model, x, mu, logvar, rule)
             with torch.no_grad():
                 if start is None:
@@ -131,7 +126,6 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
                 better = f > best_f  # a NaN objective is never better
                 best_f = torch.where(better, f, best_f)
                 best_a[better], best_b[better] = a[better], b[better]
-                best_k[better] = k
             if k == steps:
                 break
             # Gradients for lambda only: autograd skips the decoder's weight gradients.
@@ -141,10 +135,59 @@ def refine(model, x: torch.Tensor, mu0: torch.Tensor, logvar0: torch.Tensor, ste
             if sched is not None:
                 sched.step()
     with torch.no_grad():
-        mu = mu0 + sd0 * unit * best_a
-        logvar = soft_clamp(logvar0 + 2 * unit * best_b, ENCODER_LOGVAR_MIN,
-                            ENCODER_LOGVAR_MAX)
-    return Refinement(mu, logvar, start, best_f, time.perf_counter() - t0, best_k)
+        mu = mu0 + sd0 * best_a
+        logvar = soft_clamp(logvar0 + 2 * best_b, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
+    return Refinement(mu, logvar, start, best_f, time.perf_counter() - t0)
+
+
+# The free table's E-step (``ascend``): per-coordinate bound on one step, in units of the
+# row's sigma for mu and of log sigma for sigma (a trust region far from q*).
+ASCENT_MAX_MOVE = 1.0
+# Each row's step scale stays within these (1: the Newton step near q*).
+ASCENT_MIN_SCALE, ASCENT_MAX_SCALE = 1e-3, 1.0
+
+
+def ascend(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, steps: int,
+           scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                         torch.Tensor, torch.Tensor]:
+    """``steps`` scaled-gradient steps on each row's ELBO (the cubature objective of
+    ``refine``), theta frozen, each one kept only if it raises that row's ELBO.
+
+    In q's whitened coordinates (mu = mu0 + sigma0 a, log sigma = log sigma0 + b) the
+    ELBO's curvature near q* is about -1 in a and -2 in b (a quadratic log p(x|z): exactly),
+    so the step (a, b) = scale x (g_a, g_b / 2) with scale = 1 is a Newton step there, the
+    natural gradient for the mean. Each row's ``scale`` (B,) doubles after a kept step (up
+    to 1) and halves after a refused one (backtracking); moves are bounded by
+    ASCENT_MAX_MOVE per coordinate. Returns mu, logvar, the objective at the start and at
+    the end (end >= start), and the rows' new scales."""
+    rule = cubature_rule(mu.shape[-1], mu.device)
+    mu, logvar = mu.detach().float(), logvar.detach().float()
+    scale = scale.detach().float().clone()
+    start = None
+    with torch.enable_grad(), torch.autocast(mu.device.type, enabled=False):
+        for _ in range(steps):
+            sd = torch.exp(0.5 * logvar)
+            a = torch.zeros_like(mu, requires_grad=True)
+            b = torch.zeros_like(mu, requires_grad=True)
+            f = rule_elbo(model, x, mu + sd * a, logvar + 2 * b, rule)
+            ga, gb = (torch.nan_to_num(g) for g in torch.autograd.grad(f.sum(), [a, b]))
+            with torch.no_grad():
+                f = f.detach()
+                if start is None:
+                    start = f.clone()
+                s = scale[:, None]
+                da = (s * ga).clamp(-ASCENT_MAX_MOVE, ASCENT_MAX_MOVE)
+                db = (s * gb / 2).clamp(-ASCENT_MAX_MOVE, ASCENT_MAX_MOVE)
+                mu_new = mu + sd * da
+                logvar_new = soft_clamp(logvar + 2 * db, ENCODER_LOGVAR_MIN, ENCODER_LOGVAR_MAX)
+                f_new = rule_elbo(model, x, mu_new, logvar_new, rule)
+                ok = f_new > f  # a NaN objective is never better
+                mu = torch.where(ok[:, None], mu_new, mu)
+                logvar = torch.where(ok[:, None], logvar_new, logvar)
+                scale = torch.where(ok, scale * 2, scale / 2)
+                scale = scale.clamp(ASCENT_MIN_SCALE, ASCENT_MAX_SCALE)
+                end = torch.where(ok, f_new, f)
+    return mu, logvar, start, end, scale
 
 
 def fit_from_prior(model, x: torch.Tensor, steps: int = FIT_STEPS, lr: float = FIT_LR
@@ -167,30 +210,23 @@ class FreeInference:
     """The free-form table: lambda_i = (mu_i, log sigma_i^2) of every training point,
     (n_train, 2 x latent_dim), rows in the order of the sorted training indices, starting
     at the prior (mu = 0, sigma = 1). Variational EM: each time a point is in the minibatch,
-    its row gets an E-step of ``steps`` ``refine`` steps on its ELBO (theta frozen, steps in
-    units of the row's sigma, the best iterate kept, so a visit never lowers the row's
-    objective), and theta then trains on the updated rows' q.
+    its row gets an E-step of ``steps`` scaled-gradient steps on its ELBO (``ascend``: theta
+    frozen, Newton-like in q's whitened coordinates, each step kept only if it raises the
+    row's ELBO, so a visit never lowers it), and theta then trains on the updated rows' q.
+    Each row keeps its step scale (``step_size``, starting at ``lr``; 1 is the Newton step),
+    doubled after a kept step and halved after a refused one.
 
-    Each row keeps its own step size (``step_size``, starting at ``lr``), adapted as Rprop
-    adapts its steps: doubled (up to MAX_STEP) when a visit's last iterate was its best (the
-    row is still far from its optimum, or theta moved it), halved (down to MIN_STEP) when no
-    iterate beat the start (the steps overshoot). Far from q* a row so travels fast, near it
-    the steps shrink until the sign-like first steps of a restarted Adam stop limiting its
-    precision; with a fixed 0.1 the toy's rows stayed 0.05 sd and 0.08 in log sigma^2 off.
-    With the default one step a visit (``steps`` = 1) an E-step is one sign step of the
-    row's size, kept only if it raises the row's ELBO.
-
-    A single one-sample SparseAdam step per visit (lr 1e-2) was tried first and rejected: a
-    row moves only once an epoch, so after 140 epochs (20 s on digits) the rows' sigma were
-    still 1.4x too wide and their mu 0.4 sd off, an amortization gap of 0.40 nats on training
-    points, worse than the encoder's; larger step sizes left one-sample noise instead
-    (lr 0.2: mu 0.8 sd off, 1.3 nats). Three deterministic steps per visit of fixed size 0.1
-    reached 0.11 in 13 epochs. With adaptive sizes, one step a visit beat two and three at
-    equal time on a small digits problem (8 s: gap 0.004 vs 0.006 nats with 3.3x the theta
-    steps, ELBO -24.4 vs -27.2). ``visits`` counts each row's E-steps."""
-
-    MAX_STEP = 1.0
-    MIN_STEP = 1e-3
+    Tried first and measured on digits (train points' mean amortization gap, nats):
+    - one one-sample SparseAdam step per visit (lr 1e-2): a row moves only once an epoch,
+      so after 140 epochs (20 s) the rows' sigma were still 1.4x too wide and their mu
+      0.4 sd off: 0.40, worse than the encoder's; larger step sizes left one-sample noise
+      instead (lr 0.2: mu 0.8 sd off, 1.3);
+    - K Adam steps of ``refine`` (restarted each visit, so sign-like steps of a fixed or an
+      adapted size): 0.11 (K = 3, 13 epochs); 0.09 against this E-step's 0.03 at equal
+      time (20 s, K = 1 each, same ELBO);
+    - two steps of this E-step a visit against one: 0.09 against 0.03 at equal time (the
+      theta steps halve). ``visits`` counts each row's E-steps.
+    """
 
     name = "free"
 
@@ -231,13 +267,12 @@ class FreeInference:
             raise ValueError("the free-form table holds training points only")
         mu0, logvar0 = self.table[rows].chunk(2, dim=-1)
         size = self.step_size[rows]
-        r = refine(model, x, mu0, logvar0, self.steps, 1.0, scale=size)
-        self.table[rows] = torch.cat((r.mu, r.logvar), dim=-1)
+        t0 = time.perf_counter()
+        mu, logvar, f0, f1, size = ascend(model, x, mu0, logvar0, self.steps, size)
+        self.table[rows] = torch.cat((mu, logvar), dim=-1)
         self.visits[rows] += 1
-        factor = torch.where(r.best_step == self.steps, 2.0,
-                             torch.where(r.best_step == 0, 0.5, 1.0))
-        self.step_size[rows] = (size * factor).clamp(self.MIN_STEP, self.MAX_STEP)
-        return r
+        self.step_size[rows] = size
+        return Refinement(mu, logvar, f0, f1, time.perf_counter() - t0)
 
     def terms(self, model, x: torch.Tensor, idx: torch.Tensor, generator, beta: float
               ) -> tuple[ElboTerms, torch.Tensor | None]:
