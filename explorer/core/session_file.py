@@ -4,8 +4,9 @@
                     trainer's: trainer.checkpoint.CHECKPOINT_FILES)
     session.json    format + version, the encoded images' names/sources/notes, the selection
                     and the view state (view region, sigma level, manifold mode and grid, ...)
-    encoded.npz     the encoded images' arrays: ``inputs`` float32 (M, H, W), what the model is
-                    given, and ``grey_<i>`` uint8 (h, w), each original in grey
+    encoded.npz     the encoded images' arrays: ``inputs`` float32 (M, H, W), or (M, H, W, 3)
+                    for a colour model, what the model is given, and ``grey_<i>`` uint8 (h, w)
+                    grey or (h, w, 3) RGB, each original (named when only grey was kept)
     runs/<k>/...    the checkpoints of a window's further runs (k = 1..3), on the same dataset;
                     session.json's ``runs`` lists every run's name and colour, the first being
                     the checkpoint at the top. A reader that knows one run opens the first.
@@ -89,12 +90,12 @@ class SessionFileError(ValueError):
 @dataclass
 class EncodedRecord:
     """One encoded image as stored; the same fields as explorer.qt.image_jobs.PreparedImage, so
-    ``PreparedImage(r.name, r.source, r.grey, r.input, r.notes)`` rebuilds it."""
+    ``PreparedImage(r.name, r.source, r.original, r.input, r.notes)`` rebuilds it."""
 
     name: str
     source: str | None
-    grey: np.ndarray  # uint8 (h, w)
-    input: np.ndarray  # float32 (H, W) in [0, 1]
+    original: np.ndarray  # uint8 (h, w) grey or (h, w, 3) RGB
+    input: np.ndarray  # float32 (H, W) or (H, W, 3) in [0, 1]
     notes: list[str] = field(default_factory=list)
 
 
@@ -122,7 +123,7 @@ class SessionState:
     ``checkpoint``: a trainer.Session, written now with trainer.save_checkpoint (call this
     from the thread that steps it, or while it is paused), or the path of a checkpoint
     directory already written (e.g. by the worker, between steps).
-    ``encoded``: objects with name, source, grey, input and notes (PreparedImage or
+    ``encoded``: objects with name, source, original, input and notes (PreparedImage or
     EncodedRecord). ``view``: small JSON-able state, e.g. {"view_region": [x0, x1, y0, y1],
     "sigma_level": 1, "manifold_mode": "prior", "manifold_grid": 15, "colour_by": "label"}.
     """
@@ -219,24 +220,35 @@ def _session_json(state: SessionState, records: list[EncodedRecord], n_points: i
     return (json.dumps(meta, indent=1, default=_json_default, allow_nan=False) + "\n").encode()
 
 
-def _encoded_npz(records: list[EncodedRecord], shape: tuple[int, int]) -> bytes:
+def _encoded_npz(records: list[EncodedRecord], shape: tuple[int, ...]) -> bytes:
     arrays = {"inputs": np.stack([r.input for r in records]) if records
               else np.zeros((0, *shape), np.float32)}
     for i, r in enumerate(records):
-        arrays[f"grey_{i}"] = r.grey
+        arrays[f"grey_{i}"] = r.original
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return buf.getvalue()
 
 
-def _records(encoded: Sequence, shape: tuple[int, int]) -> list[EncodedRecord]:
+def stored_shape(checkpoint) -> tuple[int, ...]:
+    """One image of a checkpoint's model as stored: (H, W) grey, (H, W, 3) colour."""
+    h, w = checkpoint.image_shape
+    return (h, w) if checkpoint.channels == 1 else (h, w, checkpoint.channels)
+
+
+def _image_shaped(a: np.ndarray) -> bool:
+    return a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)
+
+
+def _records(encoded: Sequence, shape: tuple[int, ...]) -> list[EncodedRecord]:
     records = []
     for i, e in enumerate(encoded):
         r = EncodedRecord(name=str(e.name), source=None if e.source is None else str(e.source),
-                          grey=np.asarray(e.grey), input=np.asarray(e.input, np.float32),
-                          notes=[str(n) for n in e.notes])
-        if r.grey.dtype != np.uint8 or r.grey.ndim != 2:
-            raise ValueError(f"encoded image {i} ({r.name}): grey must be 2-D uint8")
+                          original=np.asarray(e.original),
+                          input=np.asarray(e.input, np.float32), notes=[str(n) for n in e.notes])
+        if r.original.dtype != np.uint8 or not _image_shaped(r.original):
+            raise ValueError(f"encoded image {i} ({r.name}): the original must be uint8 "
+                             "(h, w) grey or (h, w, 3) RGB")
         if r.input.shape != shape:
             raise ValueError(f"encoded image {i} ({r.name}): input is {r.input.shape}, the "
                              f"model's images are {shape}")
@@ -275,10 +287,10 @@ def save_session(path: str | os.PathLike, state: SessionState) -> Path:
                 payload.update({member: (folder / name).read_bytes() for member, name
                                 in zip(run_members(k, names), names, strict=True)})
             checkpoint = first
-            records = _records(state.encoded, checkpoint.image_shape)
+            records = _records(state.encoded, stored_shape(checkpoint))
             payload[SESSION_JSON] = _session_json(state, records,
                                                   checkpoint.dataset_ref["n"])
-            payload[ENCODED_NPZ] = _encoded_npz(records, checkpoint.image_shape)
+            payload[ENCODED_NPZ] = _encoded_npz(records, stored_shape(checkpoint))
         except (CheckpointError, OSError, TypeError, ValueError) as e:
             raise SessionFileError(f"{path}: cannot save the session ({e})") from None
 
@@ -438,7 +450,7 @@ def _load_checkpoint(path: Path, zf: zipfile.ZipFile, found: dict, k: int = 0) -
 
 
 def _load_encoded(path: Path, data: bytes, meta: dict,
-                  shape: tuple[int, int]) -> list[EncodedRecord]:
+                  shape: tuple[int, ...]) -> list[EncodedRecord]:
     entries = meta["encoded"]
     where = f"{path}: {ENCODED_NPZ}"
     try:  # the arrays are a zip of their own: the same size guards before anything unpacks
@@ -451,8 +463,8 @@ def _load_encoded(path: Path, data: bytes, meta: dict,
                                f"{MAX_TOTAL_BYTES / 1e9:.1f} GB a session may hold")
     _check_inflation(where, infos)
     header = 4096  # a .npy header is 64-4096 bytes
-    caps = {"inputs.npy": len(entries) * shape[0] * shape[1] * 4 + header,
-            **{f"grey_{i}.npy": MAX_GREY_SIDE**2 + header for i in range(len(entries))}}
+    caps = {"inputs.npy": len(entries) * int(np.prod(shape)) * 4 + header,
+            **{f"grey_{i}.npy": 3 * MAX_GREY_SIDE**2 + header for i in range(len(entries))}}
     for info in infos:
         if info.filename not in caps:
             raise SessionFileError(f"{where}: unexpected array {info.filename!r}")
@@ -473,11 +485,13 @@ def _load_encoded(path: Path, data: bytes, meta: dict,
         raise SessionFileError(f"{where}: 'inputs' holds non-finite values")
     records = []
     for i, e in enumerate(entries):
-        grey = arrays.get(f"grey_{i}")
-        if (grey is None or grey.dtype != np.uint8 or grey.ndim != 2
-                or not 0 < max(grey.shape) <= MAX_GREY_SIDE or min(grey.shape) == 0):
-            raise SessionFileError(f"{where}: 'grey_{i}' is missing or not a 2-D uint8 image")
-        records.append(EncodedRecord(name=e["name"], source=e["source"], grey=grey,
+        original = arrays.get(f"grey_{i}")
+        if (original is None or original.dtype != np.uint8 or not _image_shaped(original)
+                or not 0 < max(original.shape[:2]) <= MAX_GREY_SIDE
+                or min(original.shape[:2]) == 0):
+            raise SessionFileError(f"{where}: 'grey_{i}' is missing or not a uint8 (h, w) "
+                                   "grey or (h, w, 3) RGB image")
+        records.append(EncodedRecord(name=e["name"], source=e["source"], original=original,
                                      input=inputs[i].copy(), notes=list(e["notes"])))
     return records
 
@@ -512,7 +526,7 @@ def load_session(path: str | os.PathLike) -> LoadedSession:
                                        "than run 1")
             runs.append(LoadedRun(entry["name"], entry["colour"], more))
         encoded = _load_encoded(path, _read(path, zf, found[ENCODED_NPZ]), meta,
-                                checkpoint.image_shape)
+                                stored_shape(checkpoint))
     selection = meta["selection"]
     try:
         selected_encoded = _optional_index(selection.get("encoded"), len(encoded),

@@ -27,7 +27,7 @@ SCHEDULE_TEXT = {"one": "one run trains at a time",
                  "all": "all runs train in turn (one step each, round-robin)"}
 # The settings a new run may change from the run it is derived from.
 DERIVABLE = ("beta", "likelihood", "binarization", "hidden", "seed", "lr", "batch_size",
-             "inference")
+             "inference", "arch", "latent_dim")
 
 
 class Run:
@@ -326,7 +326,7 @@ def parse_changes(text: str) -> dict[str, Any]:
                 changes[key] = tuple(int(h) for h in value.replace("x", ":").split(":"))
             except ValueError:
                 raise ValueError(f"hidden={value}: expected sizes such as 512x512") from None
-        elif key in ("seed", "batch_size"):
+        elif key in ("seed", "batch_size", "latent_dim"):
             try:
                 changes[key] = int(value)
             except ValueError:

@@ -25,18 +25,21 @@ DEFAULT_SCREENSHOT_STEPS = 3000
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    from explorer.core.state import DERIVABLE
     from trainer import available_devices
     from trainer.config import ARCHS
 
     p = argparse.ArgumentParser(
         prog="latent-explorer",
-        description="Watch a VAE with a 2-D latent space learn. Headless commands: "
+        description="Watch a VAE learn, its latent space drawn as a plane (a chosen 2-D "
+                    "view above two dimensions). Headless commands: "
                     "latent-explorer train|encode|evaluate|inspect|export-latents --help")
     p.add_argument("source", nargs="?", default=None,
-                   help="dataset: 'digits' (built in, the default), 'mnist' or "
-                        "'fashion-mnist' (downloaded once), a folder of images (subfolders "
-                        "are labels), or a .npz, .npy or IDX file; or a saved session "
-                        "(.lexp)")
+                   help="dataset: 'digits' (built in, the default), 'sprites' or "
+                        "'sprites-grey' (shapes made on the fly, colour or grey), 'mnist' or "
+                        "'fashion-mnist' (downloaded once), a folder of images, grey or "
+                        "colour (subfolders are labels), or a .npz, .npy or IDX file; or a "
+                        "saved session (.lexp)")
     p.add_argument("--checkpoint", metavar="DIR",
                    help="open a checkpoint directory (e.g. from 'latent-explorer train "
                         "--out DIR' on a GPU server), paused, on its recorded dataset")
@@ -50,9 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="train offscreen, save a picture of the window and exit")
     p.add_argument("--run", action="append", default=[], metavar="KEY=VALUE[,...]",
                    help="with --screenshot: a run whose settings differ from the base config "
-                        "in these (beta, likelihood, binarization, hidden, seed, lr, "
-                        "batch_size), e.g. --run beta=1 --run beta=4; one JSON line per run "
-                        "is printed")
+                        f"in these ({', '.join(DERIVABLE)}), e.g. --run beta=1 --run beta=4; "
+                        "one JSON line per run is printed")
     p.add_argument("--steps", type=int, default=DEFAULT_SCREENSHOT_STEPS,
                    help=f"training steps before --screenshot (default {DEFAULT_SCREENSHOT_STEPS})")
     p.add_argument("--size", metavar="WxH", type=window_size_arg, default=None,
@@ -112,11 +114,8 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
                  threads: int, arch: str | None = None,
                  latent_dim: int | None = None) -> Startup:
     """Load what the command line names; raises DataError, ConfigError, CheckpointError,
-    SessionFileError or OSError with a one-line message (colour datasets are refused: the
-    app shows grey images only, for now)."""
-    from trainer import ConfigError, DataError
-
-    from .dataset_loader import colour_refusal
+    SessionFileError or OSError with a one-line message."""
+    from trainer import ConfigError
 
     startup = _open_startup(source, checkpoint_dir, device, threads)
     changes = {k: v for k, v in (("arch", arch), ("latent_dim", latent_dim)) if v is not None}
@@ -125,8 +124,6 @@ def open_startup(source: str | None, checkpoint_dir: str | None, device: str,
             raise ConfigError("--arch and --latent-dim set up a new run; a checkpoint or "
                               "session keeps its own")
         startup.config = startup.config.replace(**changes)
-    if (refusal := colour_refusal(startup.dataset)) is not None:
-        raise DataError(refusal)
     return startup
 
 
@@ -158,6 +155,10 @@ def _open_startup(source: str | None, checkpoint_dir: str | None, device: str,
         h, w = checkpoint.image_shape
         raise DataError(f"{checkpoint.path}: trained on {h}x{w} images, but {dataset.source} "
                         f"has {dataset.image_shape[0]}x{dataset.image_shape[1]}")
+    if dataset.channels != checkpoint.channels:
+        kind = {1: "grey", 3: "colour"}
+        raise DataError(f"{checkpoint.path}: trained on {kind[checkpoint.channels]} images, "
+                        f"but {dataset.source} is {kind[dataset.channels]}")
     return Startup(dataset, checkpoint.config.replace(device=device, threads=threads),
                    checkpoint, loaded)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 
 from explorer.qt.jobs import JobLane, one_line
-from trainer import DataError, FolderListing, ImageDataset, load_folder, load_source
+from trainer import DataError, FolderListing, load_folder, load_source
 
 
 def source_title(source: str) -> str:
@@ -20,16 +20,6 @@ def source_title(source: str) -> str:
     return {"digits": "Built-in digits", "mnist": "MNIST",
             "fashion-mnist": "Fashion-MNIST", "sprites-grey": "Sprites (grey)",
             "sprites": "Sprites (colour)"}.get(source, source)
-
-
-def colour_refusal(dataset) -> str | None:
-    """Why the app cannot show ``dataset`` (its views draw grey images only, for now), in one
-    line, or None when it can."""
-    if not isinstance(dataset, ImageDataset) or dataset.channels == 1:
-        return None
-    return (f"{dataset.name}: colour images ({dataset.channels} channels) cannot be shown "
-            "by the app yet; train on them headless (python -m trainer train), or use "
-            "grey images (the built-in sprites-grey)")
 
 
 class DatasetLoader(QObject):
@@ -87,10 +77,7 @@ class DatasetLoader(QObject):
 
     def _on_loaded(self, dataset) -> None:
         self._running = False
-        if (refusal := colour_refusal(dataset)) is not None:
-            self.failed.emit(refusal)
-        else:
-            self.loaded.emit(dataset)
+        self.loaded.emit(dataset)
 
     def _on_failed(self, message: str) -> None:
         self._running = False

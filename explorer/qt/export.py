@@ -158,11 +158,12 @@ def export_plane_svg(path: str | os.PathLike, latent_view) -> Path:
 
 
 def mosaic_image(mosaic: np.ndarray, scale: int = 1) -> np.ndarray:
-    """A decoded-mean mosaic in [0, 1] as uint8 grey, each pixel repeated ``scale`` times
-    each way (no smoothing, so every tile stays the decoded image)."""
+    """A decoded-mean mosaic in [0, 1], (h, w) grey or (h, w, 3) RGB, as uint8, each pixel
+    repeated ``scale`` times each way (no smoothing, so every tile stays the decoded image)."""
     a = np.asarray(mosaic)
-    if a.ndim != 2 or a.size == 0:
-        raise ValueError(f"mosaic must be a non-empty 2-D image, got shape {a.shape}")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
+        raise ValueError(f"mosaic must be a non-empty (h, w) grey or (h, w, 3) RGB image, "
+                         f"got shape {a.shape}")
     if not 1 <= int(scale) <= MAX_MOSAIC_SCALE:
         raise ValueError(f"scale must be between 1 and {MAX_MOSAIC_SCALE}, got {scale}")
     grey = np.rint(np.clip(np.nan_to_num(a.astype(np.float64)), 0.0, 1.0) * 255).astype(np.uint8)
@@ -171,8 +172,8 @@ def mosaic_image(mosaic: np.ndarray, scale: int = 1) -> np.ndarray:
 
 
 def export_mosaic_png(path: str | os.PathLike, mosaic: np.ndarray | None, scale: int = 1) -> Path:
-    """The manifold grid (``ManifoldView.mosaic()``) as an 8-bit grey PNG."""
+    """The manifold grid (``ManifoldView.mosaic()``) as an 8-bit grey or RGB PNG."""
     if mosaic is None:
         raise ValueError(f"{path}: no manifold to export yet (the model has not decoded one)")
-    image = Image.fromarray(mosaic_image(mosaic, scale))  # uint8 2-D: grey "L"
+    image = Image.fromarray(mosaic_image(mosaic, scale))  # uint8: grey "L" or "RGB"
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

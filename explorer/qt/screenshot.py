@@ -61,7 +61,10 @@ def report(runs: list[tuple[str, TrainConfig, dict]], sessions: list[Session]) -
     records = []
     for (name, _, keys), session in zip(runs, sessions, strict=True):
         heldout = session.heldout_history.arrays()
-        records.append({"run": name, "config": keys,
+        # The model's shape as train's JSON line gives it: arch, channels and latent_dim.
+        records.append({"run": name, "config": keys, "arch": session.config.arch,
+                        "channels": session.dataset.channels,
+                        "latent_dim": session.config.latent_dim,
                         "heldout_elbo": round(float(heldout["elbo"][-1]), 4),
                         "heldout_kl": round(float(heldout["kl"][-1]), 4),
                         "steps": session.step_count})
@@ -94,9 +97,8 @@ def render(dataset, base: TrainConfig, specs: list[str], path: str, steps: int,
         for run, session in zip(window.state.runs, sessions, strict=True):
             window.trainers.of(run).deliver(session.snapshot(latent_seconds=None))
         snapshot = window.state.current.snapshot
-        # Fill the image panel the way a user would: select a point, decode an empty spot.
+        # Fill the image panel the way a user would: click a dot, which decodes z = its mu.
         window.selection.select_point(most_spread_point(snapshot.mu))
-        window.selection.decode_z(0.0, 0.0)
         window.show()
         loop = QEventLoop()  # let layouts settle, throttled views draw, comparisons finish
         QTimer.singleShot(500, loop.quit)

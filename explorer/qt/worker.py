@@ -111,6 +111,11 @@ class TrainingWorker(QThread):
         self._cover = 1.0  # fraction of latents re-encoded since the weights last changed
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
 
+    @property
+    def progress_interval(self) -> float:
+        """Seconds between progress reports, as the loop applies them (``set_rates``)."""
+        return self._progress_interval
+
     # ------------------------------------------------ requests (any thread)
     def put(self, request: Callable[[Session], object]) -> None:
         """Apply ``request(session)`` in the worker thread before its next step."""

@@ -25,32 +25,19 @@ import json
 import os
 import statistics
 import sys
-import time
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from _machine import LoadWatch, machine_line, pairs_summary  # noqa: E402
+from _reference import LoaderLoop, engine_for  # noqa: E402
 
 from trainer import Session, TrainConfig, load_sprites  # noqa: E402
 from trainer.conv import DENSE  # noqa: E402
 
 BATCH, LATENT, SIDE, C = 128, 8, 32, 3
-
-
-class ItemDataset(torch.utils.data.Dataset):
-    def __init__(self, images: np.ndarray):
-        self.images = images  # (N, H, W, 3) uint8
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(self.images[i]).permute(2, 0, 1).float().div(255)  # ToTensor
 
 
 class ReferenceConvVAE(nn.Module):
@@ -71,42 +58,6 @@ class ReferenceConvVAE(nn.Module):
         return self.dec(z), mu, logvar
 
 
-class Reference:
-    def __init__(self, images: np.ndarray):
-        torch.manual_seed(0)
-        self.loader = torch.utils.data.DataLoader(ItemDataset(images), batch_size=BATCH,
-                                                  shuffle=True)
-        self.model = ReferenceConvVAE()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.batches = iter(self.loader)
-
-    def train_for(self, seconds: float) -> tuple[int, float]:
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            try:
-                data = next(self.batches)
-            except StopIteration:
-                self.batches = iter(self.loader)
-                data = next(self.batches)
-            x = torch.bernoulli(data)
-            logits, mu, logvar = self.model(x)
-            bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-            kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-            loss = (bce + kld) / len(x)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            n += len(x)
-        return n, time.perf_counter() - t0
-
-
-def engine_for(session: Session, seconds: float) -> tuple[int, float]:
-    n0, t0 = session.samples_seen, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        session.step()
-    return session.samples_seen - n0, time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=6)
@@ -115,7 +66,11 @@ def main() -> None:
     watch = LoadWatch()
     dataset = load_sprites()
     session = Session(dataset, TrainConfig(arch="conv", latent_dim=LATENT, precision="fp32"))
-    reference = Reference(dataset.pixels)
+    torch.manual_seed(0)
+    reference = LoaderLoop(  # ToTensor on an H x W x 3 uint8 image: (3, H, W) in [0, 1]
+        ReferenceConvVAE(), dataset.pixels,
+        to_tensor=lambda im: torch.from_numpy(im).permute(2, 0, 1).float().div(255),
+        batch_size=BATCH)
     engine_for(session, 1.0)  # warm up both (oneDNN primitive caches, allocator)
     reference.train_for(1.0)
     engine_rates, reference_rates, loads = [], [], []

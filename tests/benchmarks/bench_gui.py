@@ -118,15 +118,15 @@ class PaintClock(QObject):
         self._applied: int | None = None  # version applied but not painted yet
         self._inside = False
         self.recording = True  # refreshes count only while this is on
-        window.worker.snapshotted.connect(self.on_snapshot)
-        original = window.apply_snapshot
+        window.trainers.current.worker.snapshotted.connect(self.on_snapshot)
+        original = window.current_run.apply_snapshot
 
         def apply_and_mark(snapshot):
             self._received.setdefault(snapshot.version, time.perf_counter())
             original(snapshot)
             self._applied = snapshot.version
 
-        window.apply_snapshot = apply_and_mark
+        window.current_run.apply_snapshot = apply_and_mark
         window.latent_view.viewport().installEventFilter(self)
 
     @Slot(object)
@@ -156,7 +156,7 @@ def empty_spots(window: MainWindow, count: int) -> list[QPoint]:
     view = window.latent_view
     vb = view.getPlotItem().vb
     (x0, x1), (y0, y1) = vb.viewRange()
-    mu = window.snapshot.mu[::50]
+    mu = window.state.current.snapshot.mu[::50]
     spots = []
     for fx in np.linspace(0.05, 0.95, 25):
         for fy in np.linspace(0.05, 0.95, 25):
@@ -224,9 +224,10 @@ def main() -> None:
     startup = clock.first_paint - t_start
 
     # Let the first snapshot (every point encoded once) arrive and training settle.
-    wait_until(lambda: window.snapshot is not None and window.worker.session is not None)
+    wait_until(lambda: window.state.current.snapshot is not None
+               and window.trainers.current.worker.session is not None)
     run_for(2.0)
-    session = window.worker.session
+    session = window.trainers.current.worker.session
     headless = Session(dataset, config)  # same data, config, precision and torch threads
     for _ in range(5):  # warm-up
         headless.step()
@@ -239,7 +240,7 @@ def main() -> None:
     live_rates, headless_rates, pair_loads = [], [], []
     for r in range(args.rounds):
         if r:
-            window.toggle_running()  # resume, as the Space key does
+            window.current_run.toggle_running()  # resume, as the Space key does
             run_for(0.5)
         s0, t0 = session.samples_seen, time.perf_counter()
         watch.restart()
@@ -249,11 +250,11 @@ def main() -> None:
         clock.recording = False
         probe.stop()
         live_rates.append((session.samples_seen - s0) / (time.perf_counter() - t0))
-        window.toggle_running()  # pause; the GUI thread then trains a bare Session
-        wait_until_quiet(window.worker)
+        window.current_run.toggle_running()  # pause; the GUI thread then trains a bare Session
+        wait_until_quiet(window.trainers.current.worker)
         headless_rates.append(headless_rate(headless, round_s))
         pair_loads.append(watch.mark())
-    window.toggle_running()
+    window.current_run.toggle_running()
     run_for(0.5)
     pairs = pairs_summary(live_rates, headless_rates, pair_loads)
 

@@ -47,11 +47,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from _machine import LoadWatch, machine_line  # noqa: E402
+from _reference import ReferenceVAE, reference_loss  # noqa: E402
 
 from trainer import (  # noqa: E402
     DataError,
@@ -88,35 +88,6 @@ def digits_as_idx(folder: Path) -> Path:
 
 # -------------------------------------------------------------------------- reference
 
-class ReferenceVAE(nn.Module):
-    """pytorch/examples' VAE layout with two hidden layers of 512."""
-
-    def __init__(self, d: int):
-        super().__init__()
-        self.enc = nn.Sequential(nn.Linear(d, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU())
-        self.fc_mu, self.fc_logvar = nn.Linear(512, LATENT), nn.Linear(512, LATENT)
-        self.dec = nn.Sequential(nn.Linear(LATENT, 512), nn.ReLU(), nn.Linear(512, 512),
-                                 nn.ReLU(), nn.Linear(512, d))
-
-    def encode(self, x):
-        h = self.enc(x)
-        return self.fc_mu(h), self.fc_logvar(h)
-
-    def decode(self, z):
-        return self.dec(z)
-
-    def forward(self, x):
-        mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.decode(z), mu, logvar
-
-
-def reference_loss(logits, x, mu, logvar):
-    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-    return (bce + kld) / len(x)
-
-
 class Reference:
     """The plain loop, resumable so it can train in slices: batches from torch.randperm over
     float32 tensors in memory, torch.bernoulli, loss, backward, Adam step; nothing else."""
@@ -124,7 +95,7 @@ class Reference:
     def __init__(self, train_x: torch.Tensor):
         torch.manual_seed(SEED)
         self.train_x = train_x
-        self.model = ReferenceVAE(train_x.shape[1])
+        self.model = ReferenceVAE(train_x.shape[1], LATENT)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LR)
         self.batches = iter(())
         self.samples = 0

@@ -35,12 +35,11 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from _machine import LoadWatch, machine_line, pairs_summary  # noqa: E402
+from _reference import LoaderLoop, ReferenceVAE, engine_for  # noqa: E402
 
 from trainer import ImageDataset, Session, TrainConfig  # noqa: E402
 
@@ -53,79 +52,6 @@ def synthetic_images(seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     img = rng.random((N, SIDE, SIDE), dtype=np.float32)
     return (np.clip(img * 2 - 1.2, 0, 1) * 255).astype(np.uint8)
-
-
-# --------------------------------------------------------------- the reference pipeline
-
-class ItemDataset(torch.utils.data.Dataset):
-    def __init__(self, images: np.ndarray):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        # torchvision's ToTensor on a uint8 image: (1, H, W) float in [0, 1]
-        return torch.from_numpy(self.images[i]).unsqueeze(0).float().div(255)
-
-
-class ReferenceVAE(nn.Module):
-    """pytorch/examples' VAE layout (fc1, fc21/fc22, fc3, fc4) with two hidden layers."""
-
-    def __init__(self):
-        super().__init__()
-        self.enc = nn.Sequential(nn.Linear(D, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU())
-        self.fc_mu, self.fc_logvar = nn.Linear(512, LATENT), nn.Linear(512, LATENT)
-        self.dec = nn.Sequential(nn.Linear(LATENT, 512), nn.ReLU(), nn.Linear(512, 512),
-                                 nn.ReLU(), nn.Linear(512, D))
-
-    def forward(self, x):
-        h = self.enc(x)
-        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return self.dec(z), mu, logvar
-
-
-def reference_loss(logits, x, mu, logvar):
-    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-    return (bce + kld) / len(x)
-
-
-class Reference:
-    def __init__(self, images: np.ndarray):
-        torch.manual_seed(0)
-        self.loader = torch.utils.data.DataLoader(ItemDataset(images), batch_size=BATCH,
-                                                  shuffle=True)
-        self.model = ReferenceVAE()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.batches = iter(self.loader)
-
-    def train_for(self, seconds: float) -> tuple[int, float]:
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            try:
-                data = next(self.batches)
-            except StopIteration:
-                self.batches = iter(self.loader)
-                data = next(self.batches)
-            x = torch.bernoulli(data.view(-1, D))  # dynamic binarisation
-            logits, mu, logvar = self.model(x)
-            loss = reference_loss(logits, x, mu, logvar)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            n += len(x)
-        return n, time.perf_counter() - t0
-
-
-# ----------------------------------------------------------------------------- engine
-
-def engine_for(session: Session, seconds: float) -> tuple[int, float]:
-    n0, t0 = session.samples_seen, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        session.step()
-    return session.samples_seen - n0, time.perf_counter() - t0
 
 
 def flops_per_sample() -> float:
@@ -175,7 +101,11 @@ def main() -> None:
     dataset = ImageDataset(pixels=images, scale=1 / 255, name="synthetic", source="synthetic")
     # threads=None: torch's default, as the reference
     session = Session(dataset, TrainConfig(precision=args.precision))
-    reference = Reference(images)
+    torch.manual_seed(0)
+    reference = LoaderLoop(  # torchvision's ToTensor on a uint8 image: (1, H, W) in [0, 1]
+        ReferenceVAE(D, LATENT), images,
+        to_tensor=lambda im: torch.from_numpy(im).unsqueeze(0).float().div(255),
+        shape=lambda batch: batch.view(-1, D), batch_size=BATCH)
     engine_for(session, 0.5)  # warm up both (oneDNN primitive caches, allocator)
     reference.train_for(0.5)
 

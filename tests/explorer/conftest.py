@@ -64,7 +64,8 @@ def make_window(qtbot, digits):
     yield factory
     for window in windows:
         window.close()
-        assert not window.worker.isRunning(), "worker thread still running after close"
+        for controller in window.trainers.all():
+            assert not controller.worker.isRunning(), "worker thread still running after close"
         window.deleteLater()
 
 

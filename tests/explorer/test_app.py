@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtGui import QImage
 
+from explorer.core.window_size import DEFAULT_SIZE
 from explorer.qt.app import main
-from explorer.qt.window import DEFAULT_SIZE
 
 
 def test_screenshot_writes_a_png_of_the_default_sized_window(qapp, tmp_path):

@@ -57,12 +57,12 @@ def marker_sizes(window) -> list[float]:
 
 
 def steps(window) -> int:
-    session = window.worker.session
+    session = window.trainers.current.worker.session
     return -1 if session is None else session.step_count
 
 
 def wait_training(qtbot, window, more_than: int = 5) -> None:
-    qtbot.waitUntil(lambda: window.snapshot is not None and steps(window) > more_than,
+    qtbot.waitUntil(lambda: window.state.current.snapshot is not None and steps(window) > more_than,
                     timeout=WAIT_MS)
 
 
@@ -104,7 +104,7 @@ def test_drops_encode_good_images_and_name_every_bad_one(qtbot, make_window, tmp
         assert len(hits) == 1 and reason in hits[0], (name, panel.messages())
         assert hits[0] in w.message_box.text(), "the user is told about each bad file"
     assert w.message_box.isVisible() and not w.message_box.isModal()
-    assert steps(w) >= 0 and w.worker.isRunning(), "training goes on"
+    assert steps(w) >= 0 and w.trainers.current.worker.isRunning(), "training goes on"
 
     # A drop on any other part of the window (here a dock's panel) encodes as well.
     Image.fromarray(_digit_like(40, seed=9)).save(tmp_path / "extra.png")
@@ -115,13 +115,14 @@ def test_drops_encode_good_images_and_name_every_bad_one(qtbot, make_window, tmp
 
     # The markers follow training: a later snapshot moves them.
     before = panel.model.markers()[0]
-    version = w.snapshot.version
-    qtbot.waitUntil(lambda: w.snapshot.version > version + 1, timeout=WAIT_MS)
+    version = w.state.current.snapshot.version
+    qtbot.waitUntil(lambda: w.state.current.snapshot.version > version + 1, timeout=WAIT_MS)
     assert np.abs(panel.model.markers()[0] - before).max() > 0
 
     # Selecting on the plane highlights the row, and the row highlights its marker.
-    w.toggle_running()  # pause: the markers stay put while we click
-    qtbot.waitUntil(lambda: w.progress is not None and w.progress.paused, timeout=WAIT_MS)
+    w.current_run.toggle_running()  # pause: the markers stay put while we click
+    qtbot.waitUntil(lambda: w.state.current.progress is not None
+                    and w.state.current.progress.paused, timeout=WAIT_MS)
     mu = panel.model.markers()[0]
     target = int(np.argmax(mu[:, 0]))  # the rightmost marker: nothing lies beyond it
     vb = w.latent_view.getPlotItem().vb
@@ -186,18 +187,20 @@ def test_a_dropped_npz_is_offered_and_trained_on(qtbot, make_window, tmp_path, d
     drop(w.latent_view.viewport(), [path])  # read in the background, then asked
     qtbot.waitUntil(lambda: no.questions == [f"Train on {path}? (the current run stops)"],
                     timeout=WAIT_MS)
-    assert not w.datasets.loader.is_running() and w.dataset is digits
+    assert not w.datasets.loader.is_running() and w.state.current.dataset is digits
 
-    old, seed = w.worker, w.worker.config.seed
+    old, seed = w.trainers.current.worker, w.trainers.current.worker.config.seed
     w.confirm = Answers(True)
     drop(w, [path])  # on the window itself this time
-    qtbot.waitUntil(lambda: len(w.dataset) == 200, timeout=WAIT_MS)
-    assert running_workers() in ([], [w.worker]), "the old run was stopped and waited for"
-    assert w.worker is not old and w.worker.dataset is w.dataset
-    assert w.worker.config.seed == seed
+    qtbot.waitUntil(lambda: len(w.state.current.dataset) == 200, timeout=WAIT_MS)
+    worker = w.trainers.current.worker
+    assert running_workers() in ([], [worker]), "the old run was stopped and waited for"
+    assert worker is not old and worker.dataset is w.state.current.dataset
+    assert worker.config.seed == seed
     assert "mine" in w.windowTitle() and w.dataset_panel.fields["N"].text() == "200 images"
     wait_training(qtbot, w)
-    assert w.snapshot.mu.shape == (200, 2) and w.snapshot.model.image_shape == (12, 12)
+    snapshot = w.state.current.snapshot
+    assert snapshot.mu.shape == (200, 2) and snapshot.model.image_shape == (12, 12)
     (entry,) = w.encoded_panel.model.entries  # preprocessed again for the new image size
     assert entry.image.input.shape == (12, 12)
     qtbot.waitUntil(lambda: plane_marker_names(w) == ["one.png"], timeout=WAIT_MS)
@@ -219,10 +222,10 @@ def test_a_corrupt_file_from_the_menu_keeps_training_on_digits(qtbot, make_windo
                     timeout=WAIT_MS)
     text = w.message_box.text()
     assert str(corrupt) in text and "Still training on Built-in digits" in text
-    assert w.dataset is digits and w.datasets.load_dialog is None
+    assert w.state.current.dataset is digits and w.datasets.load_dialog is None
     before = steps(w)
     qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
-    assert w.worker.isRunning()
+    assert w.trainers.current.worker.isRunning()
 
 
 def test_closing_mid_folder_encode_and_mid_load_leaves_no_thread(qtbot, make_window, tmp_path,
@@ -245,7 +248,7 @@ def test_closing_mid_folder_encode_and_mid_load_leaves_no_thread(qtbot, make_win
     assert w.datasets.loader.is_running() and isinstance(w.datasets.load_dialog, QProgressDialog)
     w.close()
     assert panel.job.cancel_and_wait(0) and w.datasets.loader.cancel_and_wait(0), "a thread is left"
-    assert not w.worker.isRunning() and w.dataset is digits
+    assert not w.trainers.current.worker.isRunning() and w.state.current.dataset is digits
     assert max(seen) < 300
 
 
@@ -317,7 +320,7 @@ def test_mnist_offline_stays_then_downloads_with_progress_and_switches(qtbot, ma
                     timeout=WAIT_MS)
     text = w.message_box.text()
     assert "could not reach 127.0.0.1" in text and "internet connection" in text
-    assert w.dataset is digits and w.worker.isRunning()
+    assert w.state.current.dataset is digits and w.trainers.current.worker.isRunning()
     before = steps(w)
     qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
 
@@ -335,7 +338,7 @@ def test_mnist_offline_stays_then_downloads_with_progress_and_switches(qtbot, ma
     w.datasets.loader.progress.connect(on_progress)
     w.actions["dataset_mnist"].trigger()
     assert isinstance(w.datasets.load_dialog, QProgressDialog)
-    qtbot.waitUntil(lambda: w.dataset.name == "MNIST", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.state.current.dataset.name == "MNIST", timeout=WAIT_MS)
     total = sum(f.size for f in download.KNOWN_DATASETS["mnist"].files)
     assert progress and max(progress) == (total, total)
     assert all(0 <= d <= t == total for d, t in progress)
@@ -343,9 +346,9 @@ def test_mnist_offline_stays_then_downloads_with_progress_and_switches(qtbot, ma
     assert max(bar)[2].startswith("Downloading MNIST:") and "MB" in max(bar)[2]
     assert w.datasets.load_dialog is None  # closed once loaded
     assert w.confirm.questions[-1] == "Switch dataset? The current run will be discarded."
-    assert len(w.dataset) == 250 and w.dataset.image_shape == (28, 28)
+    assert len(w.state.current.dataset) == 250 and w.state.current.dataset.image_shape == (28, 28)
     wait_training(qtbot, w)
-    assert w.snapshot.mu.shape == (250, 2)
+    assert w.state.current.snapshot.mu.shape == (250, 2)
 
 
 # ---------------------------------------------------------------- the command line

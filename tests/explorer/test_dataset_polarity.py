@@ -43,4 +43,4 @@ def test_a_dropped_image_follows_the_folder_datasets_polarity(qtbot, make_window
 def test_digits_leave_each_dropped_image_to_its_own_border(make_window):
     w = make_window()
     assert w.dataset_panel.fields["polarity"].text() == POLARITY_TEXT[None]
-    assert np.isclose(w.dataset.pixels.max() * w.dataset.scale, 1.0)
+    assert np.isclose(w.state.current.dataset.pixels.max() * w.state.current.dataset.scale, 1.0)

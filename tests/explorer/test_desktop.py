@@ -14,10 +14,10 @@ from PIL import Image
 from PySide6.QtGui import QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication
 
+from explorer.core.window_size import DEFAULT_SIZE
 from explorer.qt.app import build_window, main, open_startup
 from explorer.qt.preferences import PreferencesDialog
 from explorer.qt.views.help import about_text, versions
-from explorer.qt.window import DEFAULT_SIZE
 from trainer import load_checkpoint
 from trainer.cli import main as cli_main
 
@@ -45,21 +45,23 @@ def test_checkpoint_opens_paused_with_its_history(qtbot, headless_run):
     window = build_window(startup)
     qtbot.addWidget(window)
     try:
-        qtbot.waitUntil(lambda: window.progress is not None and window.snapshot is not None,
+        qtbot.waitUntil(lambda: window.state.current.progress is not None
+                        and window.state.current.snapshot is not None,
                         timeout=WAIT_MS)
         step = checkpoint.counters["step"]
-        assert window.progress.step == step and window.progress.paused
+        assert window.state.current.progress.step == step and window.state.current.progress.paused
         table = checkpoint.history["heldout"]
         saved = [row[table["columns"].index("elbo")] for row in table["rows"]]
         assert len(saved) > 0  # the curves come back with the run
-        np.testing.assert_allclose(window.progress.heldout["elbo"], saved)
-        assert window.snapshot.mu.shape == (len(startup.dataset), 2)
+        np.testing.assert_allclose(window.state.current.progress.heldout["elbo"], saved)
+        assert window.state.current.snapshot.mu.shape == (len(startup.dataset), 2)
         assert not window.isWindowModified() and window.controls.start_button.text() == "Resume"
-        window.toggle_running()
-        qtbot.waitUntil(lambda: window.worker.session.step_count > step + 5, timeout=WAIT_MS)
+        window.current_run.toggle_running()
+        qtbot.waitUntil(lambda: window.trainers.current.worker.session.step_count > step + 5,
+                        timeout=WAIT_MS)
     finally:
         window.close()
-    assert not window.worker.isRunning()
+    assert not window.trainers.current.worker.isRunning()
 
 
 def test_checkpoint_on_the_command_line(qtbot, headless_run, tmp_path, capsys, restore_look):
@@ -76,18 +78,19 @@ def test_checkpoint_on_the_command_line(qtbot, headless_run, tmp_path, capsys, r
 
 def test_preferences_persist_and_apply(qtbot, make_window, restore_look):
     w = make_window(start=False)
-    dialog = PreferencesDialog(w.prefs, w)
+    dialog = PreferencesDialog(w.preferences.prefs, w)
     dialog.threads.setValue(2)
     dialog.budget.setValue(1234)
     dialog.theme.setCurrentText("dark")
     dialog.autosave.setChecked(False)
     dialog.curve_hz.setValue(5)
     chosen = dialog.preferences()
-    w.set_preferences(chosen)
+    w.preferences.apply(chosen)
     assert w.latent_view.ellipse_budget() == 1234
-    assert w.config.threads == 2  # for the next reset or run
+    assert w.current_run.config().threads == 2  # for the next reset or run
     # The worker serves the new rates between steps (here: while paused, within 50 ms).
-    qtbot.waitUntil(lambda: w.worker._progress_interval == pytest.approx(1 / 5), timeout=5000)
+    qtbot.waitUntil(lambda: w.trainers.current.worker.progress_interval == pytest.approx(1 / 5),
+                    timeout=5000)
     window_colour = QApplication.palette().color(QPalette.ColorRole.Window)
     assert window_colour.lightness() < 100  # dark
     background = w.latent_view.backgroundBrush().color()
@@ -95,8 +98,8 @@ def test_preferences_persist_and_apply(qtbot, make_window, restore_look):
     w.close()
 
     again = make_window(start=False)
-    assert again.prefs == chosen
-    assert again.prefs.theme == "dark" and not again.prefs.autosave_on_quit
+    assert again.preferences.prefs == chosen
+    assert again.preferences.prefs.theme == "dark" and not again.preferences.prefs.autosave_on_quit
 
 
 def test_icon_about_shortcuts_and_tips(qtbot, make_window):

@@ -238,7 +238,7 @@ def test_reencode_follows_the_model_and_details_follow(qtbot, panel, trained, un
     assert icon.width() > 2 * icon.height()  # three images side by side
 
     class OtherSize:  # a snapshot from before a dataset switch must be refused, not crash
-        image_shape = (28, 28)
+        stored_shape = (28, 28)  # one image as the model gives it
 
     assert not model.reencode(OtherSize())
     np.testing.assert_array_equal(model.markers()[0], after)

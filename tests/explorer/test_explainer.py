@@ -48,15 +48,15 @@ def test_counts_are_the_models_own_parameter_numbers():
 
 def test_f1_shows_the_live_models_counts(qtbot, make_window):
     w = make_window(start=True)
-    qtbot.waitUntil(lambda: w.model is not None, timeout=WAIT_MS)
-    vae = w.model.model
+    qtbot.waitUntil(lambda: w.state.current.model is not None, timeout=WAIT_MS)
+    vae = w.state.current.model.model
     encoder = sum(p.numel() for p in vae.encoder.parameters())
     decoder = sum(p.numel() for p in vae.decoder.parameters())
     actions = [a for m in w.menuBar().actions() for a in m.menu().actions()]
     next(a for a in actions if a.shortcut() == QKeySequence("F1")).trigger()
     text = " ".join(w.help_dialog.findChild(QTextBrowser).toPlainText().split())
     w.help_dialog.close()
-    n = len(w.dataset)
+    n = len(w.state.current.dataset)
     assert f"encoder weights, shared by every datapoint {encoder:,}" in text
     assert f"decoder weights {decoder:,}" in text
     assert "2 × 2 numbers per datapoint 4" in text

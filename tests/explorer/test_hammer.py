@@ -44,24 +44,24 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
     # A session saved while on the 300-image subset names a source that exists nowhere:
     # "Locate the dataset" is answered Cancel.
     window.sessions.ask_locate_dataset = lambda loaded, reason: None
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.state.current.model is not None, timeout=WAIT_MS)
     view = window.latent_view
     done: dict[str, int] = {}
 
     def toggle():
-        window.toggle_running()
+        window.current_run.toggle_running()
 
     def step():
-        if window.running:
-            window.toggle_running()
-        window.step_once()
+        if window.trainers.current.wants_running:
+            window.current_run.toggle_running()
+        window.current_run.step_once()
 
     def reset():
         window.controls.lr.setValue(float(rng.choice([1e-3, 1e-2, 0.5, 5.0])))
-        window.reset_training()
+        window.current_run.reset_training()
 
     def switch():
-        window.datasets.switch_dataset(small if window.dataset is digits else digits)
+        window.datasets.switch_dataset(small if window.state.current.dataset is digits else digits)
 
     def open_blown():
         window.datasets.switch_dataset(digits, checkpoint=blown)
@@ -79,17 +79,17 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
             window.sessions.open_session(saved)
 
     def exploding_lr():
-        window.worker.set_lr(float(rng.choice([10.0, 1e3, 1e6])))
+        window.trainers.current.worker.set_lr(float(rng.choice([10.0, 1e3, 1e6])))
 
     def preferences():
         prefs = Preferences(curve_hz=float(rng.uniform(1, 60)),
                             latent_hz=float(rng.uniform(0.2, 20)),
                             ellipse_budget=int(rng.integers(0, 20_000)), autosave_on_quit=False)
-        window.set_preferences(prefs)
+        window.preferences.apply(prefs)
 
     def preferences_dialog():
         QTimer.singleShot(50, accept_active_dialog)  # the real dialog, answered OK
-        window.open_preferences()
+        window.preferences.open_dialog()
 
     def click():
         rect = view.viewport().rect()
@@ -127,12 +127,13 @@ def test_hammer_the_window(qtbot, make_window, small_config, digits, tmp_path, r
     # The window still works: the current worker trains, snapshots arrive and draw.
     window.datasets.switch_dataset(digits)
     window.controls.lr.setValue(1e-3)
-    window.reset_training()
-    if not window.running:
-        window.toggle_running()
-    session = window.worker
-    qtbot.waitUntil(lambda: window.progress is not None and window.progress.step > 20,
+    window.current_run.reset_training()
+    if not window.trainers.current.wants_running:
+        window.current_run.toggle_running()
+    session = window.trainers.current.worker
+    qtbot.waitUntil(lambda: window.state.current.progress is not None
+                    and window.state.current.progress.step > 20,
                     timeout=WAIT_MS)
-    assert window.worker is session and window.worker.isRunning()
+    assert window.trainers.current.worker is session and window.trainers.current.worker.isRunning()
     assert not window.banner.isVisible() or "diverged" in window.banner.text()
     assert not view.grab().toImage().isNull()

@@ -37,7 +37,7 @@ MiB = 1024**2
 def saved(tmp_path_factory):
     session = Session(load_source("digits"), SMALL)
     session.step()
-    record = EncodedRecord(name="a.png", source=None, grey=np.zeros((5, 7), np.uint8),
+    record = EncodedRecord(name="a.png", source=None, original=np.zeros((5, 7), np.uint8),
                            input=np.zeros((8, 8), np.float32), notes=[])
     return save_session(tmp_path_factory.mktemp("s") / "run.lexp",
                         SessionState(session, [record]))
@@ -147,11 +147,11 @@ def test_a_large_blank_image_is_saved_so_that_it_opens_again(tmp_path):
     ratio guard never locks the user out of their own session."""
     session = Session(load_source("digits"), SMALL)
     session.step()
-    record = EncodedRecord(name="blank.png", source=None, grey=np.zeros((4096, 4096), np.uint8),
+    record = EncodedRecord(name="blank.png", source=None, original=np.zeros((4096, 4096), np.uint8),
                            input=np.zeros((8, 8), np.float32), notes=[])
     path = save_session(tmp_path / "blank.lexp", SessionState(session, [record]))
     loaded = load_session(path)
-    assert loaded.encoded[0].grey.shape == (4096, 4096)
+    assert loaded.encoded[0].original.shape == (4096, 4096)
 
 
 def _in_thread(fn, *args, fifo: Path):

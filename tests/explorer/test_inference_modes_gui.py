@@ -20,24 +20,25 @@ WAIT_MS = 30_000
 
 def test_reset_applies_the_chosen_mode_and_the_panel_counts_its_parameters(qtbot, make_window):
     w = make_window()
-    qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None, timeout=WAIT_MS)
     assert w.latent_view.caption() == "every dot is f_\u03c6(x_i)"
     assert "|\u03c6|, encoder weights" in w.controls.parameters.text()
     w.confirm = lambda title, question: True  # "discard the run?" (real dialog: test_lost_work)
     w.controls.inference.setCurrentText("free")
     qtbot.mouseClick(w.controls.reset_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.snapshot is not None and w.snapshot.config.inference == "free",
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None
+                    and w.state.current.snapshot.config.inference == "free",
                     timeout=WAIT_MS)
     assert "every dot is a free parameter \u03bb_i" in w.latent_view.caption()
-    rows = int(np.isfinite(w.snapshot.mu).all(axis=1).sum())  # held-out points: none
-    assert 0 < rows < len(w.dataset)
+    rows = int(np.isfinite(w.state.current.snapshot.mu).all(axis=1).sum())  # held-out points: none
+    assert 0 < rows < len(w.state.current.dataset)
     text = w.controls.parameters.text()
-    decoder = sum(p.numel() for p in w.model.model.decoder.parameters())
+    decoder = sum(p.numel() for p in w.state.current.model.model.decoder.parameters())
     assert f"{rows:,} training points \u00d7 2 \u00d7 2: {rows * 4:,}" in text
     assert f"decoder weights: {decoder:,}" in text and "|\u03c6|" not in text
     assert "variational EM" in text
     # A held-out point has no lambda_i: selecting it decodes nothing and raises nothing.
-    heldout = int(np.flatnonzero(~np.isfinite(w.snapshot.mu).all(axis=1))[0])
+    heldout = int(np.flatnonzero(~np.isfinite(w.state.current.snapshot.mu).all(axis=1))[0])
     w.latent_view.pointSelected.emit(heldout)
     qtbot.waitUntil(lambda: w.state.selected == heldout, timeout=WAIT_MS)
     assert "held out: a free-form run has no \u03bb_i" in w.image_panel.point_label.text()

@@ -87,6 +87,7 @@ def test_a_dropped_folder_is_walked_once_off_the_gui_thread(qtbot, make_window, 
         assert sorted(e.name for e in w.encoded_panel.model.entries) == sorted(names)
     else:
         drop(w.latent_view.viewport(), [root])
-        qtbot.waitUntil(lambda: w.dataset.source == str(root), timeout=WAIT_MS)
-        assert len(w.dataset) == 24 and w.dataset.label_names == ["a", "b"]
+        qtbot.waitUntil(lambda: w.state.current.dataset.source == str(root), timeout=WAIT_MS)
+        dataset = w.state.current.dataset
+        assert len(dataset) == 24 and dataset.label_names == ["a", "b"]
     assert spy.calls == [(str(root), False)], spy.calls

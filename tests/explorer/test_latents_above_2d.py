@@ -93,7 +93,7 @@ def session8(digits):
 def open_paused(qtbot, make_window, session):
     w = make_window(session.config, start=False)
     # The paused worker's own first snapshot first, so that none replaces this one after.
-    qtbot.waitUntil(lambda: w.model is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.state.current.model is not None, timeout=WAIT_MS)
     w.trainers.of(w.state.current).deliver(session.snapshot(latent_seconds=None))
     return w
 
@@ -105,16 +105,17 @@ def test_an_8d_run_shows_its_pca_view_and_a_click_decodes_the_lifted_z(
     assert view._rotation is not None and "PCA of 8-D" in view._status.toPlainText()
     assert view.getPlotItem().getAxis("bottom").labelText.startswith("PC1")
     vb = view.getPlotItem().vb
-    z = empty_view_point(w.plane.means, vb.viewRange())
+    z = empty_view_point(w.current_run.plane.means, vb.viewRange())
     pixel = view.mapFromScene(vb.mapViewToScene(QPointF(*z)))
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pixel)
     x, y = w.image_panel.z
-    lifted = w.plane.lift((x, y))
-    np.testing.assert_allclose(w.plane.to_view(lifted), (x, y), atol=1e-9)
+    lifted = w.current_run.plane.lift((x, y))
+    np.testing.assert_allclose(w.current_run.plane.to_view(lifted), (x, y), atol=1e-9)
     # Hidden directions at the aggregate mean: lifted - mean lies in the view's plane.
-    rest = lifted - w.snapshot.mu.mean(0)
-    np.testing.assert_allclose(rest - (rest @ w.plane.view.P.T) @ w.plane.view.P, 0, atol=1e-6)
-    expected = w.model.decode_mean(lifted[None].astype(np.float32))[0]
+    rest = lifted - w.state.current.snapshot.mu.mean(0)
+    P = w.current_run.plane.view.P
+    np.testing.assert_allclose(rest - (rest @ P.T) @ P, 0, atol=1e-6)
+    expected = w.state.current.model.decode_mean(lifted[None].astype(np.float32))[0]
     np.testing.assert_allclose(w.image_panel.decoded.array, expected, atol=1e-6)
     assert "aggregate mean" in w.image_panel.z_label.text()
 
@@ -138,7 +139,7 @@ def test_choosing_two_coordinates_redraws_the_plane_axis_aligned(
     box.activated.emit(index)
     assert w.state.plane_view == ViewChoice("axes", (0, 2))
     assert w.latent_view._rotation is None
-    np.testing.assert_allclose(w.latent_view._mu, w.snapshot.mu[:, [0, 2]])
+    np.testing.assert_allclose(w.latent_view._mu, w.state.current.snapshot.mu[:, [0, 2]])
     assert w.latent_view.getPlotItem().getAxis("left").labelText == "z3"
 
 
@@ -152,9 +153,9 @@ def test_the_inspector_above_2d_shows_iwae_with_its_se_and_says_why_no_grid(
     assert "2-D latent" in w.inspector.value_labels["grid"].text()
     assert "8 dimensions" in w.inspector.value_labels["grid"].text()
     # The selected point decodes its own 8-D mu, not a lifted view point.
-    mu = w.snapshot.mu[5]
+    mu = w.state.current.snapshot.mu[5]
     np.testing.assert_allclose(w.image_panel.decoded.array,
-                               w.model.decode_mean(mu[None])[0], atol=1e-6)
+                               w.state.current.model.decode_mean(mu[None])[0], atol=1e-6)
 
 
 def test_the_dimensions_panel_names_a_collapsed_dimension(qtbot):
@@ -221,9 +222,10 @@ def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation
     w = open_paused(qtbot, make_window, session8)
     w.selection.select_point(5)
     strip = w.strips.traversal
-    mu, sigma, model = w.snapshot.mu, w.snapshot.sigma, w.model
+    snapshot = w.state.current.snapshot
+    mu, sigma, model = snapshot.mu, snapshot.sigma, snapshot.model
     grid, _ = traversal_z(mu[5], mu, sigma)
-    h, wd = w.dataset.image_shape
+    h, wd = w.state.current.dataset.image_shape
     row3 = model.decode_mean(grid[3].astype(np.float32))
     np.testing.assert_allclose(strip.mosaic[3 * h:4 * h, 2 * wd:3 * wd], row3[2], atol=1e-6)
     assert strip.mosaic.shape == (8 * h, 9 * wd)
@@ -232,7 +234,7 @@ def test_selecting_a_point_shows_its_traversal_and_shift_clicks_an_interpolation
 
     # Shift-click two dots on the plane (real mouse events): the strip between them.
     view, vb = w.latent_view, w.latent_view.getPlotItem().vb
-    means = w.plane.means
+    means = w.current_run.plane.means
     ends = [int(np.argmin(means[:, 0])), int(np.argmax(means[:, 0]))]
     for i in ends:
         pixel = view.mapFromScene(vb.mapViewToScene(QPointF(*means[i])))
@@ -298,8 +300,8 @@ def test_an_8d_session_with_encoded_images_saves_and_reopens_with_its_view(
     monkeypatch.setattr(second.sessions, "ask_unsaved", lambda *a: "discard")
     answer_file(monkeypatch, second, path)
     second.actions["open"].trigger()
-    qtbot.waitUntil(lambda: second.snapshot is not None
-                    and second.snapshot.mu.shape[1] == 8, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: second.state.current.snapshot is not None
+                    and second.state.current.snapshot.mu.shape[1] == 8, timeout=WAIT_MS)
     assert second.state.plane_view == ViewChoice("axes", (1, 4))
     assert second.latent_view.getPlotItem().getAxis("bottom").labelText == "z2"
 
@@ -314,7 +316,7 @@ def test_thumbnails_on_the_plane_draw_a_stable_subset_in_view(qtbot, make_window
     first = w.thumbnails.drawn.copy()
     assert 0 < len(first) <= MAX_THUMBNAILS
     (x0, x1), (y0, y1) = w.latent_view.getPlotItem().vb.viewRange()
-    pos = w.plane.means[first]
+    pos = w.current_run.plane.means[first]
     assert np.all((pos[:, 0] >= x0) & (pos[:, 0] <= x1) & (pos[:, 1] >= y0) & (pos[:, 1] <= y1))
     w.latent_view.getPlotItem().vb.translateBy(x=0.05 * (x1 - x0))
     w.latent_view.grab()

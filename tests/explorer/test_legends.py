@@ -17,8 +17,9 @@ def outside_plot_area(legend, plot_item) -> bool:
 
 def test_every_legend_lies_outside_the_data_it_explains(qtbot, make_window):
     w = make_window()
-    qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: len(w.progress.heldout.get("elbo", ())) >= 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(w.state.current.progress.heldout.get("elbo", ())) >= 2,
+                    timeout=WAIT_MS)
     with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):
         w.selection.select_point(3)
     w.selection.decode_z(0.1, -0.2)
@@ -48,7 +49,8 @@ def test_every_legend_lies_outside_the_data_it_explains(qtbot, make_window):
 
 def test_the_legend_wraps_to_the_plot_width_instead_of_widening_it(qtbot, make_window):
     w = make_window(start=False)
-    w.latent_view.set_dataset(w.dataset.labels, [f"class number {i}" for i in range(10)])
+    w.latent_view.set_dataset(w.state.current.dataset.labels,
+                              [f"class number {i}" for i in range(10)])
     w.resize(1100, 700)
     qtbot.wait(50)
     legend = w.latent_view.legend

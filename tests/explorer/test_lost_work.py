@@ -14,17 +14,18 @@ WAIT_MS = 20_000
 
 
 def steps(window) -> int:
-    session = window.worker.session
+    session = window.trainers.current.worker.session
     return -1 if session is None else session.step_count
 
 
 def pause_after(qtbot, window, more_than: int) -> int:
-    qtbot.waitUntil(lambda: window.snapshot is not None and steps(window) > more_than,
+    qtbot.waitUntil(lambda: window.state.current.snapshot is not None and steps(window) > more_than,
                     timeout=WAIT_MS)
-    if window.running:
-        window.toggle_running()
-    qtbot.waitUntil(lambda: window.progress is not None and window.progress.paused
-                    and window.progress.step == steps(window), timeout=WAIT_MS)
+    if window.trainers.current.wants_running:
+        window.current_run.toggle_running()
+    qtbot.waitUntil(lambda: window.state.current.progress is not None
+                    and window.state.current.progress.paused
+                    and window.state.current.progress.step == steps(window), timeout=WAIT_MS)
     return steps(window)
 
 
@@ -55,7 +56,7 @@ def test_quitting_keeps_the_named_session_and_the_next_window_restores(qtbot, ma
     run = tmp_path / "run.lexp"
     assert w.sessions.save_session_to(run)
     saved = run.read_bytes()
-    w.toggle_running()
+    w.current_run.toggle_running()
     qtbot.waitUntil(lambda: steps(w) > saved_step + 20 and w.isWindowModified(),
                     timeout=WAIT_MS)
     w.close()
@@ -95,18 +96,18 @@ def test_discarding_the_offer_removes_the_recovery_file(qtbot, make_window):
 def test_reset_asks_first_and_cancel_keeps_the_run(qtbot, make_window):
     w = make_window()
     before = pause_after(qtbot, w, 20)
-    version = w.worker.session.version
+    version = w.trainers.current.worker.session.version
     answer = BoxAnswerer(QMessageBox.StandardButton.Cancel)
-    w.reset_training()
+    w.current_run.reset_training()
     assert len(answer.texts) == 1 and "Rebuild the model from scratch" in answer.texts[0]
-    w.step_once()
+    w.current_run.step_once()
     qtbot.waitUntil(lambda: steps(w) == before + 1, timeout=WAIT_MS)  # the same run goes on
-    assert w.worker.session.version >= version
+    assert w.trainers.current.worker.session.version >= version
 
     answer = BoxAnswerer(QMessageBox.StandardButton.Discard)
-    w.reset_training()
+    w.current_run.reset_training()
     assert len(answer.texts) == 1
-    qtbot.waitUntil(lambda: steps(w) == 0 and w.progress.step == 0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: steps(w) == 0 and w.state.current.progress.step == 0, timeout=WAIT_MS)
 
 
 def test_reset_save_answer_saves_then_resets(qtbot, make_window, tmp_path, monkeypatch):
@@ -115,7 +116,7 @@ def test_reset_save_answer_saves_then_resets(qtbot, make_window, tmp_path, monke
     path = tmp_path / "kept.lexp"
     monkeypatch.setattr(w, "save_file_name", lambda *args: str(path))  # the file picker
     answer = BoxAnswerer(QMessageBox.StandardButton.Save)
-    w.reset_training()
+    w.current_run.reset_training()
     assert len(answer.texts) == 1
     assert load_session(path).checkpoint.counters["step"] == before
     qtbot.waitUntil(lambda: steps(w) == 0, timeout=WAIT_MS)
@@ -131,7 +132,7 @@ def test_a_failed_autosave_keeps_the_window_open_and_says_so(qtbot, make_window,
     told = []
     monkeypatch.setattr(w, "tell", lambda title, text: told.append((title, text)))
     qtbot.waitUntil(lambda: steps(w) > 10 and w.isWindowModified(), timeout=WAIT_MS)
-    first_worker = w.worker
+    first_worker = w.trainers.current.worker
     assert not w.close()
     assert w.isVisible() and len(told) == 1
     title, text = told[0]
@@ -139,7 +140,8 @@ def test_a_failed_autosave_keeps_the_window_open_and_says_so(qtbot, make_window,
     assert "stays open" in text
     # The run is not lost: the same session trains on in a new thread.
     session = first_worker.session
-    assert w.worker is not first_worker and w.worker.session is session
+    worker = w.trainers.current.worker
+    assert worker is not first_worker and worker.session is session
     before = session.step_count
     qtbot.waitUntil(lambda: session.step_count > before + 5, timeout=WAIT_MS)
     # Quitting again asks instead (here: Discard, through the real dialog).
@@ -157,9 +159,9 @@ def test_closing_during_a_save_waits_for_it_then_autosaves(qtbot, make_window, t
     saved = load_session(run).checkpoint.counters["step"]
     assert saved > 10
     qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT_MS)
-    assert not w.worker.isRunning()
+    assert not w.trainers.current.worker.isRunning()
     # The close came after the save: it autosaved exactly when training had moved on since.
-    final = w.worker.session.step_count
+    final = w.trainers.current.worker.session.step_count
     assert autosave_path().exists() == (final != saved)
     if final != saved:
         assert load_session(autosave_path()).checkpoint.counters["step"] == final

@@ -11,9 +11,9 @@ import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QLabel
 
+from explorer.qt.docks import scrolled
 from explorer.qt.views.inspector import Inspector
 from explorer.qt.views.latent_view import LatentView
-from explorer.qt.window import scrolled
 from trainer import Session, TrainConfig
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.cli import main
@@ -36,7 +36,7 @@ def checkpoint_dir(digits, tmp_path_factory):
 def window(make_window, checkpoint_dir, qtbot):
     ck = load_checkpoint(checkpoint_dir)
     w = make_window(config=ck.config.replace(threads=1), checkpoint=ck)
-    qtbot.waitUntil(lambda: w.snapshot is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None, timeout=WAIT_MS)
     return w
 
 
@@ -57,13 +57,15 @@ def test_the_planes_dot_the_inspector_and_inspect_agree(qtbot, window, checkpoin
         v = w.inspector.values()
         shown = np.array([v["mu1"], v["mu2"]])
         headless = inspect_command(capsys, checkpoint_dir, i)
-        np.testing.assert_allclose(w.snapshot.mu[i], shown, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(w.state.current.snapshot.mu[i], shown, rtol=0, atol=1e-5)
         np.testing.assert_allclose(headless["mu"], shown, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(w.snapshot.sigma[i], [v["sigma1"], v["sigma2"]], rtol=1e-5)
+        np.testing.assert_allclose(w.state.current.snapshot.sigma[i], [v["sigma1"], v["sigma2"]],
+                                   rtol=1e-5)
         for key in ("elbo", "recon", "kl", "log_px", "iwae", "iwae_se", "inference_gap"):
             assert headless[key] == pytest.approx(v[key], abs=1e-4), key
         # The q ellipse the Inspector draws sits on the clicked dot.
-        np.testing.assert_allclose(w.inspector.overlay.mean, w.snapshot.mu[i], atol=1e-5)
+        np.testing.assert_allclose(w.inspector.overlay.mean, w.state.current.snapshot.mu[i],
+                                   atol=1e-5)
         # The image panel shows the datapoint's x beside its grey image.
         x = dataset_evidence(digits, "dynamic", [i]).reshape(digits.image_shape)
         assert not w.image_panel.scored.isHidden()
@@ -95,12 +97,13 @@ def test_inspector_numbers_fit_a_330_px_dock(qtbot, window, digits):
     area.resize(330, 1400)
     area.show()
     qtbot.waitExposed(area)
-    model = window.snapshot.model
+    snapshot = window.state.current.snapshot
+    model = snapshot.model
     i = POINTS[1]
     x = dataset_evidence(digits, model.binarization, [i])[0]
     with qtbot.waitSignal(inspector.inspected, timeout=WAIT_MS):
         inspector.inspect(model, x, digits.as_float([i]).reshape(digits.image_shape),
-                          f"datapoint #{i}", window.snapshot.mu[i], window.snapshot.sigma[i])
+                          f"datapoint #{i}", snapshot.mu[i], snapshot.sigma[i])
     with qtbot.waitSignal(inspector.optimised, timeout=WAIT_MS):
         inspector.toggle_optimise()
     qtbot.wait(50)  # let the layout settle after the new texts
@@ -148,7 +151,7 @@ def test_a_stopped_latents_job_writes_nothing(window, digits, tmp_path):
     from explorer.qt.export import latents_csv_job
 
     path = tmp_path / "stopped.csv"
-    job = latents_csv_job(path, digits, window.snapshot.model)
+    job = latents_csv_job(path, digits, window.state.current.snapshot.model)
     assert next(job) == (0, len(digits))
     assert next(job)[0] > 0  # one batch done
     job.close()  # what Cancel does: the worker stops at its next yield

@@ -26,7 +26,8 @@ def image_folder(root, n=N_IMAGES):
 def saved_session(qtbot, make_window, tmp_path):
     folder = image_folder(tmp_path / "images")
     w = make_window(dataset=load_source(str(folder)))
-    qtbot.waitUntil(lambda: w.worker.session is not None and w.worker.session.step_count > 5,
+    qtbot.waitUntil(lambda: w.trainers.current.worker.session is not None
+                    and w.trainers.current.worker.session.step_count > 5,
                     timeout=WAIT_MS)
     path = tmp_path / "folder-run.lexp"
     assert w.sessions.save_session_to(path)
@@ -71,22 +72,24 @@ def test_open_session_reads_its_folder_in_the_background(qtbot, make_window, tmp
     assert w.sessions.open_session(path)
     ticker.stop()
     assert ticker.dialog_seen and ticker.ticks > 0  # the event loop ran during the read
-    assert len(w.dataset) == N_IMAGES and w.sessions.path == path
-    qtbot.waitUntil(lambda: w.snapshot is not None and len(w.snapshot.mu) == N_IMAGES,
+    assert len(w.state.current.dataset) == N_IMAGES and w.sessions.path == path
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None
+                    and len(w.state.current.snapshot.mu) == N_IMAGES,
                     timeout=WAIT_MS)
 
 
 def test_cancel_keeps_the_current_run(qtbot, make_window, tmp_path, digits, monkeypatch):
     path = saved_session(qtbot, make_window, tmp_path)
     w = make_window()
-    qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
-    worker = w.worker
+    qtbot.waitUntil(lambda: w.trainers.current.worker.session is not None, timeout=WAIT_MS)
+    worker = w.trainers.current.worker
     monkeypatch.setattr(w.sessions, "ask_unsaved", lambda *args: "cancel")  # never reached
     ticker = Ticker(w, cancel=True)
     assert not w.sessions.open_session(path)
     ticker.stop()
     assert ticker.dialog_seen
-    assert w.worker is worker and w.dataset is digits and w.sessions.path is None
+    assert w.trainers.current.worker is worker and w.state.current.dataset is digits
+    assert w.sessions.path is None
     assert "Not opened" in w.statusBar().currentMessage()
     assert not w.datasets.loader.is_running() and w.datasets.load_dialog is None
     before = worker.session.step_count
@@ -106,4 +109,4 @@ def test_a_moved_dataset_is_located_and_read_in_the_background(qtbot, make_windo
     assert w.sessions.open_session(path)
     ticker.stop()
     assert len(asked) == 1 and "no such file or folder" in asked[0]
-    assert ticker.dialog_seen and len(w.dataset) == N_IMAGES
+    assert ticker.dialog_seen and len(w.state.current.dataset) == N_IMAGES

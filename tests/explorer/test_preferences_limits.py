@@ -30,12 +30,13 @@ def test_a_settings_file_of_bad_values_opens_a_window_that_trains(qtbot, make_wi
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(BAD_INI, encoding="utf-8")
     w = make_window()
-    assert w.prefs == Preferences(torch_threads=1, curve_hz=LIMITS["curve_hz"][0],
+    assert w.preferences.prefs == Preferences(torch_threads=1, curve_hz=LIMITS["curve_hz"][0],
                                   latent_hz=Preferences.latent_hz,
                                   ellipse_budget=LIMITS["ellipse_budget"][1])
     assert w.latent_view.ellipse_budget() == LIMITS["ellipse_budget"][1]
-    qtbot.waitUntil(lambda: w.progress is not None and w.progress.step > 5, timeout=WAIT_MS)
-    assert w.failure is None and not w.banner.isVisible()
+    qtbot.waitUntil(lambda: w.state.current.progress is not None
+                    and w.state.current.progress.step > 5, timeout=WAIT_MS)
+    assert w.state.current.failure is None and not w.banner.isVisible()
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -52,12 +53,14 @@ def test_each_curve_rate_is_clamped_or_defaulted(qtbot, tmp_path, text, expected
 
 def test_preferences_set_from_code_are_clamped_too(qtbot, make_window, restore_look):
     w = make_window()
-    w.set_preferences(Preferences(curve_hz=0.0, latent_hz=-1.0, ellipse_budget=-5,
+    w.preferences.apply(Preferences(curve_hz=0.0, latent_hz=-1.0, ellipse_budget=-5,
                                   torch_threads=0))
-    assert (w.prefs.curve_hz, w.prefs.latent_hz, w.prefs.ellipse_budget,
-            w.prefs.torch_threads) == (1.0, 0.2, 0, 1)
-    qtbot.waitUntil(lambda: w.progress is not None and w.progress.step > 5, timeout=WAIT_MS)
-    assert w.failure is None
+    assert (w.preferences.prefs.curve_hz, w.preferences.prefs.latent_hz,
+            w.preferences.prefs.ellipse_budget,
+            w.preferences.prefs.torch_threads) == (1.0, 0.2, 0, 1)
+    qtbot.waitUntil(lambda: w.state.current.progress is not None
+                    and w.state.current.progress.step > 5, timeout=WAIT_MS)
+    assert w.state.current.failure is None
 
 
 def test_the_worker_refuses_a_zero_rate_in_the_callers_thread(qtbot, digits, small_config):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
 from explorer.core.state import AppState
 from explorer.qt.views.elbo_view import ElboView
@@ -55,7 +56,8 @@ def test_the_new_run_dialog_returns_only_the_changes_and_validates(qtbot):
         (4.0, "gaussian", "none", (32, 16))
     assert dialog.name().startswith("beta=4")
     dialog.hidden.setText("32, lots")
-    dialog._accept()
+    ok = QDialogButtonBox.StandardButton.Ok
+    dialog.findChild(QDialogButtonBox).button(ok).click()  # as the user presses OK
     assert "hidden sizes" in dialog.error.text() and dialog.result() == 0
 
 

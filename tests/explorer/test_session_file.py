@@ -29,7 +29,7 @@ from explorer.core.session_file import (
     load_session,
     save_session,
 )
-from explorer.qt.image_jobs import prepare_grey
+from explorer.qt.image_jobs import prepare_pixels
 from trainer import ImageDataset, Session, TrainConfig, atomic_write, save_checkpoint
 
 SMALL = TrainConfig(hidden=(32,), seed=5, threads=1, batch_size=64, eval_every_seconds=1e9)
@@ -63,7 +63,7 @@ def trained(digits):
 def records(shape=(8, 8)) -> list[EncodedRecord]:
     rng = np.random.default_rng(0)
     return [EncodedRecord(name=f"img{i}.png", source=f"/data/img{i}.png",
-                          grey=rng.integers(0, 256, (20 + i, 30), dtype=np.uint8),
+                          original=rng.integers(0, 256, (20 + i, 30), dtype=np.uint8),
                           input=rng.random(shape, dtype=np.float32), notes=[f"note {i}"])
             for i in range(3)]
 
@@ -120,8 +120,8 @@ def test_round_trip_restores_weights_history_latents_encoded_and_view(trained, s
 
     for want, got in zip(records(), loaded.encoded, strict=True):
         assert (got.name, got.source, got.notes) == (want.name, want.source, want.notes)
-        np.testing.assert_array_equal(got.grey, want.grey)
-        assert got.grey.dtype == np.uint8
+        np.testing.assert_array_equal(got.original, want.original)
+        assert got.original.dtype == np.uint8
         np.testing.assert_array_equal(got.input, want.input)
         assert got.input.dtype == np.float32
     assert (loaded.selected_encoded, loaded.selected_point) == (1, 7)
@@ -145,8 +145,8 @@ def test_restored_session_continues_exactly_like_the_original(digits, tmp_path):
 def test_saves_prepared_images_and_a_ready_checkpoint_directory(trained, tmp_path):
     grey = np.zeros((40, 40), np.float32)
     grey[10:30, 18:22] = 1.0  # a bright stroke on black
-    image = prepare_grey(grey, "stroke.png", str(tmp_path / "stroke.png"), (8, 8), None,
-                         ["a note"])
+    image = prepare_pixels(grey, "stroke.png", str(tmp_path / "stroke.png"), (8, 8), None,
+                           ["a note"])
     folder = save_checkpoint(trained, tmp_path / "ckpt")
     path = save_session(tmp_path / "from-dir.lexp",
                         SessionState(folder, [image], selected_encoded=0))
@@ -154,7 +154,7 @@ def test_saves_prepared_images_and_a_ready_checkpoint_directory(trained, tmp_pat
     (got,) = loaded.encoded
     assert (got.name, got.source, got.notes) == (image.name, image.source, image.notes)
     np.testing.assert_array_equal(got.input, image.input)
-    np.testing.assert_array_equal(got.grey, image.grey)
+    np.testing.assert_array_equal(got.original, image.original)
     assert loaded.selected_encoded == 0 and loaded.selected_point is None
     assert loaded.view == {}
 

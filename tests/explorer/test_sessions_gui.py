@@ -31,18 +31,19 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def steps(window) -> int:
-    session = window.worker.session
+    session = window.trainers.current.worker.session
     return -1 if session is None else session.step_count
 
 
 def train_then_pause(qtbot, window, more_than: int = 20) -> None:
     """Train a little, pause, and wait until the window shows the paused step."""
-    qtbot.waitUntil(lambda: window.snapshot is not None and steps(window) > more_than,
+    qtbot.waitUntil(lambda: window.state.current.snapshot is not None and steps(window) > more_than,
                     timeout=WAIT_MS)
-    window.toggle_running()
-    qtbot.waitUntil(lambda: window.worker.session.paused and window.progress is not None
-                    and window.progress.paused
-                    and window.progress.step == steps(window), timeout=WAIT_MS)
+    window.current_run.toggle_running()
+    qtbot.waitUntil(lambda: window.trainers.current.worker.session.paused
+                    and window.state.current.progress is not None
+                    and window.state.current.progress.paused
+                    and window.state.current.progress.step == steps(window), timeout=WAIT_MS)
 
 
 def add_encoded(window, digits, names=("first", "second")) -> None:
@@ -87,12 +88,14 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     first.actions["save"].trigger()
     assert path.is_file() and not first.isWindowModified()
     assert first.windowTitle().startswith("run[*]")
-    weights = {k: v.clone() for k, v in first.worker.session.model.state_dict().items()}
-    history = first.progress.train
+    weights = {k: v.clone() for k,
+               v in first.trainers.current.worker.session.model.state_dict().items()}
+    history = first.state.current.progress.train
     step = steps(first)
-    x = dataset_evidence(digits, first.snapshot.config.binarization)  # the plane's x_i
-    mu = first.snapshot.model.encode(x)[0]
-    heldout = first.worker.session.split.heldout.copy()
+    x = dataset_evidence(digits,
+                         first.state.current.snapshot.config.binarization)  # the plane's x_i
+    mu = first.state.current.snapshot.model.encode(x)[0]
+    heldout = first.trainers.current.worker.session.split.heldout.copy()
     region = first.latent_view.view_region()
     first.close()
 
@@ -103,23 +106,25 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     answer_file(monkeypatch, second, path)
     second.actions["open"].trigger()
     assert len(ask.calls) == 1 and "Open run.lexp" in ask.calls[0][1]
-    qtbot.waitUntil(lambda: second.snapshot is not None and second.progress is not None,
+    qtbot.waitUntil(lambda: second.state.current.snapshot is not None
+                    and second.state.current.progress is not None,
                     timeout=WAIT_MS)
-    session = second.worker.session
-    assert session.paused and session.step_count == step and not second.running
+    session = second.trainers.current.worker.session
+    assert session.paused and session.step_count == step
+    assert not second.trainers.current.wants_running
     for name, tensor in session.model.state_dict().items():
         assert torch.equal(tensor, weights[name]), name
     for key, values in history.items():
-        np.testing.assert_array_equal(second.progress.train[key], values)
-    np.testing.assert_array_equal(second.snapshot.model.encode(x)[0], mu)
-    np.testing.assert_allclose(second.snapshot.mu, mu, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(second.state.current.progress.train[key], values)
+    np.testing.assert_array_equal(second.state.current.snapshot.model.encode(x)[0], mu)
+    np.testing.assert_allclose(second.state.current.snapshot.mu, mu, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(session.split.heldout, heldout)  # the .lexp keeps the split
     entries = second.encoded_panel.model.entries
     assert [e.name for e in entries] == ["first", "second"]
     assert entries[0].image.notes == ["a note"] and second.encoded_panel.selected() == 1
     np.testing.assert_array_equal(entries[1].image.input,
                                   digits.as_float([1]).reshape(digits.image_shape))
-    assert second.selected == 7 and second.actions["sigma_2"].isChecked()
+    assert second.state.selected == 7 and second.actions["sigma_2"].isChecked()
     assert second.manifold_view.mode() == "view" and second.manifold_view.grid_box.value() == 9
     x0, x1, y0, y1 = second.latent_view.view_region()
     assert x0 <= region[0] + 1e-3 and x1 >= region[1] - 1e-3
@@ -127,7 +132,7 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     assert second.windowTitle().startswith("run[*]") and not second.isWindowModified()
     assert second.sessions.recent_files()[0] == str(path.resolve())
 
-    second.toggle_running()  # ready to resume: training goes on from the saved step
+    second.current_run.toggle_running()  # ready to resume: training goes on from the saved step
     qtbot.waitUntil(lambda: steps(second) > step + 10, timeout=WAIT_MS)
     qtbot.waitUntil(second.isWindowModified, timeout=WAIT_MS)
 
@@ -137,18 +142,19 @@ def test_cancel_keeps_the_current_run(qtbot, make_window, tmp_path, monkeypatch)
     train_then_pause(qtbot, w, more_than=5)
     path = tmp_path / "saved.lexp"
     assert w.sessions.save_session_to(path)
-    w.toggle_running()
+    w.current_run.toggle_running()
     qtbot.waitUntil(w.isWindowModified, timeout=WAIT_MS)
-    worker = w.worker
+    worker = w.trainers.current.worker
     ask = Recorder("cancel")
     monkeypatch.setattr(w.sessions, "ask_unsaved", ask)
     assert not w.sessions.open_session(path)
-    assert len(ask.calls) == 1 and w.worker is worker and w.isWindowModified()
+    assert len(ask.calls) == 1 and w.trainers.current.worker is worker and w.isWindowModified()
     before = steps(w)
     qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
 
     # Dropping the session file on the window asks the same question.
-    assert w.images.open_paths([str(path)]) is None and len(ask.calls) == 2 and w.worker is worker
+    assert w.images.open_paths([str(path)]) is None and len(ask.calls) == 2
+    assert w.trainers.current.worker is worker
 
 
 def test_autosave_on_quit_and_the_prompt_when_it_is_off(qtbot, make_window, data_dir,
@@ -166,15 +172,15 @@ def test_autosave_on_quit_and_the_prompt_when_it_is_off(qtbot, make_window, data
     from explorer.qt.preferences import Preferences
 
     w = make_window()
-    w.set_preferences(Preferences(autosave_on_quit=False))
+    w.preferences.apply(Preferences(autosave_on_quit=False))
     qtbot.waitUntil(lambda: steps(w) > 5 and w.isWindowModified(), timeout=WAIT_MS)
     ask = Recorder("cancel")
     monkeypatch.setattr(w.sessions, "ask_unsaved", ask)
-    assert not w.close() and w.isVisible() and w.worker.isRunning()
+    assert not w.close() and w.isVisible() and w.trainers.current.worker.isRunning()
     assert len(ask.calls) == 1 and ask.calls[0][0] == "Quit"
     ask.answer = "discard"
     mtime = autosave.stat().st_mtime_ns
-    assert w.close() and not w.worker.isRunning()
+    assert w.close() and not w.trainers.current.worker.isRunning()
     assert autosave.stat().st_mtime_ns == mtime  # discarded: nothing written
 
 
@@ -212,8 +218,8 @@ def test_crafted_files_give_a_message_and_training_goes_on(qtbot, make_window, t
     train_then_pause(qtbot, w, more_than=5)
     good = tmp_path / "good.lexp"
     assert w.sessions.save_session_to(good)
-    w.toggle_running()
-    worker = w.worker
+    w.current_run.toggle_running()
+    worker = w.trainers.current.worker
     tell = Recorder()
     monkeypatch.setattr(w, "tell", tell)
     monkeypatch.setattr(w.sessions, "ask_unsaved", Recorder("discard"))
@@ -221,7 +227,7 @@ def test_crafted_files_give_a_message_and_training_goes_on(qtbot, make_window, t
         assert not w.sessions.open_session(path)
         title, text = tell.calls[-1]
         assert str(path) in text and reason in text and "Still training" in text, text
-    assert len(tell.calls) == 3 and w.worker is worker
+    assert len(tell.calls) == 3 and w.trainers.current.worker is worker
     before = steps(w)
     qtbot.waitUntil(lambda: steps(w) > before + 5, timeout=WAIT_MS)
     assert "pickle ran" not in capfd.readouterr().out
@@ -229,7 +235,8 @@ def test_crafted_files_give_a_message_and_training_goes_on(qtbot, make_window, t
 
 def test_exports_from_the_menu_parse_back(qtbot, make_window, tmp_path, monkeypatch, digits):
     w = make_window()
-    qtbot.waitUntil(lambda: w.progress is not None and len(w.progress.train["step"]) > 1,
+    qtbot.waitUntil(lambda: w.state.current.progress is not None
+                    and len(w.state.current.progress.train["step"]) > 1,
                     timeout=WAIT_MS)
     train_then_pause(qtbot, w, more_than=10)
     names = {"Export latents CSV": "latents.csv", "Export latent plane PNG": "plane.png",
@@ -239,7 +246,7 @@ def test_exports_from_the_menu_parse_back(qtbot, make_window, tmp_path, monkeypa
                         lambda title, *args: str(tmp_path / names[title]))
     tell = Recorder()
     monkeypatch.setattr(w, "tell", tell)
-    shown = w.snapshot  # a later snapshot of the paused run may arrive during the export
+    shown = w.state.current.snapshot  # a later snapshot of the paused run may come meanwhile
     for a in w.menus["File/Export"].actions():
         assert a.statusTip()
         a.trigger()
@@ -266,13 +273,14 @@ def test_exports_from_the_menu_parse_back(qtbot, make_window, tmp_path, monkeypa
     with open(tmp_path / "history.csv", newline="", encoding="utf-8") as f:
         history = list(csv.DictReader(f))
     train = [r for r in history if r["split"] == "train"]
-    assert len(train) == len(w.progress.train["step"])
-    assert float(train[-1]["elbo"]) == pytest.approx(float(w.progress.train["elbo"][-1]))
+    history = w.state.current.progress.train
+    assert len(train) == len(history["step"])
+    assert float(train[-1]["elbo"]) == pytest.approx(float(history["elbo"][-1]))
 
 
 def test_recent_list_greys_missing_files_and_clears(qtbot, make_window, tmp_path):
     w = make_window(start=False)
-    qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.trainers.current.worker.session is not None, timeout=WAIT_MS)
     kept, gone = tmp_path / "kept.lexp", tmp_path / "gone.lexp"
     assert w.sessions.save_session_to(gone) and w.sessions.save_session_to(kept)
     gone.unlink()

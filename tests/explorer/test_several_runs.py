@@ -52,7 +52,7 @@ def test_a_new_run_trains_beside_the_first_one_at_a_time_or_in_turn(qtbot, make_
                      pos=QPoint(view.viewport().width() // 2, view.viewport().height() // 2))
     qtbot.waitUntil(lambda: w.state.current is second, timeout=WAIT_MS)
     assert w.controls.beta.value() == 4.0  # the Training panel shows the current run
-    w.toggle_running()
+    w.current_run.toggle_running()
     qtbot.waitUntil(lambda: second.running and not first.running, timeout=WAIT_MS)
 
     w.actions["schedule_all"].trigger()  # all in turn: both train, one step each
@@ -80,7 +80,8 @@ def test_a_clicked_datapoint_is_selected_in_every_plane_and_compared(qtbot, make
 
     # A dot clicked on the other plane: selected there and in every plane, then compared.
     other = w.planes.others[0]
-    shown_step = steps(first)
+    # The comparison scores each run's newest *snapshot* model, which lags its steps.
+    compared_step = first.snapshot.progress.step
     other.view.pointSelected.emit(3)
     assert w.state.selected == 3 and w.planes.primary.view.selected() == 3
     assert other.view.selected() == 3
@@ -88,7 +89,8 @@ def test_a_clicked_datapoint_is_selected_in_every_plane_and_compared(qtbot, make
                     timeout=WAIT_MS)
     assert "#3" in w.comparison.status.text()
     shown = list(w.comparison.rows)
-    qtbot.waitUntil(lambda: steps(first) > shown_step + 5, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: first.snapshot.progress.step > compared_step + 5,
+                    timeout=WAIT_MS)
     w.comparison.refresh_button.click()  # the newest models: the numbers move on
     qtbot.waitUntil(lambda: w.comparison.rows != shown and not w.comparison.busy(),
                     timeout=WAIT_MS)
@@ -111,7 +113,7 @@ def test_closing_while_both_train_stops_every_worker(qtbot, make_window):
 def test_a_two_run_session_is_saved_and_reopened(qtbot, make_window, tmp_path, monkeypatch):
     w = make_window()
     first, second = with_second_run(qtbot, w, beta=4.0)
-    w.toggle_running()  # pause the first run; the second was never started
+    w.current_run.toggle_running()  # pause the first run; the second was never started
     qtbot.waitUntil(lambda: not first.running and first.progress is not None
                     and first.progress.paused, timeout=WAIT_MS)
     path = tmp_path / "two.lexp"
@@ -148,4 +150,5 @@ def test_screenshot_mode_prints_one_json_line_per_run(qapp, tmp_path, capsys):
     assert [r["run"] for r in lines] == ["beta=1", "beta=4"]
     assert lines[0]["config"] == {"beta": 1.0} and lines[1]["config"] == {"beta": 4.0}
     assert all(r["steps"] == 400 for r in lines)
+    assert all((r["arch"], r["channels"], r["latent_dim"]) == ("mlp", 1, 2) for r in lines)
     assert lines[1]["heldout_kl"] < lines[0]["heldout_kl"]  # beta = 4 pays less KL

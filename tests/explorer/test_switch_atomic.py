@@ -13,23 +13,23 @@ WAIT_MS = 20_000
 
 
 def steps(window) -> int:
-    session = window.worker.session
+    session = window.trainers.current.worker.session
     return -1 if session is None else session.step_count
 
 
 def assert_old_run_goes_on(qtbot, window, worker, told, count):
-    assert window.worker is worker and worker.isRunning()
+    assert window.trainers.current.worker is worker and worker.isRunning()
     assert len(told) == count and "Still training on" in told[-1][1]
     before = steps(window)
     qtbot.waitUntil(lambda: steps(window) > before + 5, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: window.progress.step > before, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.state.current.progress.step > before, timeout=WAIT_MS)
 
 
 def test_a_run_that_cannot_be_built_leaves_the_old_one_training(qtbot, make_window, digits,
                                                                  tmp_path, monkeypatch):
     w = make_window()
-    qtbot.waitUntil(lambda: steps(w) > 5 and w.snapshot is not None, timeout=WAIT_MS)
-    worker, title, dataset = w.worker, w.windowTitle(), w.dataset
+    qtbot.waitUntil(lambda: steps(w) > 5 and w.state.current.snapshot is not None, timeout=WAIT_MS)
+    worker, title, dataset = w.trainers.current.worker, w.windowTitle(), w.state.current.dataset
     told = []
     monkeypatch.setattr(w, "tell", lambda t, text: told.append((t, text)))
 
@@ -49,5 +49,6 @@ def test_a_run_that_cannot_be_built_leaves_the_old_one_training(qtbot, make_wind
     assert not w.datasets.switch_dataset(other, checkpoint=load_checkpoint(good))
     assert "8x8" in told[-1][1] and str(good) in told[-1][1]
     assert_old_run_goes_on(qtbot, w, worker, told, 2)
-    assert w.windowTitle() == title and w.dataset is dataset and w.sessions.path is None
+    assert w.windowTitle() == title and w.state.current.dataset is dataset
+    assert w.sessions.path is None
     assert not w.banner.isVisible()

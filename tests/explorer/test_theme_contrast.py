@@ -53,15 +53,17 @@ def restore_theme(qapp):
 def test_theme_switch_restyles_every_view_at_once_with_readable_text(qtbot, make_window,
                                                                     restore_theme):
     w = make_window()
-    qtbot.waitUntil(lambda: w.snapshot is not None and w.progress is not None
-                    and len(w.progress.heldout.get("elbo", ())) >= 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None
+                    and w.state.current.progress is not None
+                    and len(w.state.current.progress.heldout.get("elbo", ())) >= 1, timeout=WAIT_MS)
     with qtbot.waitSignal(w.inspector.inspected, timeout=WAIT_MS):
         w.selection.select_point(3)
     with qtbot.waitSignal(w.colouring.computed, timeout=WAIT_MS):
         w.colouring.choose("inference_gap")  # the colour bar, with its title
     plots = {"plane": w.latent_view, "curves": w.elbo_view.plot, "manifold": w.manifold_view.plot}
     for theme in ("light", "dark", "light"):
-        w.set_preferences(replace(w.prefs, theme=theme))  # no reset, no new snapshot needed
+        w.preferences.apply(replace(w.preferences.prefs,
+                                    theme=theme))  # no reset, no new snapshot needed
         dark = theme == "dark"
         for name, plot in plots.items():
             texts, background = texts_and_background(plot)

@@ -22,17 +22,17 @@ def n_points(curve) -> int:
 
 
 def wait_for_model(qtbot, window):
-    qtbot.waitUntil(lambda: window.model is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.state.current.model is not None, timeout=WAIT_MS)
 
 
 def wait_for_session(qtbot, window):
-    qtbot.waitUntil(lambda: window.worker.session is not None, timeout=WAIT_MS)
-    return window.worker.session
+    qtbot.waitUntil(lambda: window.trainers.current.worker.session is not None, timeout=WAIT_MS)
+    return window.trainers.current.worker.session
 
 
 def round_trip(qtbot, window, session, beta: float) -> None:
     """Send one request and wait until the worker loop has served it."""
-    window.worker.set_beta(beta)
+    window.trainers.current.worker.set_beta(beta)
     qtbot.waitUntil(lambda: session.config.beta == beta, timeout=WAIT_MS)
 
 
@@ -41,7 +41,7 @@ def empty_spot(window) -> tuple[QPoint, tuple[float, float]]:
     view = window.latent_view
     vb = view.getPlotItem().vb
     (x0, x1), (y0, y1) = vb.viewRange()
-    mu = window.snapshot.mu
+    mu = window.state.current.snapshot.mu
 
     def to_pixels(x, y):
         return view.mapFromScene(vb.mapViewToScene(QPointF(float(x), float(y))))
@@ -61,7 +61,7 @@ def empty_spot(window) -> tuple[QPoint, tuple[float, float]]:
 
 def assert_shows_decoder_image(window):
     z = np.array([window.image_panel.z], np.float32)
-    expected = window.model.decode_mean(z)[0]
+    expected = window.state.current.model.decode_mean(z)[0]
     np.testing.assert_allclose(window.image_panel.decoded.array, expected, atol=1e-6)
 
 
@@ -73,7 +73,7 @@ def test_training_starts_and_curves_get_points(qtbot, make_window):
     assert np.all(np.isfinite(y)) and np.all(np.diff(x) > 0)
     assert "higher is better" in w.elbo_view.plot.getPlotItem().getAxis("left").labelText
     assert "samples/s" in w.figures.rate_label.text() and "nats" in w.figures.train_label.text()
-    assert w.snapshot.mu.shape == (len(w.dataset), 2)
+    assert w.state.current.snapshot.mu.shape == (len(w.state.current.dataset), 2)
 
 
 def test_click_decodes_exactly_that_z(qtbot, make_window):
@@ -95,7 +95,7 @@ def test_click_decodes_exactly_that_z(qtbot, make_window):
 def test_dragging_updates_the_image(qtbot, make_window):
     w = make_window()
     wait_for_model(qtbot, w)
-    w.toggle_running()  # pause, so the points stay where they are
+    w.current_run.toggle_running()  # pause, so the points stay where they are
     pixel, _ = empty_spot(w)
     start = pixel
     viewport = w.latent_view.viewport()
@@ -116,7 +116,7 @@ def test_selecting_a_point_shows_it_beside_its_reconstruction(qtbot, make_window
     wait_for_model(qtbot, w)
     w.latent_view.pointSelected.emit(5)
     np.testing.assert_allclose(w.image_panel.original.array, digits.as_float([5]).reshape(8, 8))
-    expected = w.snapshot.model.decode_mean(w.snapshot.mu[5][None])[0]
+    expected = w.state.current.snapshot.model.decode_mean(w.state.current.snapshot.mu[5][None])[0]
     np.testing.assert_allclose(w.image_panel.reconstruction.array, expected, atol=1e-6)
     assert "#5" in w.image_panel.point_label.text()
     w.latent_view.pointSelected.emit(-1)
@@ -135,8 +135,9 @@ def test_pause_stops_steps_and_resume_continues(qtbot, make_window):
     for beta in (0.8, 0.7, 0.6):  # running, each round trip would take at least one step
         round_trip(qtbot, w, session, beta)
     assert session.step_count == paused_at
-    qtbot.waitUntil(lambda: w.progress is not None and w.progress.paused, timeout=WAIT_MS)
-    w.step_once()
+    qtbot.waitUntil(lambda: w.state.current.progress is not None
+                    and w.state.current.progress.paused, timeout=WAIT_MS)
+    w.current_run.step_once()
     qtbot.waitUntil(lambda: session.step_count == paused_at + 1, timeout=WAIT_MS)
     qtbot.keyClick(w, Qt.Key.Key_Space)  # the Space shortcut resumes
     qtbot.waitUntil(lambda: w.controls.start_button.text() == "Pause", timeout=WAIT_MS)
@@ -158,62 +159,65 @@ def test_reset_rebuilds_the_model_with_the_reset_settings(qtbot, make_window):
     w = make_window()
     session = wait_for_session(qtbot, w)
     qtbot.waitUntil(lambda: session.step_count > 20, timeout=WAIT_MS)
-    w.toggle_running()  # pause first, so the step count stays at zero after the reset
+    w.current_run.toggle_running()  # pause first, so the step count stays at zero after the reset
     w.confirm = lambda title, question: True  # "discard the run?" (real dialog: test_lost_work)
-    old_model = w.model
+    old_model = w.state.current.model
     w.controls.hidden.setText("32, 16")
     w.controls.seed.setValue(7)
     qtbot.mouseClick(w.controls.reset_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: w.snapshot is not None and w.snapshot.config.seed == 7,
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None
+                    and w.state.current.snapshot.config.seed == 7,
                     timeout=WAIT_MS)
     assert session.step_count == 0 and session.config.hidden == (32, 16)
     first = session.model.encoder[0]
     assert first.out_features == 32
-    assert w.model is not old_model and w.model.model.encoder[0].out_features == 32
-    assert w.snapshot.progress.step == 0
+    model = w.state.current.model
+    assert model is not old_model and model.model.encoder[0].out_features == 32
+    assert w.state.current.snapshot.progress.step == 0
     # Bad input is refused with a message, and nothing is sent.
     w.controls.hidden.setText("32, x")
-    w.reset_training()
+    w.current_run.reset_training()
     assert "hidden sizes" in w.statusBar().currentMessage()
 
 
 def test_divergence_is_reported_and_pauses(qtbot, make_window):
     w = make_window()
     session = wait_for_session(qtbot, w)
-    w.worker.set_lr(1e12)
+    w.trainers.current.worker.set_lr(1e12)
     qtbot.waitUntil(lambda: w.banner.isVisible(), timeout=WAIT_MS)
     assert "diverged" in w.banner.text()
     assert w.controls.start_button.text() == "Resume"
     assert session.stopped_reason is not None
     weights = [p for p in session.model.parameters()]
     assert all(torch.isfinite(p).all() for p in weights)
-    assert np.all(np.isfinite(w.model.decode_mean(np.zeros((1, 2), np.float32))))
+    assert np.all(np.isfinite(w.state.current.model.decode_mean(np.zeros((1, 2), np.float32))))
 
 
 def test_closing_mid_training_and_at_startup_leaves_no_thread(qtbot, make_window, digits,
                                                               small_config):
     early = MainWindow(digits, small_config())  # closed before its session even exists
     early.close()
-    assert not early.worker.isRunning()
+    assert not early.trainers.current.worker.isRunning()
     w = make_window()
     session = wait_for_session(qtbot, w)
     qtbot.waitUntil(lambda: session.step_count > 10, timeout=WAIT_MS)
     w.close()
-    assert not w.worker.isRunning()
+    assert not w.trainers.current.worker.isRunning()
     assert running_workers() == []
 
 
 def test_export_history_csv(qtbot, make_window, tmp_path):
     w = make_window()
-    qtbot.waitUntil(lambda: w.progress is not None and len(w.progress.heldout["elbo"]) >= 1
-                    and len(w.progress.train["elbo"]) >= 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.state.current.progress is not None
+                    and len(w.state.current.progress.heldout["elbo"]) >= 1
+                    and len(w.state.current.progress.train["elbo"]) >= 2, timeout=WAIT_MS)
     path = tmp_path / "history.csv"
     w.exports.export_history(str(path))
     rows = list(csv.DictReader(path.open()))
     splits = {r["split"] for r in rows}
     assert {"train", "heldout"} <= splits <= {"train", "heldout", "heldout_logpx"}
     assert all(float(r["elbo"]) < 0 for r in rows)
-    p = w.progress
+    p = w.state.current.progress
     assert len(rows) == len(p.train["elbo"]) + len(p.heldout["elbo"]) + len(p.logpx["log_px"])
 
 
@@ -253,8 +257,9 @@ def test_the_action_table_builds_every_menu_entry_with_a_tip(qtbot, make_window)
 def test_step_is_offered_only_while_paused(qtbot, make_window):
     w = make_window(start=False)
     step = w.actions["step"]
-    assert not w.running and step.isEnabled()
+    assert not w.trainers.current.wants_running and step.isEnabled()
     w.actions["start"].trigger()
-    assert w.running and not step.isEnabled()  # Ctrl+. does nothing while training
+    # Ctrl+. does nothing while training.
+    assert w.trainers.current.wants_running and not step.isEnabled()
     w.actions["start"].trigger()
-    assert not w.running and step.isEnabled()
+    assert not w.trainers.current.wants_running and step.isEnabled()

@@ -28,7 +28,7 @@ def test_a_failed_worker_is_shown_and_reset_replaces_it(qtbot, make_window, digi
     w.confirm = lambda title, question: True  # "discard the run?" (real dialog: test_lost_work)
     told = []
     monkeypatch.setattr(w, "tell", lambda title, text: told.append((title, text)))
-    failed_worker = w.worker  # resuming the checkpoint fails in the worker's thread
+    failed_worker = w.trainers.current.worker  # resuming the checkpoint fails in its thread
     qtbot.waitUntil(lambda: w.banner.isVisible() and "training stopped" in w.banner.text(),
                     timeout=WAIT_MS)
     reason = w.banner.text().split(". ")[0]
@@ -38,19 +38,20 @@ def test_a_failed_worker_is_shown_and_reset_replaces_it(qtbot, make_window, digi
     assert w.controls.reset_button.isEnabled()
 
     # Start and Step say plainly why nothing happens, instead of queueing into the void.
-    w.toggle_running()
-    w.step_once()
+    w.current_run.toggle_running()
+    w.current_run.step_once()
     assert [t for t, _ in told] == ["Start: training has stopped", "Step: training has stopped"]
     assert all(reason in text and "Reset" in text for _, text in told)
-    assert w.worker is failed_worker and not w.running
+    assert w.trainers.current.worker is failed_worker and not w.trainers.current.wants_running
 
-    w.reset_training()
-    assert w.worker is not failed_worker
+    w.current_run.reset_training()
+    assert w.trainers.current.worker is not failed_worker
     assert not w.banner.isVisible() and w.controls.start_button.isEnabled()
-    qtbot.waitUntil(lambda: w.worker.session is not None, timeout=WAIT_MS)
-    session = w.worker.session
+    qtbot.waitUntil(lambda: w.trainers.current.worker.session is not None, timeout=WAIT_MS)
+    session = w.trainers.current.worker.session
     assert session.step_count == 0  # a fresh model, not the broken run
-    w.toggle_running()
+    w.current_run.toggle_running()
     qtbot.waitUntil(lambda: session.step_count > 10, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: w.progress is not None and w.progress.step > 10, timeout=WAIT_MS)
-    assert w.failure is None and not w.banner.isVisible()
+    qtbot.waitUntil(lambda: w.state.current.progress is not None
+                    and w.state.current.progress.step > 10, timeout=WAIT_MS)
+    assert w.state.current.failure is None and not w.banner.isVisible()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_output import FAST, assert_one_line_error, lines
 from PIL import Image
 
 from trainer import load_source
@@ -18,20 +19,6 @@ from trainer.checkpoint import load_checkpoint
 from trainer.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = ["--hidden", "32,32", "--quiet"]
-
-
-def lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    assert err.startswith("latent-explorer: error: "), err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One short training run shared by the encode/evaluate tests (2 epochs of digits)."""

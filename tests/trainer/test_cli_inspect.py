@@ -4,29 +4,16 @@
 from __future__ import annotations
 
 import csv
-import json
 
 import numpy as np
 import pytest
+from cli_output import FAST, assert_one_line_error, lines
 from PIL import Image
 
 from trainer import Session, load_source
 from trainer.checkpoint import load_checkpoint
 from trainer.cli import main
 from trainer.evidence import evidence_input
-
-FAST = ["--hidden", "32,32", "--quiet"]
-
-
-def lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    assert err.startswith("latent-explorer: error: "), err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture(scope="module")

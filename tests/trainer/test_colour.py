@@ -3,10 +3,9 @@ images brought to the dataset's channels, and the headless commands on colour an
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from cli_output import lines
 from PIL import Image
 
 from trainer import load_image_for, load_source, prepare_image, read_colour
@@ -102,10 +101,6 @@ def test_transparency_is_flattened_in_colour(tmp_path):
     np.testing.assert_allclose(rgb[0, 0], 0)  # light content: flattened onto black
     np.testing.assert_allclose(rgb[3, 3], [1, 1, 0])
     assert any("transparency" in n for n in notes)
-
-
-def lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

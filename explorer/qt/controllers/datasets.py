@@ -27,6 +27,7 @@ class DatasetsController:
     def __init__(self, window, views, resolve_unsaved: Callable[[str, str], bool],
                  new_run: Callable[[int], None]):
         self.window = window
+        self.state = window.state
         self.views = views
         self._resolve_unsaved = resolve_unsaved
         self._new_run = new_run
@@ -143,7 +144,7 @@ class DatasetsController:
         if self.window.closing:
             return
         if not (self._confirmed or self._offer_save_before_switch()):
-            self.window.status(f"Still training on {self.window.dataset.name}", 6000)
+            self.window.status(f"Still training on {self.state.current.dataset.name}", 6000)
             return
         self.switch_dataset(dataset)
 
@@ -153,13 +154,14 @@ class DatasetsController:
         self._end_load()
         if not self.window.closing:
             self.window.tell("Could not open the dataset",
-                             f"{message}\nStill training on {self.window.dataset.name}.")
+                             f"{message}\nStill training on {self.state.current.dataset.name}.")
 
     def _on_cancelled(self, message: str) -> None:
         if self._finish_wait("cancelled", message):
             return
         self._end_load()
-        self.window.status(f"{message}; still training on {self.window.dataset.name}", 6000)
+        self.window.status(f"{message}; still training on {self.state.current.dataset.name}",
+                           6000)
 
     def _offer_save_before_switch(self) -> bool:
         """Whether to go on with a dataset switch (the current run is lost): unsaved changes
@@ -180,14 +182,13 @@ class DatasetsController:
         try:
             if checkpoint is None:
                 controls = self.views.controls
-                config = window.config.replace(lr=controls.lr.value(),
+                config = window.current_run.config().replace(lr=controls.lr.value(),
                                                beta=controls.beta.value(),
                                                batch_size=controls.batch.value())
                 clean_step = 0
                 session = Session(dataset, config)
             else:
-                config = checkpoint.config.replace(device=window.config.device,
-                                                   threads=window.config.threads)
+                config = checkpoint.config.replace(**window.current_run.placement)
                 clean_step = int(checkpoint.counters["step"])
                 session = Session.from_checkpoint(checkpoint, dataset, device=config.device,
                                                   threads=config.threads, strict=False)
@@ -196,9 +197,9 @@ class DatasetsController:
                 f"{type(exc).__name__}: {exc}"
             source = dataset.source if checkpoint is None else checkpoint.path
             window.tell("Could not start the new run",
-                        f"{source}: {what}\nStill training on {window.dataset.name}.")
+                        f"{source}: {what}\nStill training on {self.state.current.dataset.name}.")
             return False
-        window.start_run(dataset, config, session, resumed=checkpoint is not None)
+        window.current_run.start_run(dataset, config, session, resumed=checkpoint is not None)
         self._reset_views(dataset, config)
         self._new_run(clean_step)
         window.status(f"Training on {dataset.name}", 6000)
@@ -223,4 +224,4 @@ class DatasetsController:
         v.elbo_view.set_history({}, {}, {})
         v.dataset_panel.set_dataset(dataset, config)
         v.encoded_panel.set_dataset(dataset)  # the images, preprocessed for the new size
-        self.window.clear_figures()
+        self.window.current_run.clear_figures()

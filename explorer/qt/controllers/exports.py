@@ -34,10 +34,11 @@ def file_stem(name: str) -> str:
 
 
 class ExportsController:
-    """Exports what the plane, the manifold and the window's newest results show."""
+    """Exports what the plane, the manifold and the current run's newest results show."""
 
     def __init__(self, window, plane: LatentView, manifold: ManifoldView):
         self.window = window
+        self.state = window.state
         self.plane = plane
         self.manifold = manifold
         self.progress_dialog: QProgressDialog | None = None  # the latents CSV's, while it runs
@@ -49,7 +50,7 @@ class ExportsController:
 
     # ----------------------------------------------------- writers (scripts, tests)
     def export_history(self, path: str) -> None:
-        p = self.window.progress
+        p = self.state.current.progress
         if p is None:
             raise ValueError(f"{path}: no history to export yet")
         export_history_csv(path, p.train, p.heldout, p.logpx)
@@ -57,10 +58,10 @@ class ExportsController:
     def export_latents(self, path: str) -> None:
         """The latents CSV, computed in this thread (scripts); the menu uses
         ``start_latents_export``."""
-        snapshot = self.window.snapshot
-        if snapshot is None:
+        run = self.state.current
+        if run.snapshot is None:
             raise ValueError(f"{path}: no latents to export yet (the first snapshot is coming)")
-        export_latents_csv(path, self.window.dataset, snapshot)
+        export_latents_csv(path, run.dataset, run.snapshot)
 
     def export_manifold(self, path: str) -> None:
         mosaic = self.manifold.mosaic()
@@ -72,7 +73,7 @@ class ExportsController:
     def start_latents_export(self, path: str) -> None:
         """Compute the latents CSV's ELBOs in a background job with a progress dialog
         (Cancel stops it, writing nothing); the newest snapshot's frozen model is used."""
-        snapshot, dataset = self.window.snapshot, self.window.dataset
+        snapshot, dataset = self.state.current.snapshot, self.state.current.dataset
         if snapshot is None:
             raise ValueError(f"{path}: no latents to export yet (the first snapshot is coming)")
         check_latents(dataset, snapshot)
@@ -121,9 +122,9 @@ class ExportsController:
     def _export(self, title: str, default_name: str, file_filter: str,
                 write: Callable[[str], object], started: bool = False) -> None:
         """``started``: ``write`` only starts a background job, which reports itself."""
-        runs = self.window.state.runs
+        runs = self.state.runs
         if len(runs) > 1:  # several runs: the file is named after the one it exports
-            default_name = f"{file_stem(self.window.state.current.name)}-{default_name}"
+            default_name = f"{file_stem(self.state.current.name)}-{default_name}"
         path = self.window.save_file_name(title, default_name, file_filter)
         if not path:
             return

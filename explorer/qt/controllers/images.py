@@ -101,7 +101,7 @@ class ImagesController:
 
     def show_markers(self, *_) -> None:
         mu, sigma, names = self.panel.model.markers()
-        plane = getattr(self.window, "plane", None)
+        plane = self.window.current_run.plane
         if plane is not None and len(mu) and np.shape(mu)[-1] != 2:
             # Above 2-D: the markers in the plane's view, their ellipses' axis extents.
             mu = plane.to_view(mu)

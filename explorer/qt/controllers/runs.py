@@ -5,7 +5,7 @@ The window holds the AppState and the Trainers; this controller turns "new run",
 and the state's events into changes of those and of the views that show every run: the
 planes grid (explorer.qt.views.run_planes), the comparison table and the ELBO overlay. The
 current run's full views (Training panel, image panel, inspector...) are redrawn by the
-window from the current run (``window.show_current_run``).
+current-run controller (explorer.qt.controllers.current_run).
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ class RunsController:
 
     def _dialog(self, base: TrainConfig, base_name: str, schedule: str
                 ) -> tuple[TrainConfig, str] | None:
-        dialog = NewRunDialog(base, base_name, schedule, self.window)
+        dialog = NewRunDialog(base, base_name, schedule, self.window,
+                              image_shape=self.state.current.dataset.image_shape)
         self.dialog = dialog  # reachable while open (tests, scripts)
         if dialog.exec() != NewRunDialog.DialogCode.Accepted:
             return None

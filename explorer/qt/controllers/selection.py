@@ -20,11 +20,12 @@ def short(v: np.ndarray, shown: int = 4) -> str:
 
 
 class SelectionController:
-    """Drives the plane, the image panel, the inspector and the trails from the window's
-    ``snapshot``, ``dataset``, ``config`` and ``selected``."""
+    """Drives the plane, the image panel, the inspector and the trails from the current run
+    (its snapshot, dataset and config) and the linked selection (``state.selected``)."""
 
     def __init__(self, window, views, inspector_dock):
         self.window = window
+        self.state = window.state
         self.views = views
         self.inspector_dock = inspector_dock
         self._sample_seed = 0
@@ -41,7 +42,7 @@ class SelectionController:
 
     def forget(self) -> None:
         """A new run: nothing selected, inspected or cached."""
-        self.window.selected = None
+        self.state.select(None)
         self._inputs = None
         self._inspected = None
 
@@ -50,12 +51,12 @@ class SelectionController:
         thread. Above 2-D the plane is a view: z is ``z_full`` when given (a datapoint's
         mu), else the view's inverse at the click with the hidden directions at the
         aggregate posterior's mean (explorer.core.plane_view), said under the image."""
-        model = self.window.model
+        model = self.state.current.model
         if model is None:
             return
         panel = self.views.image_panel
         z = np.array([[x, y]], np.float32)
-        plane, note = getattr(self.window, "plane", None), None
+        plane, note = self.window.current_run.plane, None
         self._held_full = z_full  # decoded again, as it is, under a newer decoder
         if model.latent_dim != 2 and plane is not None:
             if z_full is not None:
@@ -75,8 +76,9 @@ class SelectionController:
         self.views.latent_view.set_crosshair((x, y))
 
     def select_point(self, index: int) -> None:
-        window, v = self.window, self.views
-        selected = window.selected = None if index < 0 else int(index)
+        v = self.views
+        self.state.select(None if index < 0 else int(index))
+        selected = self.state.selected
         v.latent_view.set_selected(selected)
         v.trails.set_tracked([] if selected is None else [selected])
         if selected is None:
@@ -86,7 +88,7 @@ class SelectionController:
             return
         self._show_selected()
         self._inspect_selected()
-        snapshot = window.snapshot
+        snapshot = self.state.current.snapshot
         self._show_traversal()
         if snapshot is not None and selected < len(snapshot.mu):
             mu = plane_latents(snapshot)[0][selected]
@@ -94,29 +96,29 @@ class SelectionController:
                 pass
             elif len(mu) == 2:
                 self.decode_z(*(float(c) for c in mu))  # z = mu_i
-            elif self.window.plane is not None:
-                self.decode_z(*self.window.plane.to_view(mu), z_full=mu)
+            elif (plane := self.window.current_run.plane) is not None:
+                self.decode_z(*plane.to_view(mu), z_full=mu)
 
     def snapshot_arrived(self) -> None:
         """A newer model: the same z decoded again, the selected point shown again."""
         panel = self.views.image_panel
         if panel.z is not None and not panel.shows_sample:
             self.decode_z(*panel.z, z_full=self._held_full)  # the same z, newer decoder
-        if self.window.selected is not None:
+        if self.state.selected is not None:
             self._show_selected()
             self._show_traversal()
-        strips, snapshot = self.window.strips, self.window.snapshot
+        strips, snapshot = self.window.strips, self.state.current.snapshot
         if len(strips.ends) == 2 and max(strips.ends) < len(snapshot.mu):
             strips.show_interpolation(snapshot.model, snapshot.mu)
 
     def _show_traversal(self) -> None:
-        i, snapshot = self.window.selected, self.window.snapshot
+        i, snapshot = self.state.selected, self.state.current.snapshot
         if snapshot is not None and i is not None and i < len(snapshot.mu):
             self.window.strips.show_traversal(snapshot.model, i, snapshot.mu, snapshot.sigma)
 
     def pick_end(self, index: int) -> None:
         """A shift-clicked dot: one end of the interpolation strip."""
-        snapshot = self.window.snapshot
+        snapshot = self.state.current.snapshot
         if snapshot is not None and 0 <= index < len(snapshot.mu):
             self.window.strips.add_end(snapshot.model, index, snapshot.mu)
             self.window.docks["strips"].raise_()
@@ -127,30 +129,32 @@ class SelectionController:
 
     def _binarization(self) -> str:
         """How the shown model makes each x (the snapshot's, else the configured one)."""
-        snapshot = self.window.snapshot
-        return snapshot.config.binarization if snapshot else self.window.config.binarization
+        run = self.state.current
+        return run.snapshot.config.binarization if run.snapshot else run.config.binarization
 
     def model_inputs(self) -> np.ndarray:
         """Every datapoint's one fixed x (trainer.evidence), (N, D): what per-point
         colourings score, the x whose f_phi(x) are the plane's dots."""
         binarization = self._binarization()
         if self._inputs is None or self._inputs[0] != binarization:
-            self._inputs = (binarization, dataset_evidence(self.window.dataset, binarization))
+            dataset = self.state.current.dataset
+            self._inputs = (binarization, dataset_evidence(dataset, binarization))
         return self._inputs[1]
 
     def _datapoint_x(self, i: int) -> np.ndarray:
-        """Datapoint i's x, (H, W)."""
-        dataset = self.window.dataset
-        return dataset_evidence(dataset, self._binarization(), [i]).reshape(dataset.image_shape)
+        """Datapoint i's x, (H, W) grey or (H, W, 3) colour."""
+        dataset = self.state.current.dataset
+        return dataset_evidence(dataset, self._binarization(), [i]).reshape(dataset.stored_shape)
 
     def _inspect_selected(self) -> None:
         """The exact posterior, log p(x) and gaps of the selected datapoint, computed once
         per selection with the newest model (the inspector works in the background)."""
-        i, snapshot, dataset = self.window.selected, self.window.snapshot, self.window.dataset
+        run, i = self.state.current, self.state.selected
+        snapshot, dataset = run.snapshot, run.dataset
         if snapshot is None or i is None or i >= len(dataset):
             return
         self._inspected = ("point", i)
-        image = dataset.as_float([i]).reshape(dataset.image_shape)
+        image = dataset.as_float([i]).reshape(dataset.stored_shape)
         mu, sigma = (a[i] for a in plane_latents(snapshot)[:2])  # semi: the refined q
         self.views.inspector.inspect(snapshot.model, self._datapoint_x(i).reshape(-1), image,
                                      f"datapoint #{i}", mu, sigma, snapshot.config)
@@ -158,28 +162,28 @@ class SelectionController:
 
     def inspect_encoded(self, index: int) -> None:
         entries = self.views.encoded_panel.model.entries
-        snapshot = self.window.snapshot
+        snapshot = self.state.current.snapshot
         if snapshot is None or not 0 <= index < len(entries):
             return
         self._inspected = ("encoded", index)
         entry = entries[index]
-        grey = entry.image.input
-        x = evidence_input(grey[None], self._binarization())[0]  # keyed by its pixels
-        self.views.inspector.inspect(snapshot.model, x.reshape(-1), grey, entry.name,
+        image = entry.image.input  # (H, W) grey or (H, W, 3) colour
+        x = evidence_input(image[None], self._binarization())[0]  # keyed by its pixels
+        self.views.inspector.inspect(snapshot.model, x.reshape(-1), image, entry.name,
                                      entry.mu, entry.sigma, snapshot.config, new_image=True)
         self.inspector_dock.raise_()
 
     def _reinspect(self) -> None:
-        if self._inspected == ("point", self.window.selected):
+        if self._inspected == ("point", self.state.selected):
             self._inspect_selected()
         elif self._inspected is not None and self._inspected[0] == "encoded":
             self.inspect_encoded(self._inspected[1])
 
     def _show_selected(self) -> None:
-        i, snapshot, dataset = self.window.selected, self.window.snapshot, self.window.dataset
+        run, i = self.state.current, self.state.selected
+        snapshot, dataset = run.snapshot, run.dataset
         if snapshot is None or i is None or i >= len(dataset):
             return
-        h, w = dataset.image_shape
         mu, sigma = (a[i] for a in plane_latents(snapshot)[:2])
         # A free-form run's held-out point has no lambda_i: nothing to reconstruct from.
         recon = (snapshot.model.decode_mean(mu[None, :])[0] if np.isfinite(mu).all()
@@ -192,5 +196,5 @@ class SelectionController:
         title = (f"datapoint #{i}{label}\nmu = {short(mu)}\nsigma = {short(sigma)}"
                  if recon is not None else
                  f"datapoint #{i}{label}\nheld out: a free-form run has no \u03bb_i for it")
-        self.views.image_panel.show_datapoint(title, dataset.as_float([i]).reshape(h, w), recon,
-                                              x=self._datapoint_x(i))
+        image = dataset.as_float([i]).reshape(dataset.stored_shape)
+        self.views.image_panel.show_datapoint(title, image, recon, x=self._datapoint_x(i))

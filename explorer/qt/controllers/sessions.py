@@ -55,10 +55,6 @@ SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
 MAX_RECENT = 8
 SAVE_TIMEOUT_MS = 120_000  # the worker answers between steps; this only guards a hung one
 
-SESSION_FILTER = f"Latent Explorer sessions (*{SUFFIX});;All files (*)"
-MAX_RECENT = 8
-SAVE_TIMEOUT_MS = 120_000  # the worker answers between steps; this only guards a hung one
-
 
 def data_dir() -> Path:
     """Where the autosave lives (LATENT_EXPLORER_DATA overrides it, e.g. for tests)."""
@@ -160,7 +156,7 @@ class SessionsController:
 
     def update_title(self) -> None:
         self.window.setWindowTitle(
-            f"{self.name()}[*] ({self.window.dataset.name}) - Latent Explorer")
+            f"{self.name()}[*] ({self.window.state.current.dataset.name}) - Latent Explorer")
 
     def new_run(self, clean_step: int) -> None:
         """A new run replaced the old one (a dataset switch or an opened session): untitled
@@ -192,12 +188,12 @@ class SessionsController:
     # ------------------------------------------------------------- view state
     def view_state(self) -> dict:
         """What a session keeps of the view (JSON-able)."""
-        v = self.views
+        v, state = self.views, self.window.state
         return {"view_region": [float(x) for x in v.latent_view.view_region()],
-                "sigma_level": self.window.sigma_level(), "manifold_mode": v.manifold_view.mode(),
+                "sigma_level": state.sigma_level, "manifold_mode": v.manifold_view.mode(),
                 "manifold_grid": int(v.manifold_view.grid_box.value()),
                 "colour_by": v.colouring.kind, "aggregate": self.window.aggregate_shown(),
-                "plane_view": plane_view_record(self.window.state.plane_view)}
+                "plane_view": plane_view_record(state.plane_view)}
 
     def apply_view_state(self, view: dict) -> None:
         """Restore ``view_state()``; values a crafted file got wrong are skipped."""
@@ -210,7 +206,7 @@ class SessionsController:
             v.latent_view.setRange(xRange=region[:2], yRange=region[2:], padding=0)
         level = view.get("sigma_level")
         if level in (1, 2) and not isinstance(level, bool):
-            self.window.set_sigma_level(level)
+            self.window.state.set_sigma_level(level)
         if view.get("manifold_mode") in MODES:
             v.manifold_view.set_mode(view["manifold_mode"])
         grid = view.get("manifold_grid")
@@ -263,6 +259,11 @@ class SessionsController:
             return "the training thread did not answer"
         return reply[1]
 
+    def watch_trainer(self, controller) -> None:
+        """A run's TrainingController, once: its checkpoint answers come here."""
+        controller.checkpointSaved.connect(self.on_checkpoint_saved)
+        controller.workerFinished.connect(self.worker_finished)
+
     def on_checkpoint_saved(self, path: str, error: str) -> None:
         self._checkpoint_reply = (path, error)
         self.end_save_wait()
@@ -287,7 +288,7 @@ class SessionsController:
         return SessionState(checkpoint=checkpoint_dirs[0],
                             encoded=[e.image for e in panel.model.entries],
                             selected_encoded=selected if selected >= 0 else None,
-                            selected_point=self.window.selected, view=view,
+                            selected_point=self.window.state.selected, view=view,
                             name=runs[0].name, colour=runs[0].colour,
                             more_runs=[SavedRun(folder, run.name, run.colour) for folder, run
                                        in zip(checkpoint_dirs[1:], runs[1:], strict=True)])
@@ -338,7 +339,7 @@ class SessionsController:
                 print(f"latent-explorer: {error}", file=sys.stderr)
             return False
         # Training may have stepped on while the worker wrote: then it is unsaved again.
-        progress = self.window.progress
+        progress = self.window.state.current.progress
         self._adopt_file(path, step, modified=progress is not None and progress.step != step)
         self.window.status(f"Session saved to {path}", 5000)
         return True
@@ -372,18 +373,20 @@ class SessionsController:
             loaded = load_session(path)
         except SessionFileError as exc:
             window.tell("Could not open the session", f"{exc}\nStill training on "
-                        f"{window.dataset.name}.")
+                        f"{window.state.current.dataset.name}.")
             return False
         found = self._find_session_dataset(loaded)
         if found is None:  # cancelled, or the window is closing
             if not window.closing:
-                window.status(f"Not opened; still training on {window.dataset.name}", 6000)
+                window.status(f"Not opened; still training on "
+                              f"{window.state.current.dataset.name}", 6000)
             return False
         dataset, reason = found
         if dataset is None:
             dataset = self._locate_dataset(loaded, reason or "")
             if dataset is None:
-                window.status(f"Not opened; still training on {window.dataset.name}", 6000)
+                window.status(f"Not opened; still training on "
+                              f"{window.state.current.dataset.name}", 6000)
                 return False
         if not self.resolve_unsaved("Open session",
                                     f"Open {Path(path).name}? The current run will be replaced."):
@@ -471,7 +474,7 @@ class SessionsController:
         self._restoring = True
         try:
             panel.model.clear()
-            panel.model.add([PreparedImage(r.name, r.source, r.grey, r.input, list(r.notes))
+            panel.model.add([PreparedImage(r.name, r.source, r.original, r.input, list(r.notes))
                              for r in loaded.encoded])
         finally:
             self._restoring = False
@@ -506,7 +509,7 @@ class SessionsController:
         if first.name and first.name.strip():
             window.state.current.rename(first.name)
         for saved in loaded.runs[1:]:
-            config = saved.checkpoint.config.replace(**window.placement)
+            config = saved.checkpoint.config.replace(**window.current_run.placement)
             window.runs.add_run(config, saved.name, saved.colour, checkpoint=saved.checkpoint)
         if loaded.view.get("schedule") in SCHEDULES:
             window.state.set_schedule(loaded.view["schedule"])
@@ -554,28 +557,29 @@ class SessionsController:
         """Autosave or ask. False: the close is cancelled (by the user, or because the
         autosave failed: the window says so)."""
         window = self.window
-        session, was_running = window.worker.session, window.running
+        trainer = window.trainers.current
+        session, was_running = trainer.worker.session, trainer.wants_running
         if session is None:
             return True
         # Stopped first, so the session is final (the window may not have heard of its last
         # steps yet) and safe to save from this thread; a cancelled close trains it on.
-        window.worker.stop()
+        trainer.worker.stop()
         if not window.isWindowModified() and session.step_count == self.clean_step:
             return True
-        if window.prefs.autosave_on_quit and self._autosave_error is None:
+        if window.preferences.prefs.autosave_on_quit and self._autosave_error is None:
             error = self._autosave()
             if not error:
                 return True
             # Keep the window and the run: the same session trains on in a new thread.
             self._autosave_error = error
-            window.replace_worker(start_paused=not was_running, session=session)
+            trainer.new_worker(start_paused=not was_running, session=session)
             window.tell("Could not save the unsaved run",
                         f"{error}\nThe window stays open so the run is not lost. Quit again "
                         "to choose: save it elsewhere, or discard it.")
             return False
         if self.resolve_unsaved("Quit", f"Quit? {self.name()} has unsaved changes."):
             return True
-        window.replace_worker(start_paused=not was_running, session=session)
+        trainer.new_worker(start_paused=not was_running, session=session)
         return False
 
     def _autosave(self) -> str:

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from trainer import ConfigError, TrainConfig
-from trainer.config import INFERENCE_MODES
+from trainer.config import ARCHS, INFERENCE_MODES
+from trainer.conv import check_image_shape
 
 BINARIZATION_CHOICES = {"bernoulli": ("dynamic", "threshold"), "gaussian": ("none",)}
 # What a legitimate `train` run can have (trainer.config validates lr > 0, beta >= 0,
@@ -29,6 +30,16 @@ LR_RANGE = (1e-12, 1e6)
 BETA_RANGE = (0.0, 1e6)
 MAX_BATCH = 2**31 - 1  # QSpinBox's limit; far beyond any dataset's size
 MAX_SEED = 2**63 - 1
+# The latent sizes the app offers (trainer.config allows far more; a plane, a per-dimension
+# panel and traversals stay readable up to this). A run outside it is shown as it is.
+LATENT_DIM_RANGE = (2, 64)
+ARCH_TIP = ("The encoder and decoder: an MLP with the hidden sizes below, or a convolutional "
+            "net (Conv 32 and 64, stride 2, then dense; transposed convs back) sized from the "
+            "image; applies on Reset")
+LATENT_DIM_TIP = ("Dimensions of z; above 2 the plane shows a chosen 2-D view of it; applies "
+                  "on Reset")
+HIDDEN_TIP = "Hidden layer sizes of the encoder (the decoder mirrors them)"
+HIDDEN_CONV_TIP = "The conv model's layers are fixed, sized from the image: no hidden sizes"
 INFERENCE_TIP = ("Who gives each training point its q: the encoder f_phi(x_i) (amortized), a "
                  "stored free parameter lambda_i per point (free), or f_phi(x_i) refined by K "
                  "steps on its ELBO (semi); applies on Reset")
@@ -39,6 +50,41 @@ def inference_box() -> QComboBox:
     box.addItems(list(INFERENCE_MODES))
     box.setToolTip(INFERENCE_TIP)
     return box
+
+
+def arch_box() -> QComboBox:
+    box = QComboBox()
+    box.addItems(list(ARCHS))
+    box.setToolTip(ARCH_TIP)
+    return box
+
+
+class LatentDimBox(QSpinBox):
+    """The latent size, LATENT_DIM_RANGE; a run's own value outside it (a CLI run's) widens
+    the range to show it as it is, rather than a clamped number a Reset would apply."""
+
+    def __init__(self):
+        super().__init__()
+        self.setRange(*LATENT_DIM_RANGE)
+        self.setToolTip(LATENT_DIM_TIP)
+
+    def show_value(self, d: int) -> None:
+        low, high = LATENT_DIM_RANGE
+        self.setRange(min(low, int(d)), max(high, int(d)))
+        self.setValue(int(d))
+
+
+def check_fits_images(config: TrainConfig, image_shape: tuple[int, int] | None) -> None:
+    """ConfigError, before any run is discarded, when the architecture cannot take the
+    dataset's images (the conv model takes 8 to 64 pixels a side)."""
+    if image_shape is not None and config.arch == "conv":
+        check_image_shape(tuple(image_shape))
+
+
+def hidden_applies(hidden: QLineEdit, arch: str) -> None:
+    """Hidden sizes mean something for the MLP only: greyed out, and said why, for conv."""
+    hidden.setEnabled(arch != "conv")
+    hidden.setToolTip(HIDDEN_CONV_TIP if arch == "conv" else HIDDEN_TIP)
 
 
 class ScientificSpinBox(QDoubleSpinBox):
@@ -134,7 +180,9 @@ class Controls(QWidget):
         self.likelihood.addItems(list(BINARIZATION_CHOICES))
         self.binarization = QComboBox()
         self.hidden = QLineEdit()
-        self.hidden.setToolTip("Hidden layer sizes of the encoder (the decoder mirrors them)")
+        self.hidden.setToolTip(HIDDEN_TIP)
+        self.arch = arch_box()
+        self.latent_dim = LatentDimBox()
         self.seed = SeedBox()
         self.inference = inference_box()
         self.parameters = QLabel()
@@ -168,6 +216,8 @@ class Controls(QWidget):
         reset_form = QFormLayout(on_reset)
         reset_form.addRow("likelihood", self.likelihood)
         reset_form.addRow("binarization", self.binarization)
+        reset_form.addRow("architecture", self.arch)
+        reset_form.addRow("latent dim", self.latent_dim)
         reset_form.addRow("hidden sizes", self.hidden)
         reset_form.addRow("seed", self.seed)
         reset_form.addRow("inference", self.inference)
@@ -187,6 +237,7 @@ class Controls(QWidget):
         self.beta.valueChanged.connect(self.betaChanged)
         self.batch.valueChanged.connect(self.batchSizeChanged)
         self.likelihood.currentTextChanged.connect(self._fill_binarizations)
+        self.arch.currentTextChanged.connect(lambda arch: hidden_applies(self.hidden, arch))
 
     def set_config(self, config: TrainConfig) -> None:
         for box, value in ((self.lr, config.lr), (self.beta, config.beta),
@@ -199,6 +250,9 @@ class Controls(QWidget):
         self._fill_binarizations(config.likelihood)
         self.binarization.setCurrentText(config.binarization)
         self.hidden.setText(",".join(str(h) for h in config.hidden))
+        self.arch.setCurrentText(config.arch)
+        hidden_applies(self.hidden, config.arch)
+        self.latent_dim.show_value(config.latent_dim)
         self.inference.setCurrentText(config.inference)
 
     def set_parameter_counts(self, text: str) -> None:
@@ -222,8 +276,10 @@ class Controls(QWidget):
                                      if failed else
                                      "Rebuild the model from scratch with the settings below")
 
-    def config_for_reset(self, base: TrainConfig) -> TrainConfig:
-        """The base config with every control's value; raises ConfigError on bad input."""
+    def config_for_reset(self, base: TrainConfig,
+                         image_shape: tuple[int, int] | None = None) -> TrainConfig:
+        """The base config with every control's value; raises ConfigError on bad input,
+        or when the architecture cannot take images of ``image_shape``."""
         seed_text = self.seed.text().strip()
         if not seed_text.isdigit() or int(seed_text) > MAX_SEED:
             raise ConfigError(f"seed: expected a whole number from 0 to {MAX_SEED} "
@@ -233,6 +289,8 @@ class Controls(QWidget):
                               likelihood=self.likelihood.currentText(),
                               binarization=self.binarization.currentText(),
                               hidden=parse_hidden(self.hidden.text()), seed=int(seed_text),
-                              inference=self.inference.currentText())
+                              inference=self.inference.currentText(),
+                              arch=self.arch.currentText(), latent_dim=self.latent_dim.value())
         config.validate()
+        check_fits_images(config, image_shape)
         return config

@@ -8,10 +8,11 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 from trainer import ImageDataset, TrainConfig, split_indices
 
 BINARIZATION_TEXT = {
-    "dynamic": "dynamic: x ~ Bernoulli(grey) redrawn each training step; every view and "
-               "number uses one fixed draw per image",
-    "threshold": "threshold: x = 1 where grey level > 0.5, else 0",
-    "none": "none: grey levels in [0, 1] used as they are",
+    # "Pixel values": grey levels, or each channel's value in a colour image.
+    "dynamic": "dynamic: x ~ Bernoulli(pixel value) redrawn each training step; every view "
+               "and number uses one fixed draw per image",
+    "threshold": "threshold: x = 1 where a pixel value > 0.5, else 0",
+    "none": "none: pixel values in [0, 1] used as they are",
 }
 # The dataset's polarity rule (trainer.ImageDataset.inverted), for its images and dropped ones.
 POLARITY_TEXT = {
@@ -20,6 +21,8 @@ POLARITY_TEXT = {
     False: "bright ink on dark: every image kept as it is, and so are dropped images",
     None: "as stored; a dropped image is inverted when its own border shows dark ink on light",
 }
+COLOUR_POLARITY = ("colour pictures, kept as they are; a dropped image keeps its colours and "
+                   "is fitted whole on black")
 LIKELIHOOD_TEXT = {
     "bernoulli": "Bernoulli per pixel",
     "gaussian": "Gaussian per pixel (mean, variance)",
@@ -51,8 +54,10 @@ class DatasetPanel(QWidget):
             "name": dataset.name,
             "source": dataset.source,
             "N": f"{len(dataset):,} images",
-            "image size": f"{h} x {w} pixels, grey",
-            "polarity": POLARITY_TEXT[dataset.inverted],
+            "image size": f"{h} x {w} pixels, "
+                          + ("grey" if dataset.channels == 1 else "colour (RGB)"),
+            "polarity": (COLOUR_POLARITY if dataset.channels == 3
+                         else POLARITY_TEXT[dataset.inverted]),
             "labels": f"{n_labels} classes" if dataset.labels is not None else "none",
             "split": f"{len(split.train):,} train / {len(split.heldout):,} held out "
                      f"({config.heldout_fraction:.0%}, kept through resets)",

@@ -59,10 +59,10 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.core.inference_view import NewPointQ, q_for_new_points
-from explorer.qt.image_jobs import ImageJob, PreparedImage, prepare_qimage
+from explorer.qt.image_jobs import ImageJob, PreparedImage, model_input, prepare_qimage
 from explorer.qt.paint_guard import guarded
 from explorer.qt.views.image_panel import to_qimage
-from trainer import DataError, FolderListing, TrainConfig, fit_fraction, preprocess_image
+from trainer import DataError, FolderListing, TrainConfig, fit_fraction
 from trainer.evidence import evidence_input
 
 MAX_ENTRIES = 1000  # markers and list rows beyond this help nobody and slow the plane
@@ -89,7 +89,7 @@ class EncodedImage:
     elbo: float | None = None  # nats per datapoint, higher is better
     recon: float | None = None  # E_q[log p(x|z)], nats
     kl: float | None = None  # KL(q(z|x) || p(z)), nats
-    reconstruction: np.ndarray | None = None  # (H, W), the decoder's mean at mu
+    reconstruction: np.ndarray | None = None  # (H, W) or (H, W, 3), the decoder's mean at mu
 
     @property
     def name(self) -> str:
@@ -142,13 +142,13 @@ class EncodedImagesModel(QAbstractListModel):
         super().__init__(parent)
         self._images: list[PreparedImage] = []
         self._thumbs: list[QImage] = []
-        self._x: np.ndarray | None = None  # (M, H*W) every entry's x, built when needed
+        self._x: np.ndarray | None = None  # (M, D) every entry's x, built when needed
         self._x_rule: str | None = None  # the binarization _x was made with
         self._mu: np.ndarray | None = None  # (M, 2); all entries encoded, or none
         self._sigma: np.ndarray | None = None
         self._details: dict[str, np.ndarray] | None = None  # elbo/recon/kl (M,), images
         self._icons: dict[int, QIcon] = {}
-        self._shape: tuple[int, int] | None = None
+        self._shape: tuple[int, ...] | None = None  # the dataset's stored shape
         self._fill: float | None = None
         self._invert: bool | None = None  # the dataset's polarity rule (None: per image)
         self._frozen = None
@@ -164,37 +164,40 @@ class EncodedImagesModel(QAbstractListModel):
 
     # ------------------------------------------------------------ the dataset's format
     @property
-    def target(self) -> tuple[tuple[int, int], float | None] | None:
+    def target(self) -> tuple[tuple[int, ...], float | None] | None:
         return None if self._shape is None else (self._shape, self._fill)
 
     def set_dataset(self, dataset) -> None:
         if dataset.inverted != self._invert:  # another polarity rule: preprocess again
             self._invert, self._shape = dataset.inverted, None
-        self.set_target(dataset.image_shape, fit_fraction(dataset))
+        fill = fit_fraction(dataset) if dataset.channels == 1 else None  # colour: whole frame
+        self.set_target(dataset.stored_shape, fill)
 
-    def set_target(self, shape: tuple[int, int], fill: float | None) -> None:
-        """Preprocess every entry again for a dataset of ``shape`` and ``fill``."""
-        shape = (int(shape[0]), int(shape[1]))
+    def set_target(self, shape: tuple[int, ...], fill: float | None) -> None:
+        """Preprocess every entry again for a dataset of ``shape`` (its stored shape: (H, W)
+        grey, (H, W, 3) colour) and ``fill``."""
+        shape = tuple(int(s) for s in shape)
         if (shape, fill) == (self._shape, self._fill):
             return
         self.beginResetModel()
         self._shape, self._fill = shape, fill
         for im in self._images:
             self._prepare(im)
-        if self._frozen is not None and tuple(self._frozen.image_shape) != shape:
+        if self._frozen is not None and tuple(self._frozen.stored_shape) != shape:
             self._frozen = None  # a model of another image size cannot encode these
         self._invalidate()
         self.endResetModel()
         self._encode_now()
 
     def _prepare(self, im: PreparedImage) -> None:
-        """The model's input from the kept grey original, by the dataset's polarity rule."""
-        im.input = preprocess_image(im.grey.astype(np.float32) / 255, self._shape, self._fill,
-                                    invert=self._invert)
-        if self._invert is not None:
+        """The model's input from the kept original, by the dataset's channels and (grey)
+        polarity rule."""
+        im.input = model_input(im.original, self._shape, self._fill, invert=self._invert)
+        colour = len(self._shape) == 3  # colour images are pictures: no polarity rule
+        if self._invert is not None or colour:
             im.notes = [n for n in im.notes if not n.startswith(("light background: inverted",
                                                                  "inverted, as"))]
-            if self._invert:
+            if self._invert and not colour:
                 im.notes.append("inverted, as every image of the dataset was")
 
     # ------------------------------------------------------------ entries
@@ -235,7 +238,7 @@ class EncodedImagesModel(QAbstractListModel):
         first = len(self._images)
         self.beginInsertRows(QModelIndex(), first, first + len(images) - 1)
         self._images.extend(images)
-        self._thumbs.extend(to_qimage(im.grey.astype(np.float32) / 255) for im in images)
+        self._thumbs.extend(to_qimage(im.original) for im in images)
         self._invalidate()
         self.endInsertRows()
         self._encode_now()
@@ -316,7 +319,7 @@ class EncodedImagesModel(QAbstractListModel):
     def reencode(self, frozen) -> bool:
         """Encode every entry with ``frozen`` (a snapshot's FrozenVAE) in one batched call.
         False when the model is for another image size (a snapshot from before a switch)."""
-        if self._shape is None or tuple(frozen.image_shape) != self._shape:
+        if self._shape is None or tuple(frozen.stored_shape) != self._shape:
             return False
         fresh_details = frozen is not self._frozen or self._details is None
         self._frozen = frozen
@@ -408,7 +411,7 @@ class EncodedImagesModel(QAbstractListModel):
 
     def _tooltip(self, i: int) -> str:
         im = self._images[i]
-        lines = [im.source or im.name, "images: original (grey) | x, as scored | reconstruction"]
+        lines = [im.source or im.name, "images: original | x, as scored | reconstruction"]
         if self._details is not None:
             d = self._details
             lines.append(f"reconstruction term E[log p(x|z)]: {d['recon'][i]:.2f} nats; "

@@ -1,6 +1,6 @@
 """The decoded-image panel: the image of a clicked z, and a selected datapoint beside its
 reconstruction; where the datapoint's x (what the numbers score, trainer.evidence) differs from
-its grey image, that x is shown between them."""
+its image, that x is shown between them. Images are grey or RGB, as the dataset stores them."""
 
 from __future__ import annotations
 
@@ -25,11 +25,20 @@ SCORED_TEXT = "x_i, as scored\n(its fixed binarisation)"
 
 
 def to_qimage(image: np.ndarray) -> QImage:
-    """(H, W) floats in [0, 1] (clipped) -> an 8-bit grey QImage that owns its bytes."""
-    grey = (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-    grey = np.ascontiguousarray(grey)
-    h, w = grey.shape
-    return QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    """An image as the data stores it, (H, W) grey or (H, W, 3) RGB, floats in [0, 1]
+    (clipped; NaN as 0) or uint8, -> an 8-bit grey or RGB QImage that owns its bytes. The
+    one place where the app turns pixels into a QImage, so every view shows colour alike."""
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0) * 255 + 0.5
+    a = np.ascontiguousarray(a, np.uint8)
+    if a.ndim == 2:
+        h, w = a.shape
+        return QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    if a.ndim == 3 and a.shape[2] == 3:
+        h, w = a.shape[:2]
+        return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    raise ValueError(f"expected an (H, W) grey or (H, W, 3) RGB image, got shape {a.shape}")
 
 
 class ImageTile(QWidget):
@@ -37,7 +46,7 @@ class ImageTile(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.array: np.ndarray | None = None  # what is shown, (H, W) floats
+        self.array: np.ndarray | None = None  # what is shown, (H, W) or (H, W, 3) floats
         self._image: QImage | None = None
         self.setMinimumSize(64, 64)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -72,7 +81,7 @@ class ImagePanel(QWidget):
         self.z: tuple[float, float] | None = None
         self.decoded = ImageTile()
         self.original = ImageTile()
-        self.scored = ImageTile()  # the datapoint's x, when it is not the grey image
+        self.scored = ImageTile()  # the datapoint's x, when it is not the image itself
         self.reconstruction = ImageTile()
         self.z_label = QLabel("click the plane to decode a z")
         self.point_label = QLabel("click a point to select it")
@@ -119,8 +128,8 @@ class ImagePanel(QWidget):
 
     def show_datapoint(self, title: str, image: np.ndarray, reconstruction: np.ndarray,
                        x: np.ndarray | None = None) -> None:
-        """``image`` the grey datapoint; ``x`` its x as every number scores it (shown beside
-        the grey when the two differ, e.g. a fixed binarisation)."""
+        """``image`` the datapoint; ``x`` its x as every number scores it (shown beside the
+        image when the two differ, e.g. a fixed binarisation)."""
         self.original.set_image(image)
         self.reconstruction.set_image(reconstruction)
         self.point_label.setText(title)

@@ -306,10 +306,11 @@ class Inspector(QWidget):
     def inspect(self, model, x_flat, image, title: str, mu=None, sigma=None, config=None,
                 new_image: bool = False) -> None:
         """Inspect one datapoint: ``model`` a trainer.FrozenVAE, ``x_flat`` (D,) the datapoint's
-        x as every number scores it (trainer.evidence), ``image`` (H, W) its grey image to
-        show, ``mu``/``sigma`` its q on the plane (or a new image's q). With the run's
-        ``config`` the q scored is the one its inference gives the point (a free table's
-        row, a refined q; explorer.core.inference_view.inspected_q), else the encoder's."""
+        x as every number scores it (trainer.evidence), ``image`` its image to show, (H, W)
+        grey or (H, W, 3) colour, ``mu``/``sigma`` its q on the plane (or a new image's q).
+        With the run's ``config`` the q scored is the one its inference gives the point (a
+        free table's row, a refined q; explorer.core.inference_view.inspected_q), else the
+        encoder's."""
         self._cancel_all()
         self.clear(keep_status=True)
         self.model = model

@@ -39,9 +39,11 @@ def grid_z(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 
 def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """(rows*cols, H, W) images in row-major order -> one (rows*H, cols*W) mosaic."""
-    _, h, w = images.shape
-    return images.reshape(rows, cols, h, w).transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+    """(rows*cols, H, W) grey or (rows*cols, H, W, 3) RGB images in row-major order -> one
+    (rows*H, cols*W) or (rows*H, cols*W, 3) mosaic."""
+    h, w, extra = images.shape[1], images.shape[2], images.shape[3:]
+    return (images.reshape(rows, cols, h, w, *extra).swapaxes(1, 2)
+            .reshape(rows * h, cols * w, *extra))
 
 
 class ManifoldView(QWidget):
@@ -101,7 +103,8 @@ class ManifoldView(QWidget):
     # ---- inputs -----------------------------------------------------------------------------
 
     def set_model(self, frozen) -> None:
-        """A decoder with ``decode_mean(z) -> (n, H, W)`` (trainer.FrozenVAE)."""
+        """A decoder with ``decode_mean(z) -> (n, H, W)`` or ``(n, H, W, 3)``
+        (trainer.FrozenVAE)."""
         self._frozen = frozen
         self._request()
 
@@ -142,7 +145,8 @@ class ManifoldView(QWidget):
         return grid_z(np.linspace(x0, x1, self._n), np.linspace(y0, y1, self._n))
 
     def mosaic(self) -> np.ndarray | None:
-        """The tiled image, (n*H, n*W), top row first; draws now if a redraw is pending."""
+        """The tiled image, (n*H, n*W) grey or (n*H, n*W, 3) RGB, top row first; draws now
+        if a redraw is pending."""
         if self._pending:
             self._redraw()
         return self._mosaic
@@ -181,7 +185,7 @@ class ManifoldView(QWidget):
         self._mosaic = tile(images, rows, cols)
         # Fixed levels: pixel means live in [0, 1], and autoscaling would flicker.
         self.image.setImage(self._mosaic, levels=(0.0, 1.0), autoLevels=False)
-        h, w = images.shape[1:]
+        h, w = images.shape[1:3]
         xs = np.arange(1, cols) * w
         ys = np.arange(1, rows) * h
         self.separators.setData(

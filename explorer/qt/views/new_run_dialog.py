@@ -1,8 +1,9 @@
 """File > New run: the settings a new run changes from the current run's config.
 
-Prefilled with the current run's beta, likelihood (and its binarization rule), hidden sizes,
-seed, learning rate and inference mode; ``changes()`` returns only what the user changed, and
-explorer.core.state.derive_config makes (and validates) the new config from them.
+Prefilled with the current run's beta, likelihood (and its binarization rule), architecture,
+latent size, hidden sizes, seed, learning rate and inference mode; ``changes()`` returns only
+what the user changed, and explorer.core.state.derive_config makes (and validates) the new
+config from them.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from explorer.core.state import SCHEDULE_TEXT, derive_config, describe_changes
 from explorer.qt.views.controls import (
     BETA_RANGE,
     BINARIZATION_CHOICES,
+    HIDDEN_TIP,
     LR_RANGE,
+    LatentDimBox,
     ScientificSpinBox,
+    arch_box,
+    check_fits_images,
+    hidden_applies,
     inference_box,
 )
 from trainer import ConfigError, TrainConfig
@@ -32,9 +38,12 @@ MAX_DIALOG_SEED = 2**31 - 1  # QSpinBox's limit
 
 
 class NewRunDialog(QDialog):
-    def __init__(self, base: TrainConfig, base_name: str, schedule: str, parent=None):
+    def __init__(self, base: TrainConfig, base_name: str, schedule: str, parent=None,
+                 image_shape: tuple[int, int] | None = None):
+        """``image_shape``: the dataset's, which the chosen architecture must take."""
         super().__init__(parent)
         self.base = base
+        self.image_shape = image_shape
         self.setWindowTitle("New run")
         self.beta = ScientificSpinBox(*BETA_RANGE)
         self.beta.setValue(base.beta)
@@ -44,8 +53,14 @@ class NewRunDialog(QDialog):
         self.likelihood.addItems(list(BINARIZATION_CHOICES))
         self.likelihood.setCurrentText(base.likelihood)
         self.binarization = QComboBox()
+        self.arch = arch_box()
+        self.arch.setCurrentText(base.arch)
+        self.latent_dim = LatentDimBox()
+        self.latent_dim.show_value(base.latent_dim)
         self.hidden = QLineEdit(", ".join(str(h) for h in base.hidden))
-        self.hidden.setToolTip("Hidden layer sizes of the encoder and decoder, e.g. 512, 512")
+        self.hidden.setToolTip(HIDDEN_TIP)
+        hidden_applies(self.hidden, base.arch)
+        self.arch.currentTextChanged.connect(lambda arch: hidden_applies(self.hidden, arch))
         self.seed = QSpinBox()
         self.seed.setRange(0, MAX_DIALOG_SEED)
         self.seed.setValue(min(base.seed + 1, MAX_DIALOG_SEED))  # another seed by default
@@ -60,6 +75,8 @@ class NewRunDialog(QDialog):
         form.addRow("beta (KL weight)", self.beta)
         form.addRow("likelihood p(x|z)", self.likelihood)
         form.addRow("binarization", self.binarization)
+        form.addRow("architecture", self.arch)
+        form.addRow("latent dim", self.latent_dim)
         form.addRow("hidden sizes", self.hidden)
         form.addRow("seed", self.seed)
         form.addRow("learning rate", self.lr)
@@ -92,12 +109,15 @@ class NewRunDialog(QDialog):
         values = {"beta": self.beta.value(), "likelihood": self.likelihood.currentText(),
                   "binarization": self.binarization.currentText(), "hidden": hidden,
                   "seed": self.seed.value(), "lr": self.lr.value(),
-                  "inference": self.inference.currentText()}
+                  "inference": self.inference.currentText(), "arch": self.arch.currentText(),
+                  "latent_dim": self.latent_dim.value()}
         return {k: v for k, v in values.items() if v != getattr(self.base, k)}
 
     def config(self) -> TrainConfig:
         """The new run's config; raises ValueError (ConfigError) naming the bad field."""
-        return derive_config(self.base, **self.changes())
+        config = derive_config(self.base, **self.changes())
+        check_fits_images(config, self.image_shape)
+        return config
 
     def name(self) -> str:
         return describe_changes(self.changes()) or "copy"

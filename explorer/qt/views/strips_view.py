@@ -1,24 +1,27 @@
 """Decoded strips: the selected point's latent traversals (one row per dimension) and the
 interpolation between two shift-clicked points (linear and spherical rows), each shown as
-one grey mosaic and exportable as PNG (explorer.qt.export.export_mosaic_png)."""
+one mosaic (grey or RGB, as the data) and exportable as PNG
+(explorer.qt.export.export_mosaic_png)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from explorer.core.latent_paths import interpolation_z, traversal_z
 from explorer.qt.export import export_mosaic_png, mosaic_image
+from explorer.qt.views.image_panel import to_qimage
 
 SHOWN_SCALE = 2  # screen pixels per decoded pixel
 
 
 def tile_rows(images: np.ndarray) -> np.ndarray:
-    """(rows, cols, H, W) -> one (rows*H, cols*W) mosaic."""
-    rows, cols, h, w = images.shape
-    return images.transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+    """(rows, cols, H, W) grey or (rows, cols, H, W, 3) RGB -> one (rows*H, cols*W) or
+    (rows*H, cols*W, 3) mosaic."""
+    rows, cols, h, w = images.shape[:4]
+    return images.swapaxes(1, 2).reshape(rows * h, cols * w, *images.shape[4:])
 
 
 class MosaicStrip(QWidget):
@@ -36,16 +39,14 @@ class MosaicStrip(QWidget):
         self.picture.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.export_button = QPushButton(f"Export {title.lower()} PNG\u2026")
         self.export_button.setEnabled(False)
-        self.export_button.setToolTip(f"Save the {title.lower()} mosaic as a grey PNG")
+        self.export_button.setToolTip(f"Save the {title.lower()} mosaic as a PNG")
         self.export_button.clicked.connect(self.ask_export)
         for w in (self.caption, self.picture, self.export_button):
             layout.addWidget(w)
 
     def show_mosaic(self, mosaic: np.ndarray, caption: str) -> None:
         self.mosaic = np.asarray(mosaic, np.float32)
-        grey = np.ascontiguousarray(mosaic_image(self.mosaic, SHOWN_SCALE))
-        image = QImage(grey.data, grey.shape[1], grey.shape[0], grey.shape[1],
-                       QImage.Format.Format_Grayscale8).copy()
+        image = to_qimage(mosaic_image(self.mosaic, SHOWN_SCALE))
         self.picture.setPixmap(QPixmap.fromImage(image))
         self.caption.setText(caption)
         self.export_button.setEnabled(True)

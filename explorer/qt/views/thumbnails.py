@@ -10,6 +10,7 @@ from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QImage, QPainter
 
 from explorer.qt.paint_guard import guarded
+from explorer.qt.views.image_panel import to_qimage
 
 MAX_THUMBNAILS = 300
 THUMBNAIL_PX = 18  # on screen, the longer side
@@ -22,18 +23,22 @@ class ThumbnailItem(pg.GraphicsObject):
     def __init__(self, limit: int = MAX_THUMBNAILS):
         super().__init__()
         self.limit = limit
-        self._images: np.ndarray | None = None  # (N, H, W) uint8
+        self._images: np.ndarray | None = None  # (N, H, W) grey or (N, H, W, 3) RGB, uint8
         self._pos = np.zeros((0, 2))
         self._order = np.zeros(0, np.int64)
         self._cache: dict[int, QImage] = {}
         self.drawn: np.ndarray = np.zeros(0, np.int64)  # the indices drawn in the last paint
 
-    def set_images(self, grey: np.ndarray | None) -> None:
-        self._images = None if grey is None else np.ascontiguousarray(grey, np.uint8)
+    def set_images(self, images: np.ndarray | None) -> None:
+        self._images = None if images is None else np.ascontiguousarray(images, np.uint8)
         self._cache.clear()
-        n = 0 if grey is None else len(grey)
+        n = 0 if images is None else len(images)
         self._order = np.random.default_rng(PRIORITY_SEED).permutation(n)
         self.update()
+
+    def image_count(self) -> int:
+        """How many images ``set_images`` gave (0 before, or for a colour dataset)."""
+        return 0 if self._images is None else len(self._images)
 
     def set_positions(self, pos: np.ndarray) -> None:
         self.prepareGeometryChange()
@@ -58,9 +63,7 @@ class ThumbnailItem(pg.GraphicsObject):
     def _qimage(self, i: int) -> QImage:
         image = self._cache.get(i)
         if image is None:
-            a = self._images[i]
-            image = QImage(a.data, a.shape[1], a.shape[0], a.shape[1],
-                           QImage.Format.Format_Grayscale8).copy()
+            image = to_qimage(self._images[i])
             self._cache[i] = image
         return image
 
@@ -75,7 +78,7 @@ class ThumbnailItem(pg.GraphicsObject):
             return
         transform = p.transform()
         p.resetTransform()
-        h, w = self._images.shape[1:]
+        h, w = self._images.shape[1:3]
         scale = THUMBNAIL_PX / max(h, w)
         tw, th = w * scale, h * scale
         for i in self.drawn:

@@ -170,8 +170,15 @@ def test_run_specs_parse_into_typed_changes():
     assert changes == {"hidden": (128, 64), "seed": 2, "likelihood": "gaussian"}
     assert describe_changes(changes) == "hidden=128x64, seed=2, likelihood=gaussian"
     assert describe_changes({"beta": 4.0}) == "beta=4"
+    changes = parse_changes("arch=conv,latent_dim=8")
+    assert changes == {"arch": "conv", "latent_dim": 8}
+    config = derive_config(TrainConfig(), **changes)
+    assert (config.arch, config.latent_dim) == ("conv", 8)
+    with pytest.raises(ConfigError, match="arch"):
+        derive_config(TrainConfig(), arch="resnet")
     for bad, why in (("beta", "KEY=VALUE"), ("beta=x", "a number"), ("seed=1.5", "whole"),
-                     ("hidden=a", "512x512"), ("device=cpu", "not a setting")):
+                     ("hidden=a", "512x512"), ("device=cpu", "not a setting"),
+                     ("latent_dim=2.5", "whole")):
         with pytest.raises(ValueError, match=why):
             parse_changes(bad)
 
