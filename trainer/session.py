@@ -667,7 +667,7 @@ class Session:
             "history": [h.copy() for h in (self.train_history, self.heldout_history,
                                            self.logpx_history, self.gaps_history)],
         }
-        if hasattr(self.inference, "state_tensors"):  # the free-form table and its Adam
+        if hasattr(self.inference, "state_tensors"):  # the free table and its step sizes
             state = self.inference.state_tensors()
             if all(bool(torch.isfinite(t).all()) for t in state.values()
                    if t.is_floating_point()):
