@@ -5,8 +5,8 @@
                                ("state.<i>.<name>") and the engine's sampling RNG state,
                                epoch order and held-out indices ("engine.<name>")
     DIR/free.safetensors       free-form inference only: the lambda table ("table", one row
-                               of (mu, log sigma^2) per training point) and its SparseAdam
-                               state ("exp_avg", "exp_avg_sq", "step")
+                               of (mu, log sigma^2) per training point), each row's
+                               E-step count ("visits") and step size ("step_size")
     DIR/run.json               format + version, config, history, counters, dataset reference,
                                split, likelihood and binarization, Adam's scalar settings,
                                library versions
@@ -47,7 +47,10 @@ MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 RUN_FILE = "run.json"
 FREE_FILE = "free.safetensors"
-FREE_TENSORS = ("table", "exp_avg", "exp_avg_sq", "step")
+FREE_TENSORS = ("table", "visits", "step_size")
+# The first free tables (one SparseAdam step a visit) kept Adam's state: still readable,
+# the table kept and the moments, which the E-step has no use for, left aside.
+FREE_TENSORS_SPARSE_ADAM = ("table", "exp_avg", "exp_avg_sq", "step")
 # The checkpoint's whole layout, named here only: what a copy or an archive of it must hold.
 CHECKPOINT_FILES = (MODEL_FILE, OPTIMIZER_FILE, RUN_FILE)
 
@@ -186,7 +189,8 @@ def _serialise(session) -> tuple[dict, dict, dict]:
         "counters": counters,
         "history": {"train": session.train_history.to_dict(),
                     "heldout": session.heldout_history.to_dict(),
-                    "logpx": session.logpx_history.to_dict()},
+                    "logpx": session.logpx_history.to_dict(),
+                    "gaps": session.gaps_history.to_dict()},
         "dataset": {"source": str(dataset.source), "name": dataset.name, "n": len(dataset),
                     "image_shape": list(dataset.image_shape), "channels": dataset.channels,
                     "fingerprint": dataset.fingerprint(),
@@ -264,8 +268,8 @@ def load_checkpoint(directory: str | os.PathLike) -> Checkpoint:
 
 
 def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
-    """A free-form run's table and its SparseAdam state, checked against the run: one row of
-    2 x latent_dim numbers per training point. None for the other inference modes."""
+    """A free-form run's table and its rows' E-step counts, checked against the run: one
+    row of 2 x latent_dim numbers per training point. None for the other inference modes."""
     if config.inference != "free":
         if path.exists():
             raise CheckpointError(f"{path}: a free-form table, but the run's inference is "
@@ -274,13 +278,17 @@ def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
     if not path.exists():
         raise CheckpointError(f"{path}: missing; a free-form run keeps its lambda table there")
     header, size = _read_header(path)
-    if sorted(header) != sorted(FREE_TENSORS):
+    names = next((n for n in (FREE_TENSORS, FREE_TENSORS_SPARSE_ADAM)
+                  if sorted(header) == sorted(n)), None)
+    if names is None:
         raise CheckpointError(f"{path}: expected tensors {list(FREE_TENSORS)}, found "
                               f"{sorted(header)[:5]}")
-    want = (run["split"]["n_train"], 2 * config.latent_dim)
-    for name in FREE_TENSORS:
+    n_train = run["split"]["n_train"]
+    want = (n_train, 2 * config.latent_dim)
+    for name in names:
         dtype, shape = header[name]
-        need, kind = ((), torch.int64) if name == "step" else (want, torch.float32)
+        need, kind = {"step": ((), torch.int64), "visits": ((n_train,), torch.int64),
+                      "step_size": ((n_train,), torch.float32)}.get(name, (want, torch.float32))
         if shape != need:
             raise CheckpointError(
                 f"{path}: {name} has shape {list(shape)}, but this run needs {list(need)} "
@@ -289,8 +297,12 @@ def _read_free_table(path: Path, config: TrainConfig, run: dict) -> dict | None:
             raise CheckpointError(f"{path}: {name} is {dtype}, expected {kind}")
     tensors = _read_tensors(path, header, size)
     _check_finite(path, tensors)
-    if int(tensors["step"]) < 0 or bool((tensors["exp_avg_sq"] < 0).any()):
-        raise CheckpointError(f"{path}: step and exp_avg_sq must be >= 0")
+    if names == FREE_TENSORS_SPARSE_ADAM:
+        if int(tensors["step"]) < 0 or bool((tensors["exp_avg_sq"] < 0).any()):
+            raise CheckpointError(f"{path}: step and exp_avg_sq must be >= 0")
+        return {"table": tensors["table"]}
+    if bool((tensors["visits"] < 0).any()) or bool((tensors["step_size"] <= 0).any()):
+        raise CheckpointError(f"{path}: visits must be >= 0 and step_size > 0")
     return tensors
 
 
@@ -330,7 +342,7 @@ def file_size_limits(run_path: str | os.PathLike) -> dict[str, int]:
     # per datapoint each, two of them at most.
     limits = {MODEL_FILE: 8 * numel + header,
               OPTIMIZER_FILE: 3 * 8 * numel + 16 * run["dataset"]["n"] + _CPU_RNG_SIZE + header}
-    if config.inference == "free":  # the table and its two Adam moments, and a step count
+    if config.inference == "free":  # the table and a count per row (or two Adam moments)
         limits[FREE_FILE] = 3 * 8 * run["split"]["n_train"] * 2 * config.latent_dim + header
     return limits
 
@@ -465,12 +477,14 @@ def _read_run(path: Path) -> dict:
     fit = run["dataset"].get("fit_fraction")
     if fit is not None and not (_is_number(fit) and 0 < fit <= 1):
         fail(f"dataset.fit_fraction must be a number in (0, 1] (got {fit!r})")
-    from .session import HELDOUT_COLUMNS, LOGPX_COLUMNS, TRAIN_COLUMNS  # session imports us
+    # session imports us
+    from .session import GAP_COLUMNS, HELDOUT_COLUMNS, LOGPX_COLUMNS, TRAIN_COLUMNS
 
-    columns = {"train": TRAIN_COLUMNS, "heldout": HELDOUT_COLUMNS, "logpx": LOGPX_COLUMNS}
-    for table in ("train", "heldout", "logpx"):
-        if table == "logpx" and table not in run["history"]:
-            continue  # optional: runs with a latent other than 2-D have no such curve
+    columns = {"train": TRAIN_COLUMNS, "heldout": HELDOUT_COLUMNS, "logpx": LOGPX_COLUMNS,
+               "gaps": GAP_COLUMNS}
+    for table in ("train", "heldout", "logpx", "gaps"):
+        if table in ("logpx", "gaps") and table not in run["history"]:
+            continue  # optional: older runs, and latents other than 2-D, have no such curve
         require(run["history"], table, dict, "history.")
         t = run["history"][table]
         if not (isinstance(t.get("columns"), list) and isinstance(t.get("rows"), list)

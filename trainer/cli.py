@@ -122,8 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semi: Adam steps refining each point's q (default 10)")
     t.add_argument("--refine-lr", type=_positive(float), metavar="LR",
                    help="semi: their step size, in units of the encoder's sigma (default 0.1)")
+    t.add_argument("--free-steps", type=_positive(int), metavar="K",
+                   help="free: Adam steps on a training point's lambda_i each time it is in "
+                        "the minibatch, theta frozen (the E-step; default 1)")
     t.add_argument("--free-lr", type=_positive(float), metavar="LR",
-                   help="free: the lambda table's Adam learning rate (default 0.01)")
+                   help="free: their first step size, in units of the row's sigma, then "
+                        "adapted per row (default 0.1)")
     t.add_argument("--resume", metavar="DIR", help="continue from this checkpoint")
     t.add_argument("--checkpoint-every", type=_positive(float), metavar="SECONDS",
                    help="also write the checkpoint every SECONDS of wall time while training")
@@ -258,12 +262,13 @@ def _inference_fields(config: TrainConfig) -> dict:
     if config.inference == "semi":
         out.update(refine_steps=config.refine_steps, refine_lr=config.refine_lr)
     elif config.inference == "free":
-        out.update(free_lr=config.free_lr)
+        out.update(free_steps=config.free_steps, free_lr=config.free_lr)
     return out
 
 
 STRUCTURAL = ("likelihood", "binarization", "hidden", "latent_dim", "seed", "precision",
-              "arch", "inference", "refine_steps", "refine_lr", "free_lr")
+              "arch", "inference", "refine_steps", "refine_lr", "free_steps",
+              "free_lr")
 
 
 def _config_changes(args) -> dict:
@@ -272,7 +277,7 @@ def _config_changes(args) -> dict:
              "latent_dim": "latent_dim", "seed": "seed", "precision": "precision",
              "device": "device", "threads": "threads", "arch": "arch",
              "inference": "inference", "refine_steps": "refine_steps",
-             "refine_lr": "refine_lr", "free_lr": "free_lr"}
+             "refine_lr": "refine_lr", "free_steps": "free_steps", "free_lr": "free_lr"}
     return {field: getattr(args, arg) for arg, field in names.items()
             if getattr(args, arg) is not None}
 

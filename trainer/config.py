@@ -82,8 +82,12 @@ class TrainConfig:
     # step size in units of the encoder's sigma (trainer.inference_modes.refine).
     refine_steps: int = 10
     refine_lr: float = 0.1
-    # Free-form: the lambda table's own Adam (vae_sparse's --param_lr).
-    free_lr: float = 1e-2
+    # Free-form: each visit of a row is an E-step of free_steps Adam steps on its ELBO, theta
+    # frozen, in units of the row's sigma; free_lr is every row's first step size, which then
+    # adapts per row (trainer.inference_modes.FreeInference; vae_sparse optimises its local
+    # parameters for --n_steps steps, lr --param_lr, before each global update).
+    free_steps: int = 1
+    free_lr: float = 0.1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -155,6 +159,7 @@ class TrainConfig:
         integer("history_limit", 10, MAX_HISTORY)
         text("inference", INFERENCE_MODES)
         integer("refine_steps", 1, MAX_REFINE_STEPS)
+        integer("free_steps", 1, MAX_REFINE_STEPS)
         for name in ("refine_lr", "free_lr"):
             if not 0 < real(name) <= 10:
                 fail(name, "must be in (0, 10]")

@@ -13,6 +13,7 @@ fine quadrature; log p(x) is exact up to the adaptive grid (trainer.posterior). 
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -25,16 +26,11 @@ CHUNK = 16  # points per batched L-BFGS fit: one shared line search for a few po
 
 
 @torch.no_grad()
-def point_gaps(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
-               ) -> dict[str, np.ndarray]:
-    """Per-point log p(x), ELBO(q), ELBO(q*) and the three gaps, (B,) nats each, for the
-    q = N(mu, diag exp(logvar)) of each row of x (B, D). Model on the CPU, 2-D latent."""
-    if model.latent_dim != 2:
-        raise ValueError("the gaps need the exact log p(x) of a 2-D latent")
-    x, mu, sd = x.cpu().float(), mu.cpu().float(), torch.exp(0.5 * logvar.cpu().float())
-    log_px = np.array([posterior_grid(model, xi).log_px for xi in x])
-    tril = torch.diag_embed(sd)
-    recon, kl = gaussian_elbo(model, x, mu, tril)
+def best_elbos(model, x: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Precise ELBO(q) and ELBO(q*), (B,) nats each, for q = N(mu, diag sd^2) of each row
+    of x (CPU tensors, 2-D latent): q* fitted from q, the better of the two kept."""
+    recon, kl = gaussian_elbo(model, x, mu, torch.diag_embed(sd))
     elbo_q = (recon - kl).double().numpy()
     elbo_star = np.empty_like(elbo_q)
     for s in range(0, len(x), CHUNK):
@@ -43,6 +39,19 @@ def point_gaps(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
             mean, fit_tril = fit_by_quadrature(model, x[part], mu[part], sd[part])
         r, k = gaussian_elbo(model, x[part], mean, fit_tril)
         elbo_star[part] = np.maximum((r - k).double().numpy(), elbo_q[part])
+    return elbo_q, elbo_star
+
+
+@torch.no_grad()
+def point_gaps(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+               ) -> dict[str, np.ndarray]:
+    """Per-point log p(x), ELBO(q), ELBO(q*) and the three gaps, (B,) nats each, for the
+    q = N(mu, diag exp(logvar)) of each row of x (B, D). Model on the CPU, 2-D latent."""
+    if model.latent_dim != 2:
+        raise ValueError("the gaps need the exact log p(x) of a 2-D latent")
+    x, mu, sd = x.cpu().float(), mu.cpu().float(), torch.exp(0.5 * logvar.cpu().float())
+    log_px = np.array([posterior_grid(model, xi).log_px for xi in x])
+    elbo_q, elbo_star = best_elbos(model, x, mu, sd)
     return {"log_px": log_px, "elbo_q": elbo_q, "elbo_star": elbo_star,
             "amortization_gap": elbo_star - elbo_q, "approximation_gap": log_px - elbo_star,
             "inference_gap": log_px - elbo_q}
@@ -69,3 +78,20 @@ def mean_gaps(session, x: torch.Tensor, index: torch.Tensor | None = None) -> di
             "q": how, "q_seconds": round(seconds, 4),
             "q_ms_per_point": round(1000 * seconds / max(1, len(x)), 4),
             "measure_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def mean_amortization_gap(session, x: torch.Tensor, index: torch.Tensor | None = None
+                          ) -> float:
+    """The mean amortization gap, nats (>= 0), of ``session``'s own q over x, as
+    ``mean_gaps`` measures it but without log p(x): the live curve's number. The model is
+    scored on a CPU copy when it trains elsewhere, so training's weights are not moved."""
+    mu, logvar, _, _ = session.fit_q(x, index)
+    model = session.model if session.device.type == "cpu" else copy.deepcopy(session.model).cpu()
+    was_training = model.training
+    model.eval()
+    try:
+        elbo_q, elbo_star = best_elbos(model, x.cpu().float(), mu.cpu().float(),
+                                       torch.exp(0.5 * logvar.cpu().float()))
+    finally:
+        model.train(was_training)
+    return float((elbo_star - elbo_q).mean())

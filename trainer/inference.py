@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .elbo import grid_log_joint, iwae_log_px, log_normal
-from .local_opt import GaussianFit, LocalOptimum, encoder_fit, optimise_point
+from .local_opt import GaussianFit, LocalOptimum, encoder_fit, gaussian_fit, optimise_point
 from .posterior import PosteriorGrid, as_input, as_module, cell_grid, describe_shape, posterior_grid
 
 # Shared-grid resolution rules. The midpoint sum of a Gaussian of sd s on cells of width
@@ -36,7 +36,9 @@ class PointInference:
     """Everything the inspector shows for one datapoint, in nats (higher is better)."""
 
     grid: PosteriorGrid  # exact p(z|x) and log p(x)
-    encoder: GaussianFit  # q_phi(z|x): lambda_i = (mu_i, sigma_i), ELBO_i by quadrature
+    # The q shown: q_phi(z|x), lambda_i = (mu_i, sigma_i) = f_phi(x_i), or the q the run's
+    # inference gives x (``inspect_point``'s ``q``); ELBO_i by quadrature.
+    encoder: GaussianFit
     iwae: float  # IWAE estimate L_k with the encoder's q: <= log p(x) on average
     iwae_k: int
     shape: list[str]  # words when the posterior is multimodal or far from Gaussian
@@ -65,20 +67,24 @@ class PointInference:
 
 def inspect_point(model, x, n: int | None = INSPECT_GRID_N, iwae_k: int = INSPECT_IWAE_K,
                   optimise: bool = False,
-                  seed: int = 0) -> PointInference:
+                  seed: int = 0, q: tuple | None = None) -> PointInference:
     """The per-point inspector's numbers for x (D,). ``optimise`` also runs the local
     optimisation (~0.1-1 s); ``optimise_point`` can be called later instead. ``n=None``:
-    the adaptive grid (trainer.posterior_grid), resolved to ~0.01 nats."""
+    the adaptive grid (trainer.posterior_grid), resolved to ~0.01 nats. ``q``: (mean,
+    sigma) of the q to score instead of the encoder's (a free table's row, a refined q);
+    "optimise" then starts from it."""
     model = as_module(model)
     x = as_input(x).reshape(-1)
     grid = posterior_grid(model, x, n)
     gen = torch.Generator().manual_seed(seed)
     iwae = iwae_log_px(model, x[None], k=iwae_k, generator=gen)
-    point = PointInference(grid=grid, encoder=encoder_fit(model, x), iwae=float(iwae.log_px[0]),
+    shown = encoder_fit(model, x) if q is None else gaussian_fit(model, x, q[0], sigma=q[1])
+    point = PointInference(grid=grid, encoder=shown, iwae=float(iwae.log_px[0]),
                            iwae_k=iwae_k, shape=describe_shape(grid),
                            iwae_se=float(iwae.se[0]))
     if optimise:
-        point.optimum = optimise_point(model, x, seed=seed)
+        point.optimum = optimise_point(model, x, seed=seed,
+                                       start=None if q is None else (shown.mean, shown.sigma))
     return point
 
 

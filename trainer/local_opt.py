@@ -185,7 +185,16 @@ def fit_by_quadrature(model, x: torch.Tensor, mean0: torch.Tensor, sd0: torch.Te
     opt = torch.optim.LBFGS(variables, lr=1.0, max_iter=steps, history_size=10,
                             tolerance_grad=1e-5, tolerance_change=1e-7,
                             line_search_fn="strong_wolfe")
-    opt.step(negative_elbo)
+    try:
+        opt.step(negative_elbo)
+    except RuntimeError as e:
+        if "overflow" not in str(e):
+            raise
+        # A degenerate model (seen: weights ~1e21 after a step with lr 2^70) gives the line
+        # search a step that float32 cannot hold: q stays at the start (the zeros).
+        with torch.no_grad():
+            for v in variables:
+                v.zero_()
     with torch.no_grad():
         return q.mean(), q.factor()
 
@@ -229,9 +238,11 @@ class LocalOptimum:
 
 def optimise_point(model, x, samples: int = 128, steps: int = 150, lr: float = 0.1,
                    seed: int = 0, n: int = 48, method: str = "quadrature",
-                   nodes: int = 10) -> LocalOptimum:
+                   nodes: int = 10, start: tuple | None = None) -> LocalOptimum:
     """"Optimise this point": theta frozen, (mu, log sigma) of a diagonal Gaussian fitted
-    to x (D,) from the encoder's output; then a full-covariance Gaussian from q*.
+    to x (D,) from the encoder's output, or from ``start`` = (mean, sigma), the q the
+    run's inference gives x (a free table's row, a refined q); then a full-covariance
+    Gaussian from q*.
 
     ``method="quadrature"`` (default): L-BFGS on the ``nodes`` x ``nodes`` Gauss-Hermite
     ELBO, at most ``steps`` iterations. ``method="mc"``: Adam on reparameterised
@@ -244,9 +255,12 @@ def optimise_point(model, x, samples: int = 128, steps: int = 150, lr: float = 0
         raise ValueError(f"method must be 'quadrature' or 'mc', not {method!r}")
     model = as_module(model)
     x = as_input(x).reshape(1, -1)
-    with torch.no_grad():
-        mu, logvar = model.encode(x)
-    sd = torch.exp(0.5 * logvar)
+    if start is None:
+        with torch.no_grad():
+            mu, logvar = model.encode(x)
+        sd = torch.exp(0.5 * logvar)
+    else:
+        mu, sd = (torch.as_tensor(np.asarray(a, np.float32)).reshape(1, 2) for a in start)
 
     def fit(mean0, sd0, full, seed_offset):
         if method == "mc":

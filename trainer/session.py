@@ -10,6 +10,7 @@ shard of every epoch; see trainer.distributed.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .distributed import SINGLE, ElboStep, Ranks, shard
 from .elbo import elbo_terms, training_loss
 from .evidence import evidence_tensor
 from .frozen import FrozenVAE
+from .gaps import mean_amortization_gap
 from .history import History
 from .inference import DutyCycle, heldout_log_px
 from .inference_modes import (
@@ -42,6 +44,13 @@ HELDOUT_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
 # The exact held-out log p(x) (2-D latents) beside the ELBO of the same points: the gap
 # between the two curves is the mean inference gap, KL(q || p(z|x)).
 LOGPX_COLUMNS = ("step", "samples", "seconds", "epoch", "log_px", "elbo", "resolved")
+# The mean amortization gap ELBO(q*) - ELBO(q) (nats, >= 0) of the run's own q over fixed
+# subsets of GAP_CURVE_POINTS training and held-out points (2-D latents, trainer.gaps), on a
+# duty cycle of at most GAP_CURVE_SHARE of the training time, beside the log p(x) curve's.
+GAP_COLUMNS = ("step", "samples", "seconds", "epoch", "train_amortization_gap",
+               "heldout_amortization_gap")
+GAP_CURVE_POINTS = 16
+GAP_CURVE_SHARE = 0.05
 # Fixed subsets of the held-out and training sets are drawn with this seed (and the next):
 # a property of the split, not of the model's seed.
 SUBSET_SEED = 1
@@ -78,6 +87,8 @@ class Progress:
     train: dict[str, np.ndarray]
     heldout: dict[str, np.ndarray]
     logpx: dict[str, np.ndarray]  # exact held-out log p(x) beside the ELBO (2-D latents)
+    # The mean amortization gap on fixed train and held-out subsets (GAP_COLUMNS, 2-D).
+    gaps: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -264,6 +275,13 @@ class Session:
         self.heldout_history = History(HELDOUT_COLUMNS, cfg.history_limit)
         self.logpx_history = History(LOGPX_COLUMNS, cfg.history_limit)
         self._logpx_x = None  # the fixed subset, prepared on first use
+        self.gaps_history = History(GAP_COLUMNS, cfg.history_limit)
+        self._gap_sets = None  # the fixed subsets, prepared on first use
+        self.gap_curve_seconds = 0.0  # time the gap curve took, for its budget
+        # Live with the exact log p(x) curve (logpx_points > 0 turns both on).
+        self._gap_cycle = DutyCycle(GAP_CURVE_SHARE) if self._logpx_enabled() else None
+        if self._gap_cycle is not None:
+            self._gap_cycle.next_at = self._gap_cycle.min_interval
         self._logpx_cycle = DutyCycle(cfg.logpx_share) if self._logpx_enabled() else None
         if self._logpx_cycle is not None:
             # Not at step 1: an untrained model's posteriors are broad and slow to grid.
@@ -346,8 +364,11 @@ class Session:
         self.heldout_history = History.from_dict(checkpoint.history["heldout"])
         if "logpx" in checkpoint.history:
             self.logpx_history = History.from_dict(checkpoint.history["logpx"])
-        if self._logpx_cycle is not None:
-            self._logpx_cycle.next_at = self.seconds
+        if "gaps" in checkpoint.history:
+            self.gaps_history = History.from_dict(checkpoint.history["gaps"])
+        for cycle in (self._logpx_cycle, self._gap_cycle):
+            if cycle is not None:
+                cycle.next_at = self.seconds
         from .checkpoint import CheckpointError  # checkpoint.py imports this module
 
         order = checkpoint.engine_state.get("order")
@@ -486,7 +507,12 @@ class Session:
         bs = self.config.batch_size // world  # this rank's part of the minibatch
         idx = self._order[self._cursor:self._cursor + bs]
         rows = self.ranks.shard_rows
-        x = self._to_model_input(self._gather(idx), self._gen, rows)
+        if self.config.inference == "free":
+            # A row of the free table is the q of one x_i: train on the fixed x every number
+            # scores, not a fresh binarisation each visit (trainer.inference_modes).
+            x = self.datapoint_inputs(idx)
+        else:
+            x = self._to_model_input(self._gather(idx), self._gen, rows)
         with torch.autocast(self.device.type, dtype=self._autocast_dtype or torch.float32,
                             enabled=self._autocast_dtype is not None):
             if self.inference is None:
@@ -534,6 +560,8 @@ class Session:
             self.evaluate_heldout()
         if main and self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
             self.evaluate_logpx()
+        if main and self._gap_cycle is not None and self._gap_cycle.due(self.seconds):
+            self.evaluate_gap_curve()
         return {"elbo": elbo / n, "recon": recon / n, "kl": kl / n}
 
     def _record(self, elbo: float, recon: float, kl: float, n: int) -> None:
@@ -588,6 +616,36 @@ class Session:
         self.version += 1
         return row
 
+    def gap_curve_points(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                        torch.Tensor]:
+        """The gap curve's fixed subsets: train x and indices, held-out x and indices."""
+        if self._gap_sets is None:
+            n = GAP_CURVE_POINTS
+            self._gap_sets = (self.train_inputs(n), self.train_indices(n),
+                              self.heldout_inputs(n), self.heldout_indices(n))
+        return self._gap_sets
+
+    def evaluate_gap_curve(self) -> dict[str, float]:
+        """The mean amortization gap (nats, >= 0) of this run's own q on the fixed train and
+        held-out subsets (``gap_curve_points``), as trainer.gaps measures it, appended to
+        ``gaps_history``. Scheduled to take at most GAP_CURVE_SHARE of the training time."""
+        if self.config.latent_dim != 2:
+            raise ValueError("the amortization gap curve needs a 2-D latent")
+        x_train, i_train, x_held, _ = self.gap_curve_points()
+        t0 = time.perf_counter()
+        if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            row = {"train_amortization_gap": mean_amortization_gap(self, x_train, i_train),
+                   "heldout_amortization_gap": mean_amortization_gap(self, x_held)}
+        else:  # the last step diverged (the next one stops the run): nothing to measure
+            row = {"train_amortization_gap": math.nan, "heldout_amortization_gap": math.nan}
+        self.gaps_history.append(**self._counters(), **row)
+        cost = time.perf_counter() - t0
+        self.gap_curve_seconds += cost
+        if self._gap_cycle is not None:
+            self._gap_cycle.ran(self.seconds, cost)
+        self.version += 1
+        return row
+
     # ------------------------------------------------------- divergence guard
     def _save_good_state(self) -> None:
         """Copy aside the weights, Adam state and everything that counts them (counters,
@@ -607,9 +665,9 @@ class Session:
                          self._cursor, self._last_eval),
             "order": self._epoch_order.clone(), "rng": self._gen.get_state(),
             "history": [h.copy() for h in (self.train_history, self.heldout_history,
-                                           self.logpx_history)],
+                                           self.logpx_history, self.gaps_history)],
         }
-        if hasattr(self.inference, "state_tensors"):  # the free-form table and its Adam
+        if hasattr(self.inference, "state_tensors"):  # the free table and its step sizes
             state = self.inference.state_tensors()
             if all(bool(torch.isfinite(t).all()) for t in state.values()
                    if t.is_floating_point()):
@@ -631,8 +689,8 @@ class Session:
              self._last_eval) = good["counters"]
             self._set_order(good["order"].clone())
             self._gen.set_state(good["rng"])
-            self.train_history, self.heldout_history, self.logpx_history = (
-                h.copy() for h in good["history"])
+            (self.train_history, self.heldout_history, self.logpx_history,
+             self.gaps_history) = (h.copy() for h in good["history"])
             self._window = [0.0, 0.0, 0.0, 0]
             self._window_start = self.seconds
             self._good_at = self.seconds
@@ -720,7 +778,7 @@ class Session:
                         samples_per_second=self.samples_per_second(), paused=self.paused,
                         stopped_reason=self.stopped_reason,
                         train=self.train_history.arrays(), heldout=self.heldout_history.arrays(),
-                        logpx=self.logpx_history.arrays())
+                        logpx=self.logpx_history.arrays(), gaps=self.gaps_history.arrays())
 
     @torch.no_grad()
     def refresh_latents(self, max_seconds: float | None = None, chunk: int = 1024) -> float:

@@ -53,8 +53,9 @@ class ParameterCounts:
 MODE_SENTENCES = {
     "amortized": "Amortized: Adam trains θ and φ; every λ_i = f_φ(x_i) is "
                  "computed, never stored.",
-    "free": "Free-form (variational EM): Adam trains θ and a stored λ_i for every "
-            "training point; the encoder is not used for them.",
+    "free": "Free-form (variational EM): a stored λ_i for every training point, "
+            "optimised by a few steps (θ frozen) each time its point is in the minibatch; "
+            "then Adam trains θ on them. The encoder is not used for them.",
     "semi": "Semi-amortized: Adam trains θ and φ; each minibatch's f_φ(x_i) is "
             "refined by K steps (θ frozen) and thrown away after the step.",
 }

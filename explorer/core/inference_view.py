@@ -27,6 +27,35 @@ def plane_statement(config) -> str:
     return "every dot is f_\u03c6(x_i)"
 
 
+ENCODER_Q = "\u03bb_i = (\u03bc_i, \u03c3_i) = f_\u03c6(x_i), the encoder's output"
+
+
+def inspected_q(config, mu, sigma, new_image: bool = False
+                ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """Which q the Inspector scores for a point, and its caption: (None, ...) for the
+    encoder's own q, else ((mean, sigma), ...), the q the run's inference gives the point
+    (``mu``/``sigma``: its dot, or a new image's q). A free-form run's held-out point has no
+    lambda (NaN): its q is fitted from the prior, in the inspector's background job."""
+    mode = config.inference
+    if mode == "amortized" or mu is None or config.latent_dim != 2:
+        caption = ENCODER_Q if mode == "amortized" else (
+            ENCODER_Q + " (not this run's q: above 2-D the Inspector scores the encoder's)")
+        return None, caption
+    mean, sd = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    if mode == "semi":
+        what = "a new image's" if new_image else "\u03bb_i ="
+        return (mean, sd), (f"{what} f_\u03c6(x) refined by {config.refine_steps} steps on "
+                            "its ELBO (\u03b8 frozen), as on the plane")
+    if not np.isfinite(mean).all():
+        return (mean, sd), ("q fitted from the prior (\u03b8 frozen): a free-form run has no "
+                            "\u03bb for a held-out point")
+    if new_image:
+        return (mean, sd), ("q fitted from the prior (\u03b8 frozen): a free-form run has "
+                            "no \u03bb for a new image")
+    return (mean, sd), ("\u03bb_i = (\u03bc_i, \u03c3_i), this point's row of the free "
+                        "table (free-form: no encoder)")
+
+
 def plane_latents(snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(mu, sigma, starts) to draw: in semi mode the refined q, with f_phi(x_i) as the
     start of each point's line; otherwise the snapshot's q and no lines."""

@@ -148,9 +148,11 @@ def test_evaluate_splits_the_gap_into_amortization_and_approximation(trained, ca
 def test_train_and_evaluate_in_each_inference_mode(mode, tmp_path, capsys):
     out = tmp_path / "ckpt"
     assert main(["train", "digits", "--seconds", "1", "--out", str(out), "--inference", mode,
-                 "--refine-steps", "3", *FAST]) == 0
+                 "--refine-steps", "3", "--free-steps", "2", *FAST]) == 0
     [t] = lines(capsys.readouterr().out)
     assert t["inference"] == mode and "heldout_q" in t and t["heldout_q_ms_per_point"] > 0
+    if mode == "free":
+        assert t["free_steps"] == 2 and t["free_lr"] == 0.1
     assert np.isfinite(t["heldout_elbo"]) and np.isfinite(t["train_elbo"])
     assert (out / "free.safetensors").is_file() == (mode == "free")
     assert main(["evaluate", "--checkpoint", str(out), "--k", "8", "--grid", "32",

@@ -47,7 +47,7 @@ def test_inference_settings_are_validated_and_round_trip():
             TrainConfig(**bad)
     # A config written before the field existed reads as amortized inference.
     old = TrainConfig().to_dict()
-    for key in ("inference", "refine_steps", "refine_lr", "free_lr"):
+    for key in ("inference", "refine_steps", "refine_lr", "free_steps", "free_lr"):
         del old[key]
     assert TrainConfig.from_dict(old).inference == "amortized"
 
@@ -107,53 +107,81 @@ def toy_session(n: int = 40, seed: int = 0):
                                                  if k != "hidden"})
     session = Session(data, cfg)
     session.model.decoder.load_state_dict(linear_vae(w, b, s2).decoder.state_dict())
-    session.model.decoder.requires_grad_(False)  # theta fixed: only the table learns
+    for group in session.optimizer.param_groups:  # theta fixed: only the table learns
+        group["lr"] = 0.0
     return session, (w, b, s2)
 
 
-@pytest.mark.slow
 def test_free_form_lambdas_converge_to_the_optimal_diagonal_gaussian():
     session, (w, b, s2) = toy_session()
-    # One-sample gradients: the iterates wander around the optimum by about the step size,
-    # so the step size decays and the last phase's iterates are averaged (Polyak).
-    table = session.inference.table
-    mean_table = torch.zeros_like(table)
-    for lr, steps in ((0.3, 300), (0.1, 600), (0.03, 600), (0.01, 300), (0.003, 600)):
-        session.inference.set_lr(lr)
-        for _ in range(steps):
-            session.step()
-            if lr == 0.003:
-                mean_table += table.detach() / steps
-    with torch.no_grad():
-        table.copy_(mean_table)
+    # Every training point is in every minibatch: 150 visits, one E-step step each. The
+    # decoder is linear-Gaussian, so log p(x|z) is quadratic in z and the E-step's 3 x 3
+    # Gauss-Hermite objective is the exact ELBO.
+    for _ in range(150):
+        session.step()
     train = torch.from_numpy(session.split.train)
+    assert (session.inference.visits == 150).all()
+    torch.testing.assert_close(session.model.decoder.state_dict(),
+                               linear_vae(w, b, s2).decoder.state_dict(), rtol=0, atol=0)
     x = session.datapoint_inputs(train)
     mu, logvar = (t.detach() for t in session.inference.lookup(train))
-    log_ratio = []
     for i in range(len(train)):
         _, mean, _, prec = closed_form(w, b, s2, x[i])
         # Under KL(q || p) the best diagonal Gaussian sits at the posterior mean with
         # precisions diag(prec): variances 1 / prec_jj.
         sd = 1 / np.sqrt(np.diag(prec))  # ~0.07 to 0.15 here
-        assert (np.abs(mu[i].numpy() - mean) <= 0.2 * sd).all()
-        log_ratio.append(logvar[i].numpy() - 2 * np.log(sd))
-    # The ELBO is flat in the variance near q* (a log-variance off by 0.35 costs
-    # 0.5 (e^0.35 - 1 - 0.35) = 0.035 nats), so one-sample gradients pin it down least, and
-    # slowly: unbiased on average, every point within 0.35.
-    log_ratio = np.array(log_ratio)
-    assert np.abs(log_ratio).max() < 0.35
-    assert np.abs(log_ratio).mean() < 0.08 and abs(log_ratio.mean()) < 0.03
-    # Measured as evaluate --gaps measures it: the free table's amortization gap is ~0
-    # (those tolerances allow at most 0.5 * 2 * 0.2^2 + 2 * 0.035 = 0.11 nats), and the
-    # approximation gap is the closed form's KL(q* || p(z|x)).
+        # Seen: within 1e-3 sd and 1.3e-3 in log sigma^2 (the rows' step sizes shrank from
+        # 0.1 to their floor, 1e-3).
+        assert (np.abs(mu[i].numpy() - mean) <= 0.01 * sd).all()
+        assert (np.abs(logvar[i].numpy() - 2 * np.log(sd)) <= 0.01).all()
+    # Measured as evaluate --gaps measures it: the free table's amortization gap is ~0, and
+    # the approximation gap is the closed form's KL(q* || p(z|x)).
     gaps = point_gaps(session.model.eval(), x[:8], mu[:8], logvar[:8])
-    assert gaps["amortization_gap"].mean() < 0.01
-    assert gaps["amortization_gap"].max() < 0.11
+    assert gaps["amortization_gap"].max() < 1e-4
     for i in range(8):
         log_px, _, _, prec = closed_form(w, b, s2, x[i])
         diag_gap = 0.5 * (np.log(np.diag(prec)).sum() - np.linalg.slogdet(prec)[1])
         assert gaps["log_px"][i] == pytest.approx(log_px, abs=5e-3)
         assert gaps["approximation_gap"][i] == pytest.approx(diag_gap, abs=5e-3)
+
+
+def test_a_free_e_step_never_lowers_a_rows_objective(digits):
+    s = Session(digits, TrainConfig(inference="free", batch_size=64, **SMALL))
+    for _ in range(30):
+        s.step()
+    idx = s.train_indices(64)
+    x = s.datapoint_inputs(idx)
+    before = torch.cat(s.inference.lookup(idx), -1)
+    visits = s.inference.visits[s.inference.rows(idx)].clone()
+    r = s.inference.e_step(s.model, x, idx)
+    assert (r.elbo >= r.elbo_start).all()
+    torch.testing.assert_close(
+        r.elbo_start, rule_elbo(s.model, x, *before.chunk(2, -1), cubature_rule(2)))
+    assert (s.inference.visits[s.inference.rows(idx)] == visits + 1).all()
+    torch.testing.assert_close(torch.cat(s.inference.lookup(idx), -1),
+                               torch.cat((r.mu, r.logvar), -1))
+
+
+def test_free_modes_train_amortization_gap_closes_on_digits(digits):
+    """The "done when" of issue 12 on a small problem: after equal steps, the free table's
+    amortization gap on training points is near 0 and far below the encoder's, measured as
+    evaluate --gaps measures it (trainer.gaps)."""
+    from trainer.gaps import mean_gaps
+
+    gaps = {}
+    for mode in ("amortized", "free"):
+        # A small training set (the held-out fraction is 0.9), so each row is visited often.
+        s = Session(digits, TrainConfig(inference=mode, batch_size=60, heldout_fraction=0.9,
+                                        eval_every_seconds=1e6, **SMALL))
+        for _ in range(600):  # 200 epochs of 3 minibatches
+            s.step()
+        gaps[mode] = mean_gaps(s, s.train_inputs(24), s.train_indices(24))
+    # Seen: free 0.007 nats, amortized 0.10; and the free table's ELBO the higher, as
+    # Margossian & Blei prove it must be for the same theta (here each mode has its own).
+    free, amortized = gaps["free"], gaps["amortized"]
+    assert free["q"] == "the free-form table"
+    assert 0 <= free["mean_amortization_gap"] < 0.03
+    assert amortized["mean_amortization_gap"] > 3 * free["mean_amortization_gap"]
 
 
 # -------------------------------------------------------------- semi refinement
@@ -267,6 +295,23 @@ def test_free_table_round_trips_and_resumes_exactly(digits, free_checkpoint):
     torch.testing.assert_close(resumed.inference.table, twin.inference.table, rtol=0, atol=0)
 
 
+def test_a_table_saved_with_sparse_adam_state_still_loads(digits, free_checkpoint, tmp_path):
+    """The first free tables kept SparseAdam's moments: the table is read, the counts
+    start at 0."""
+    import shutil
+
+    s, path = free_checkpoint
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    table = safetensors.torch.load_file(old / FREE_FILE)["table"]
+    safetensors.torch.save_file({"table": table, "exp_avg": torch.zeros_like(table),
+                                 "exp_avg_sq": torch.zeros_like(table),
+                                 "step": torch.tensor(20)}, old / FREE_FILE)
+    resumed = Session.from_checkpoint(load_checkpoint(old), digits)
+    torch.testing.assert_close(resumed.inference.table, s.inference.table, rtol=0, atol=0)
+    assert (resumed.inference.visits == 0).all()
+
+
 def _one_line(err) -> bool:
     return "\n" not in str(err.value)
 
@@ -278,7 +323,7 @@ def test_a_table_of_the_wrong_shape_is_refused_in_one_line(free_checkpoint, tmp_
     bad = tmp_path / "bad"
     shutil.copytree(path, bad)
     tensors = safetensors.torch.load_file(bad / FREE_FILE)
-    for name in ("table", "exp_avg", "exp_avg_sq"):
+    for name in ("table", "visits", "step_size"):
         tensors[name] = tensors[name][:-5].contiguous()
     safetensors.torch.save_file(tensors, bad / FREE_FILE)
     with pytest.raises(CheckpointError, match=r"table has shape \[1612, 4\].*\[1617, 4\]") as e:
@@ -304,7 +349,7 @@ def test_an_old_checkpoint_without_inference_reads_as_amortized(digits, tmp_path
     s.step()
     path = save_checkpoint(s, tmp_path / "old")
     run = json.loads((path / RUN_FILE).read_text())
-    for key in ("inference", "refine_steps", "refine_lr", "free_lr"):
+    for key in ("inference", "refine_steps", "refine_lr", "free_steps", "free_lr"):
         del run["config"][key]
     (path / RUN_FILE).write_text(json.dumps(run))
     ck = load_checkpoint(path)
@@ -323,3 +368,80 @@ def test_archive_size_limits_name_the_free_table_only_for_free_runs(free_checkpo
     s = Session(digits, TrainConfig(**SMALL))
     plain = save_checkpoint(s, tmp_path / "plain")
     assert set(file_size_limits(plain / RUN_FILE)) == {MODEL_FILE, OPTIMIZER_FILE}
+
+
+# ------------------------------------------------------- the amortization gap curve
+
+@pytest.mark.parametrize("mode", ["amortized", "free"])
+def test_the_gap_curve_matches_trainer_gaps_on_its_points(digits, mode):
+    from trainer.gaps import mean_gaps
+
+    s = Session(digits, TrainConfig(inference=mode, eval_every_seconds=1e6, **SMALL))
+    for _ in range(60):
+        s.step()
+    row = s.evaluate_gap_curve()
+    x_train, i_train, x_held, i_held = s.gap_curve_points()
+    assert len(x_train) == len(x_held) == 16
+    assert set(i_train.tolist()) <= set(s.split.train.tolist())
+    assert set(i_held.tolist()) <= set(s.split.heldout.tolist())
+    want_train = mean_gaps(s, x_train, i_train)["mean_amortization_gap"]
+    want_held = mean_gaps(s, x_held)["mean_amortization_gap"]
+    assert row["train_amortization_gap"] == pytest.approx(want_train, abs=1e-6)
+    # Free mode fits held-out q from the prior each time: the same deterministic fit.
+    assert row["heldout_amortization_gap"] == pytest.approx(want_held, abs=1e-6)
+    assert row["train_amortization_gap"] >= 0 and row["heldout_amortization_gap"] >= 0
+    curve = s.progress().gaps
+    assert curve["train_amortization_gap"][-1] == row["train_amortization_gap"]
+    assert curve["step"][-1] == 60
+
+
+def test_the_gap_curve_keeps_to_its_share_of_training_time(digits, monkeypatch):
+    import time
+
+    import trainer.session
+    from trainer.session import GAP_CURVE_SHARE
+
+    cost = 0.01  # per subset: a stand-in for the real measurement (tested above), steady
+
+    def slow_gap(session, x, index=None):
+        time.sleep(cost)
+        return 0.0
+
+    monkeypatch.setattr(trainer.session, "mean_amortization_gap", slow_gap)
+    s = Session(digits, TrainConfig(eval_every_seconds=1e6, **{**SMALL, "logpx_points": 16}))
+    s._logpx_cycle.next_at = 1e6  # the log p(x) curve's own budget is tested elsewhere
+    s._gap_cycle.min_interval = s._gap_cycle.next_at = 0.05  # so that it runs often
+    while s.seconds < 1.5:
+        s.step()
+    n = len(s.gaps_history)
+    # After an evaluation taking c, at least c / share of training passes before the next:
+    # all but the last one fit in the share of the training time.
+    spent = s.gap_curve_seconds
+    assert n >= 2 and spent >= 2 * cost * n
+    assert spent * (n - 1) / n <= GAP_CURVE_SHARE * s.seconds
+
+
+def test_a_diverged_models_gap_row_is_nan_not_an_error(digits):
+    s = Session(digits, TrainConfig(**SMALL))
+    s.step()
+    with torch.no_grad():
+        next(s.model.decoder.parameters()).fill_(float("inf"))
+    row = s.evaluate_gap_curve()
+    assert np.isnan(row["train_amortization_gap"]) and np.isnan(row["heldout_amortization_gap"])
+
+
+def test_the_gap_curve_saves_and_reopens_with_the_checkpoint(digits, tmp_path):
+    s = Session(digits, TrainConfig(**SMALL))
+    for _ in range(5):
+        s.step()
+    s.evaluate_gap_curve()
+    resumed = Session.from_checkpoint(load_checkpoint(save_checkpoint(s, tmp_path / "c")),
+                                      digits)
+    for key, values in s.gaps_history.arrays().items():
+        np.testing.assert_array_equal(resumed.gaps_history.arrays()[key], values)
+    assert len(resumed.gaps_history) == 1
+    # A checkpoint from before the curve existed has no "gaps" table, and reads as empty.
+    run = json.loads((tmp_path / "c" / RUN_FILE).read_text())
+    del run["history"]["gaps"]
+    (tmp_path / "c" / RUN_FILE).write_text(json.dumps(run))
+    assert len(Session.from_checkpoint(load_checkpoint(tmp_path / "c"), digits).gaps_history) == 0

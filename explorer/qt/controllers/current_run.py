@@ -216,7 +216,7 @@ class CurrentRunController:
 
     def apply_progress(self, p: Progress) -> None:
         self.window.sessions.progressed(p.step)
-        self.views.elbo_view.set_history(p.train, p.heldout, p.logpx)
+        self.views.elbo_view.set_history(p.train, p.heldout, p.logpx, p.gaps)
         self.views.figures.show(p)
         if self.views.banner.show_reason(p.stopped_reason):
             self.show_running()

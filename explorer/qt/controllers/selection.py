@@ -157,7 +157,7 @@ class SelectionController:
         image = dataset.as_float([i]).reshape(dataset.stored_shape)
         mu, sigma = (a[i] for a in plane_latents(snapshot)[:2])  # semi: the refined q
         self.views.inspector.inspect(snapshot.model, self._datapoint_x(i).reshape(-1), image,
-                                     f"datapoint #{i}", mu, sigma)
+                                     f"datapoint #{i}", mu, sigma, snapshot.config)
         self.inspector_dock.raise_()
 
     def inspect_encoded(self, index: int) -> None:
@@ -170,7 +170,7 @@ class SelectionController:
         image = entry.image.input  # (H, W) grey or (H, W, 3) colour
         x = evidence_input(image[None], self._binarization())[0]  # keyed by its pixels
         self.views.inspector.inspect(snapshot.model, x.reshape(-1), image, entry.name,
-                                     entry.mu, entry.sigma)
+                                     entry.mu, entry.sigma, snapshot.config, new_image=True)
         self.inspector_dock.raise_()
 
     def _reinspect(self) -> None:

@@ -1,5 +1,6 @@
 """ELBO curves: train (raw and smoothed) and held-out, the exact held-out log p(x) above
-them, and optional recon and KL terms."""
+them, and optional recon and KL terms; below them (2-D latents), the mean amortization gap
+of the run's own q on fixed train and held-out points."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ from explorer.qt.views.legend import ABOVE_PLOT, OutsideLegend
 
 X_AXES = {"samples": "samples seen", "seconds": "training time (s)"}
 SMOOTH_ROWS = 10
+GAP_LABEL = "amortization gap ELBO(q*) - ELBO(q) (nats, >= 0, lower is better)"
+TRAIN_COLOUR, HELDOUT_COLOUR = (40, 120, 255), (255, 130, 30)
+LEFT_AXIS_WIDTH = 60  # px, both plots: so the strip's x positions line up with the ELBO's
+# The gap strip takes a quarter of the panel's height, at least this many px (the curves
+# dock is ~200 px tall on a 1280 x 720 screen).
+GAP_PLOT_MIN_HEIGHT = 60
+
+
+def gap_title() -> str:
+    """The gap strip's title: which points (in their curves' colours), what, and the units."""
+    def coloured(text, rgb):
+        return f'<span style="color: rgb{rgb}">{text}</span>'
+
+    return (f"{coloured('train', TRAIN_COLOUR)} and {coloured('held-out', HELDOUT_COLOUR)} "
+            f"(16 fixed points each): {GAP_LABEL}")
 
 
 def smooth(values: np.ndarray, rows: int = SMOOTH_ROWS) -> np.ndarray:
@@ -157,6 +173,30 @@ class ElboView(QWidget):
         # Panning or zooming by hand stops the following; the checkbox brings it back.
         item.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
 
+        # The amortization gap strip, its x axis tied to the ELBO plot's; shown once the
+        # run has gap rows (2-D latents with the exact curves on).
+        self.gap_plot = pg.PlotWidget()
+        gap_item = self.gap_plot.getPlotItem()
+        gap_item.setTitle(gap_title(), size="8pt")  # the key: its words in the curves' colours
+        gap_item.setXLink(item)
+        gap_item.hideAxis("bottom")  # the ELBO plot's x axis above says what x is
+        for axis in (item.getAxis("left"), gap_item.getAxis("left")):
+            axis.setWidth(LEFT_AXIS_WIDTH)
+        self.gap_train = gap_item.plot(pen=pg.mkPen(TRAIN_COLOUR, width=2), symbol="o",
+                                       symbolSize=4, symbolBrush=TRAIN_COLOUR, symbolPen=None)
+        self.gap_heldout = gap_item.plot(pen=pg.mkPen(HELDOUT_COLOUR, width=2,
+                                                      style=Qt.PenStyle.DashLine),
+                                         symbol="o", symbolSize=4, symbolBrush=HELDOUT_COLOUR,
+                                         symbolPen=None)
+        self.gap_plot.setMinimumHeight(GAP_PLOT_MIN_HEIGHT)
+        self.gap_plot.setToolTip(
+            "Mean amortization gap ELBO(q*) - ELBO(q) in nats (>= 0, lower is better) of the "
+            "run's own q on 16 fixed training and 16 fixed held-out points; q* is the best "
+            "diagonal Gaussian per point with the decoder frozen. Measured now and then, in "
+            "at most 5 % of the training time.")
+        self.gap_plot.hide()
+        self._gaps: dict[str, np.ndarray] = {}
+
         self.overfit_label = QLabel()  # shown only while overfitting_note has something
         self.overfit_label.setWordWrap(True)
         self.overfit_label.setStyleSheet("font-weight: bold;")
@@ -177,7 +217,8 @@ class ElboView(QWidget):
         row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.plot, 3)
+        layout.addWidget(self.gap_plot, 1)
         layout.addWidget(self.overfit_label)
         layout.addLayout(row)
         self._redraw()
@@ -187,15 +228,16 @@ class ElboView(QWidget):
         return self.x_combo.currentData()
 
     def set_history(self, train: dict[str, np.ndarray], heldout: dict[str, np.ndarray],
-                    logpx: dict[str, np.ndarray] | None = None) -> None:
-        logpx = logpx or {}
-        tables = (train, heldout, logpx)
+                    logpx: dict[str, np.ndarray] | None = None,
+                    gaps: dict[str, np.ndarray] | None = None) -> None:
+        logpx, gaps = logpx or {}, gaps or {}
+        tables = (train, heldout, logpx, gaps)
         rows = tuple(len(t.get("step", ())) for t in tables)
         last = tuple(t["step"][-1] if n else None for t, n in zip(tables, rows, strict=True))
         if (rows, last) == self._shown_rows:
             return  # nothing new: skip the redraw
         self._shown_rows = (rows, last)
-        self._train, self._heldout, self._logpx = train, heldout, logpx
+        self._train, self._heldout, self._logpx, self._gaps = train, heldout, logpx, gaps
         note = overfitting_note(train, heldout)
         if note != (self.overfit_label.text() if self.overfit_label.isVisibleTo(self) else None):
             self.overfit_label.setText(note or "")
@@ -266,6 +308,13 @@ class ElboView(QWidget):
         has_logpx = len(ly) > 0
         self.logpx.setVisible(has_logpx)
         self.logpx_elbo.setVisible(has_logpx)
+        gx = self._gaps.get(x, empty)
+        for curve, key in ((self.gap_train, "train_amortization_gap"),
+                           (self.gap_heldout, "heldout_amortization_gap")):
+            gy = self._gaps.get(key, empty)
+            keep = np.isfinite(gy)  # a diverged model's row is NaN: shown by its absence
+            curve.setData(gx[keep], gy[keep])
+        self.gap_plot.setVisible(len(gx) > 0)
         several = bool(self._runs)
         for curve in (self.raw, self.smoothed, self.heldout):
             curve.setVisible(not several)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.core.inference_view import inspected_q
 from explorer.qt.controllers.selection import short
 from explorer.qt.jobs import JobLane
 from explorer.qt.views.image_panel import ImageTile
@@ -133,14 +134,23 @@ def run_estimate(model, x: np.ndarray) -> EstimatedPoint:
                           iwae_se=float(est.se[0]), iwae_k=IWAE_K, shape=[])
 
 
-def run_inspection(model, x: np.ndarray) -> Inspection:
+def run_inspection(model, x: np.ndarray, q: tuple | None = None) -> Inspection:
+    """The inspector's numbers for x, of the encoder's q or of ``q`` = (mean, sigma) (2-D);
+    a q that is NaN (a free-form run's held-out point) is fitted from the prior first."""
+    if q is not None and not np.isfinite(q[0]).all():
+        import torch
+
+        from trainer.inference_modes import fit_from_prior
+
+        r = fit_from_prior(model.model, torch.as_tensor(x[None], dtype=torch.float32))
+        q = (r.mu[0].numpy(), torch.exp(0.5 * r.logvar[0]).numpy())
     if model.latent_dim != 2:
         point = run_estimate(model, x)
         mu, sigma = point.mean, point.sigma
         images = model.decode_mean(np.stack((mu, mu + sigma * sample_eps(len(mu))))
                                    .astype(np.float32))
         return Inspection(point=point, recon=images[0], sample=images[1])
-    point = inspect_point(model, x, n=GRID_N, iwae_k=IWAE_K)
+    point = inspect_point(model, x, n=GRID_N, iwae_k=IWAE_K, q=q)
     mu, sigma = point.encoder.mean, point.encoder.sigma
     images = model.decode_mean(np.stack((mu, mu + sigma * sample_eps())))
     return Inspection(point=point, recon=images[0], sample=images[1])
@@ -293,10 +303,14 @@ class Inspector(QWidget):
 
     # ---- the window's calls -----------------------------------------------------------------
 
-    def inspect(self, model, x_flat, image, title: str, mu=None, sigma=None) -> None:
+    def inspect(self, model, x_flat, image, title: str, mu=None, sigma=None, config=None,
+                new_image: bool = False) -> None:
         """Inspect one datapoint: ``model`` a trainer.FrozenVAE, ``x_flat`` (D,) the datapoint's
         x as every number scores it (trainer.evidence), ``image`` its image to show, (H, W)
-        grey or (H, W, 3) colour, ``mu``/``sigma`` the dot's lambda on the plane."""
+        grey or (H, W, 3) colour, ``mu``/``sigma`` its q on the plane (or a new image's q).
+        With the run's ``config`` the q scored is the one its inference gives the point (a
+        free table's row, a refined q; explorer.core.inference_view.inspected_q), else the
+        encoder's."""
         self._cancel_all()
         self.clear(keep_status=True)
         self.model = model
@@ -312,7 +326,12 @@ class Inspector(QWidget):
         self.note_label.setText(input_note(getattr(model, "binarization", "none")))
         self.shape_label.setText("computing the exact posterior\u2026" if model.latent_dim == 2
                                  else "estimating log p(x) by IWAE\u2026")
-        self._inspect_job.submit(run_inspection, model, self.x)
+        q, q_caption = (None, ROWS[0][1]) if config is None else \
+            inspected_q(config, mu, sigma, new_image)
+        self.caption_labels["lambda"].setText(q_caption)
+        self.caption_labels["elbo"].setText(ROWS[1][1] if q is None else
+                                            "ELBO_i of this q (nats, higher is better)")
+        self._inspect_job.submit(run_inspection, model, self.x, q)
 
     def clear(self, keep_status: bool = False) -> None:
         self._cancel_all()
@@ -456,7 +475,9 @@ class Inspector(QWidget):
             return
         if self.point is None:
             return
-        self._optimise_job.submit(optimise_point, self.model, self.x)
+        # From the q shown (the encoder's, a free table's row, a refined q): ELBO* >= ELBO_i.
+        start = (self.point.encoder.mean, self.point.encoder.sigma)
+        self._optimise_job.submit(optimise_point, self.model, self.x, start=start)
         self.optimise_button.setText("Cancel optimisation")
         self.status_label.setText("optimising (\u03bc, log \u03c3) with \u03b8 frozen\u2026")
 

@@ -69,3 +69,22 @@ def test_a_new_x_in_free_mode_is_an_optimisation_that_never_lowers_the_elbo(digi
         fitted = rule_elbo(vae, xt, torch.from_numpy(free.mu),
                            torch.from_numpy(2 * np.log(free.sigma)), rule)
     assert (fitted >= start - 1e-3).all() and (fitted > start + 1e-3).any()
+
+
+def test_the_inspected_q_is_the_runs_own_and_its_caption_says_which():
+    from explorer.core.inference_view import ENCODER_Q, inspected_q
+
+    mu, sigma = np.array([0.5, -1.0]), np.array([0.2, 0.3])
+    assert inspected_q(TrainConfig(), mu, sigma) == (None, ENCODER_Q)
+    q, caption = inspected_q(TrainConfig(inference="free"), mu, sigma)
+    np.testing.assert_array_equal(q[0], mu)
+    assert "row of the free table" in caption and "f_\u03c6" not in caption
+    q, caption = inspected_q(TrainConfig(inference="free"), np.full(2, np.nan), np.full(2, np.nan))
+    assert np.isnan(q[0]).all() and "fitted from the prior" in caption
+    assert "new image" in inspected_q(TrainConfig(inference="free"), mu, sigma, True)[1]
+    q, caption = inspected_q(TrainConfig(inference="semi", refine_steps=7), mu, sigma)
+    np.testing.assert_array_equal(q[1], sigma)
+    assert "refined by 7 steps" in caption
+    # Above 2-D the Inspector scores the encoder's q, and says it is not the run's.
+    q, caption = inspected_q(TrainConfig(inference="free", latent_dim=3), mu, sigma)
+    assert q is None and "not this run's q" in caption
