@@ -26,6 +26,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QSizePolicy,
@@ -178,8 +179,12 @@ def wrapped(text: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
     # Ignored width: a wrapped label asks for no width of its own, so the dock's width
-    # decides and the text wraps instead of widening the panel.
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    # decides and the text wraps instead of widening the panel. A new policy drops the
+    # height-for-width flag that setWordWrap set, and without it the layouts squeeze the
+    # label's lines into each other: set it again.
+    policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    policy.setHeightForWidth(True)
+    label.setSizePolicy(policy)
     return label
 
 
@@ -253,30 +258,30 @@ class Inspector(QWidget):
         layout.addLayout(tiles)
         layout.addWidget(self.note_label)
 
-        grid = QGridLayout()
-        grid.setColumnStretch(0, 1)
-        grid.setHorizontalSpacing(8)
+        # One box per row, not a grid: a QGridLayout's height for a width of wrapped labels
+        # overestimates (up to 60 % taller at 300 px here); a box's is exact.
+        rows = QVBoxLayout()
         self.value_labels: dict[str, QLabel] = {}
         self.caption_labels: dict[str, QLabel] = {}
-        row = 0
         for key, caption in ROWS:
             name = wrapped(caption)
             if key in WIDE_ROWS:
                 value = wrapped()
-                grid.addWidget(name, row, 0, 1, 2)
-                grid.addWidget(value, row + 1, 0, 1, 2)
-                row += 2
+                rows.addWidget(name)
+                rows.addWidget(value)
             else:
                 value = QLabel()
                 value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 value.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Preferred)
-                grid.addWidget(name, row, 0)
-                grid.addWidget(value, row, 1)
-                row += 1
+                row = QHBoxLayout()
+                row.setSpacing(8)
+                row.addWidget(name, 1)
+                row.addWidget(value)
+                rows.addLayout(row)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.value_labels[key] = value
             self.caption_labels[key] = name
-        layout.addLayout(grid)
+        layout.addLayout(rows)
 
         buttons = QGridLayout()  # two by two: four buttons in a row overflow a narrow dock
         self.optimise_button = QPushButton("Optimise this point")
