@@ -9,10 +9,30 @@ and KL in nats, the steps done) for the command to print.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from explorer.core.state import changed_keys, derive_config, describe_changes, parse_changes
 from trainer import Session, TrainConfig, atomic_write
+
+
+def settle(window, budget_s: float = 20.0) -> None:
+    """Let throttled views draw, the Inspector and the comparison finish, then the layouts
+    that their new text changes (a fixed 500 ms caught the Inspector mid-layout under load)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    def wait(ms: int) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    wait(500)
+    deadline = time.monotonic() + budget_s
+    while (window.inspector.busy() or window.runs.comparison.busy()) \
+            and time.monotonic() < deadline:
+        wait(50)
+    wait(200)
 
 
 def save_png_atomically(pixmap, path: str) -> None:
@@ -79,7 +99,6 @@ def most_spread_point(mu: np.ndarray) -> int:
 def render(dataset, base: TrainConfig, specs: list[str], path: str, steps: int,
            checkpoint=None, size: tuple[int, int] | None = None) -> list[dict]:
     """Train every run, draw the window (at ``size``) into ``path`` and return the report."""
-    from PySide6.QtCore import QEventLoop, QTimer
 
     from explorer.qt.window import MainWindow
 
@@ -100,9 +119,7 @@ def render(dataset, base: TrainConfig, specs: list[str], path: str, steps: int,
         # Fill the image panel the way a user would: click a dot, which decodes z = its mu.
         window.selection.select_point(most_spread_point(snapshot.mu))
         window.show()
-        loop = QEventLoop()  # let layouts settle, throttled views draw, comparisons finish
-        QTimer.singleShot(500, loop.quit)
-        loop.exec()
+        settle(window)
         window.runs.comparison.shutdown()  # the table's numbers are in (or dropped)
         save_png_atomically(window.grab(), path)
     finally:

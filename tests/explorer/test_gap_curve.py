@@ -39,7 +39,7 @@ def test_the_gap_strip_draws_a_runs_gap_rows(qtbot, digits):
     # Units and sign on the strip itself, and which points.
     assert "nats, >= 0, lower is better" in GAP_LABEL
     assert view.gap_plot.getPlotItem().titleLabel.text == GAP_TITLE
-    assert "train</span> and" in GAP_TITLE and "held-out</span> (16 fixed points" in GAP_TITLE
+    assert "train</span> and" in GAP_TITLE and "held-out</span> (16 points each)" in GAP_TITLE
     # The strip's x axis follows the ELBO plot's.
     view.x_combo.setCurrentIndex(view.x_combo.findData("seconds"))
     x, _ = view.gap_train.getData()

@@ -352,6 +352,10 @@ class Inspector(QWidget):
         if not keep_status:
             self.status_label.setText("")
 
+    def busy(self) -> bool:
+        """Whether a computation for the shown point is still running."""
+        return any(job.busy() for job in (self._inspect_job, self._drag_job, self._optimise_job))
+
     def shutdown(self, msecs: int = 30_000) -> bool:
         """Stop every job and wait for their threads (the window's closeEvent calls this)."""
         self._drag_timer.stop()
