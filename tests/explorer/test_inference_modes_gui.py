@@ -63,14 +63,12 @@ def test_semi_lines_follow_the_ellipses_level_of_detail(qtbot):
     view.set_ellipse_budget(40)
     view.set_latents(mu, np.full((500, 2), 0.05), starts=starts)
     assert view.refinement_lines() == 40
-    x, y = view._refinement.getData()
-    assert view._refinement.opts["connect"] == "pairs" and len(x) == 80
-    pairs = np.c_[x, y].reshape(-1, 2, 2)  # (start, end) per line
+    pairs = view.refinement_segments()  # (start, end) per line, as drawn
+    assert pairs.shape == (40, 2, 2)
     assert np.allclose(pairs[:, 1] - pairs[:, 0], 0.1)
-    assert "40 lines from f_\u03c6(x_i)" in view._status.textItem.toPlainText()
+    assert "40 lines from f_\u03c6(x_i)" in view.status_text()
     view.set_latents(mu, np.full((500, 2), 0.05))  # not semi: no lines
-    x, _ = view._refinement.getData()
-    assert view.refinement_lines() == 0 and (x is None or len(x) == 0)
+    assert view.refinement_lines() == 0 and len(view.refinement_segments()) == 0
 
 
 @pytest.fixture(scope="module")

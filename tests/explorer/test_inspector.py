@@ -197,7 +197,7 @@ def test_colouring_by_inference_gap_fills_the_plane(qtbot, plane, trained, digit
         chooser.choose("elbo")
     assert plane.point_values() is not None and np.isfinite(plane.point_values()).all()
     chooser.choose("label")
-    assert plane._values is None
+    assert plane.point_values() is None
     chooser.shutdown()
 
 

@@ -48,7 +48,7 @@ def colour_at(plot, x, y) -> QColor:
 def test_each_dot_is_drawn_at_its_mu_in_its_label_colour(plot):
     plot.set_ellipse_budget(0)  # the dots alone (an outline would blend over them)
     show(plot, [[-2.0, 1.0], [1.5, -2.5], [2.5, -1.0]], labels=[0, 1, 2])
-    colours = plot._points._colours
+    colours = plot.point_colours()
     background = colour_at(plot, 0.3, 0.3)
     for (x, y), label in (((-2.0, 1.0), 0), ((1.5, -2.5), 1), ((2.5, -1.0), 2)):
         got = colour_at(plot, x, y)
@@ -61,13 +61,13 @@ def test_each_dot_is_drawn_at_its_mu_in_its_label_colour(plot):
 def test_the_later_dot_is_on_top_and_repaints_reuse_the_image(plot):
     plot.set_ellipse_budget(0)
     show(plot, [[0.0, 0.0], [0.0, 0.0]], labels=[0, 1])
-    order = plot._order  # the draw order: the last drawn index wins the shared pixel
-    top = plot._points._colours[[0, 1][order[-1]]]
+    order = plot.draw_order()  # the draw order: the last drawn index wins the shared pixel
+    top = plot.point_colours()[[0, 1][order[-1]]]
     assert colour_at(plot, 0.0, 0.0).name() == QColor(top.red(), top.green(),
                                                       top.blue()).name()
-    image = plot._points._image
+    image = plot.point_image()
     plot.viewport().repaint()  # same data, same view: the cached image is blitted
-    assert plot._points._image is image
+    assert plot.point_image() is image
 
 
 def test_moved_and_recoloured_dots_are_drawn_where_they_now_are(plot):
@@ -105,7 +105,7 @@ def test_non_finite_latents_and_a_huge_sigma_paint_without_crashing(plot):
 
 def test_rings_are_rasterised_where_the_ellipse_is_and_big_ones_thinned_to_the_budget(plot):
     show(plot, [[0.0, 0.0]], sigma=[[1.0, 2.0]])  # 1-sigma ring: half axes 1 and 2
-    assert plot._ellipses._image is not None  # one ring of ~100 px radius: the raster path
+    assert plot.ellipse_image() is not None  # one ring of ~100 px radius: the raster path
     background = colour_at(plot, -3.0, 3.5)
     for x, y in ((1.0, 0.0), (-1.0, 0.0), (0.0, 2.0), (0.0, -2.0)):
         # A translucent grey ring differs from either theme's background by > 20 levels.
@@ -122,14 +122,14 @@ def test_rings_are_rasterised_where_the_ellipse_is_and_big_ones_thinned_to_the_b
     many = rng.normal(size=(4000, 2)).astype(np.float32)
     show(plot, many, sigma=np.full_like(many, 1.5))  # an untrained encoder's big rings
     drawn, in_view = plot.ellipse_status()
-    assert plot._ellipses._image is not None  # rasterised too, not drawLines (~40 ms)
+    assert plot.ellipse_image() is not None  # rasterised too, not drawLines (~40 ms)
     # Thinned to the ring-sample budget: the drawn rings fit it, one more would not.
     pw, ph = plot.plotItem.vb.viewPixelSize()
     dpr = plot.devicePixelRatioF()
     per_ring = int(ring_samples(np.array([dpr * 1.5 / pw]), np.array([dpr * 1.5 / ph]))[0])
     assert 0 < drawn < in_view
     assert drawn * per_ring <= MAX_RING_SAMPLES < (drawn + 1) * per_ring
-    x, y = plot._ellipses.centres[0]
+    x, y = plot.ellipse_centres()[0]
     right = max(abs(colour_at(plot, x + 1.5 + dx, y).red() - background.red())
                 for dx in (-0.02, 0, 0.02))
     assert right > 20  # a drawn ring's pixel is shaded

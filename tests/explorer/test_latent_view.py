@@ -108,11 +108,11 @@ def test_ellipses_are_thinned_to_the_budget_and_complete_when_zoomed(plot):
     plot.set_ellipse_budget(5000)
     show_points(plot, mu, sigma, view=(-6, 6, -6, 6))
     assert plot.ellipse_status() == (5000, n)
-    assert "5,000 of 70,000" in plot._status.textItem.toPlainText()
-    first = plot._ellipses.centres.copy()
+    assert "5,000 of 70,000" in plot.status_text()
+    first = plot.ellipse_centres().copy()
     plot.set_latents(mu, sigma)  # same data: the same subset, frame to frame
     plot.viewport().repaint()
-    assert np.array_equal(plot._ellipses.centres, first)
+    assert np.array_equal(plot.ellipse_centres(), first)
 
     x0, x1, y0, y1 = 0.0, 0.3, 0.0, 0.3
     plot.plotItem.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
@@ -165,11 +165,11 @@ def test_labels_give_a_legend_and_values_a_colour_bar(plot):
 
     plot.set_point_values(np.array([-100.0, -90.0, -80.0, np.nan]), "ELBO (nats, higher is better)")
     assert plot.legend_names() == []  # the colour bar says what colours mean; the prior stays
-    assert plot._colorbar is not None and plot._colorbar.isVisible()
+    assert plot.colour_bar() is not None and plot.colour_bar().isVisible()
     assert "ELBO (nats, higher is better) = -90" in plot.point_info(1)
     plot.viewport().repaint()
     plot.set_point_values(None, "")
-    assert plot.legend.isVisible() and not plot._colorbar.isVisible()
+    assert plot.legend.isVisible() and not plot.colour_bar().isVisible()
 
     plot.set_dataset(None, None)
     assert plot.legend_names() == []
@@ -201,7 +201,7 @@ def test_markers_are_clickable(plot, qtbot):
     plot.set_crosshair((0.5, 0.5))
     plot.set_selected(0)
     plot.viewport().repaint()
-    assert plot._ring.data["x"].tolist() == [3.0]
+    assert plot.selection_ring_position() == (3.0, 3.0)
 
 
 def test_view_follows_the_data_until_the_user_zooms(plot):
@@ -251,7 +251,7 @@ def test_new_latents_cost_one_paint_not_two(plot, qtbot):
 
     counter = Counter()
     plot.viewport().installEventFilter(counter)
-    qtbot.waitUntil(lambda: not plot._ellipses_dirty)
+    qtbot.waitUntil(lambda: not plot.ellipse_refresh_pending())
     for _ in range(3):
         QApplication.processEvents()
     paints.clear()
@@ -270,7 +270,7 @@ def test_big_ellipses_are_thinned_by_ink_and_the_subset_is_stable(plot):
     show_points(plot, mu, sigma=np.ones_like(mu))  # an untrained encoder: sigma ~ 1
     drawn, in_view = plot.ellipse_status()
     assert 0 < drawn < DEFAULT_ELLIPSE_BUDGET < in_view  # outline ink, not count, limits
-    first = plot._ellipses.centres.copy()
+    first = plot.ellipse_centres().copy()
     plot.viewport().repaint()
     assert plot.ellipse_status() == (drawn, in_view)
-    np.testing.assert_array_equal(plot._ellipses.centres, first)
+    np.testing.assert_array_equal(plot.ellipse_centres(), first)

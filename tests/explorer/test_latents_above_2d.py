@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QImage, QPainter
 
 from explorer.core.plane_view import ViewChoice, plane_data
 from explorer.qt.views.dimensions_view import DimensionsView
@@ -70,9 +71,13 @@ def test_rotated_raster_rings_lie_on_the_ellipse(qtbot):
     item = EllipseSetItem(pg_pen(), raster=True)
     centre, (a, b), theta = np.array([100.0, 80.0]), (40.0, 15.0), 0.6
     item.set_ellipses(centre[None], np.array([[a, b]]), np.array([theta]))
-    key = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 200, 160, 1.0)  # identity transform, 200x160
-    item._prepare(key)
-    pixels = np.asarray(item._image_owner).reshape(160, 200)
+    target = QImage(200, 160, QImage.Format.Format_ARGB32_Premultiplied)  # identity transform
+    target.fill(0)
+    painter = QPainter(target)
+    item.paint(painter, None)
+    painter.end()
+    assert item.image is not None  # the raster path, not drawLines
+    pixels = np.frombuffer(target.constBits(), np.uint32).reshape(160, 200)
     ys, xs = np.nonzero(pixels)
     assert len(xs) > 100
     d = np.stack((xs - centre[0], ys - centre[1]), 1)
@@ -108,7 +113,7 @@ def test_an_8d_run_shows_its_pca_view_and_a_click_decodes_the_lifted_z(
         qtbot, make_window, digits, session8):
     w = open_paused(qtbot, make_window, session8)
     view = w.latent_view
-    assert view._rotation is not None and "PCA of 8-D" in view._status.toPlainText()
+    assert view.rotation() is not None and "PCA of 8-D" in view.status_text()
     assert view.getPlotItem().getAxis("bottom").labelText.startswith("PC1")
     vb = view.getPlotItem().vb
     z = empty_view_point(w.current_run.plane.means, vb.viewRange())
@@ -144,8 +149,8 @@ def test_choosing_two_coordinates_redraws_the_plane_axis_aligned(
     box.setCurrentIndex(index)
     box.activated.emit(index)
     assert w.state.plane_view == ViewChoice("axes", (0, 2))
-    assert w.latent_view._rotation is None
-    np.testing.assert_allclose(w.latent_view._mu, w.state.current.snapshot.mu[:, [0, 2]])
+    assert w.latent_view.rotation() is None
+    np.testing.assert_allclose(w.latent_view.point_mu(), w.state.current.snapshot.mu[:, [0, 2]])
     assert w.latent_view.getPlotItem().getAxis("left").labelText == "z3"
 
 
@@ -330,9 +335,9 @@ def test_an_8d_session_with_encoded_images_saves_and_reopens_with_its_view(
     add_encoded(first, digits)
     train_then_pause(qtbot, first, more_than=5)
     first.state.set_plane_view(ViewChoice("axes", (1, 4)))
-    qtbot.waitUntil(lambda: len(first.latent_view._marker_mu) == 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(first.latent_view.marker_mu()) == 2, timeout=WAIT_MS)
     entry = first.encoded_panel.model.entries[0]
-    np.testing.assert_allclose(first.latent_view._marker_mu[0], entry.mu[[1, 4]], rtol=1e-6)
+    np.testing.assert_allclose(first.latent_view.marker_mu()[0], entry.mu[[1, 4]], rtol=1e-6)
     path = tmp_path / "eight.lexp"
     answer_file(monkeypatch, first, path)
     first.actions["save"].trigger()

@@ -73,7 +73,7 @@ def test_redraws_are_coalesced(view, frozen, qtbot):
         view.set_view_region(-1, 1, -1, 1)
     assert view.redraws == 1  # nothing decoded synchronously
     qtbot.waitUntil(lambda: view.redraws == 2)
-    assert not view._timer.isActive()  # and the burst cost exactly one redraw
+    assert not view.redraw_scheduled()  # and the burst cost exactly one redraw
 
 
 def test_bad_input_is_refused(view):

@@ -27,13 +27,13 @@ def test_a_thousand_markers_are_one_item_updated_in_place(plane):
     names = [f"image {i}.png" for i in range(1000)]
     plane.set_markers(rng.normal(size=(1000, 2)), np.full((1000, 2), 0.1), names)
     items = len(plane.scene().items())
-    texts = dict(plane._markers._texts)
+    texts = plane.marker_texts()
     for k in range(5):  # snapshots: the markers move with training
         plane.set_markers(rng.normal(size=(1000, 2)), np.full((1000, 2), 0.1), names,
                           highlighted=k)
         assert not plane.grab().toImage().isNull()
     assert len(plane.scene().items()) == items  # nothing added or removed per update
-    assert all(plane._markers._texts[n] is texts[n] for n in names)  # names made once
+    assert all(a is b for a, b in zip(plane.marker_texts(), texts, strict=True))  # made once
     assert plane.marker_names() == names
 
 

@@ -27,8 +27,7 @@ def test_clicking_a_dot_shows_its_mu_in_the_z_panel(qtbot, make_window):
     shown = w.state.current.snapshot.mu[w.state.selected].astype(float)
     np.testing.assert_allclose(w.image_panel.z, shown, atol=1e-6)
     assert w.image_panel.z_label.text().startswith(f"z = ({shown[0]:.2f}, {shown[1]:.2f})")
-    x, y = w.latent_view._crosshair.getData()
-    np.testing.assert_allclose([x[0], y[0]], shown, atol=1e-6)
+    np.testing.assert_allclose(w.latent_view.crosshair_position(), shown, atol=1e-6)
     expected = w.state.current.model.decode_mean(shown[None].astype(np.float32))[0]
     np.testing.assert_allclose(w.image_panel.decoded.array, expected, atol=1e-6)
 

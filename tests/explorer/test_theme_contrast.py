@@ -73,12 +73,12 @@ def test_theme_switch_restyles_every_view_at_once_with_readable_text(qtbot, make
             assert texts or name == "manifold"
             for what, colour in texts:
                 assert contrast(colour, background) >= 4.5, (theme, name, what, colour.name())
-        status = w.latent_view._status.color
+        status = w.latent_view.status_colour()
         assert contrast(status, w.latent_view.backgroundBrush().color()) >= 4.5, theme
-        bar_title = w.latent_view._colorbar.getAxis("left").labelText
+        bar_title = w.latent_view.colour_bar().getAxis("left").labelText
         assert bar_title.startswith("inference gap")
-        assert w.latent_view._colorbar.getAxis("right").labelText == ""  # one title, not two
-        bar_low = w.latent_view._colorbar.colorMap().map([0.0], mode="qcolor")[0]
+        assert w.latent_view.colour_bar().getAxis("right").labelText == ""  # one title, not two
+        bar_low = w.latent_view.colour_bar().colorMap().map([0.0], mode="qcolor")[0]
         assert bar_low == palette.value_colours()[0]  # the bar shows the dots' colours
     assert w.latent_view.legend_names() == []  # coloured by a value: the bar explains it
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPaintEngine, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QImage, QPaintEngine, QPainter, QPalette, QPen, QStaticText
 from PySide6.QtWidgets import QApplication, QGraphicsItem, QToolTip
 
 from explorer.qt import palette
@@ -114,6 +114,19 @@ def rotated_extents(half_axes: np.ndarray, angles: np.ndarray) -> np.ndarray:
     a, b = half_axes[:, 0], half_axes[:, 1]
     c, s = np.cos(angles), np.sin(angles)
     return np.stack((np.hypot(a * c, b * s), np.hypot(a * s, b * c)), axis=1)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A view of ``a`` that cannot be written through."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+def _first_position(item: pg.ScatterPlotItem) -> tuple[float, float] | None:
+    """The data position of a one-spot scatter item, or None when it shows none."""
+    d = item.data
+    return None if len(d) == 0 else (float(d["x"][0]), float(d["y"][0]))
 
 
 def premultiplied_argb(c: QColor) -> int:
@@ -215,6 +228,16 @@ class PointCloudItem(pg.GraphicsObject):
         self._point_argb = None
         self._image = None
         self.update()
+
+    @property
+    def colours(self) -> list[QColor]:
+        """The colours a point's colour index picks from."""
+        return list(self._colours)
+
+    @property
+    def image(self) -> QImage | None:
+        """The cached image the dots are stamped in: None until painted after a change."""
+        return self._image
 
     @guarded(QRectF)
     def boundingRect(self) -> QRectF:
@@ -371,6 +394,11 @@ class EllipseSetItem(pg.GraphicsObject):
 
     def count(self) -> int:
         return len(self.centres)
+
+    @property
+    def image(self) -> QImage | None:
+        """The cached raster of the rings: None when drawn as lines or not yet painted."""
+        return self._image
 
     @guarded(QRectF)
     def boundingRect(self) -> QRectF:
@@ -789,11 +817,77 @@ class LatentView(pg.PlotWidget):
         self._refresh_ellipses_if_dirty()
         return self._counts
 
+    def ellipse_centres(self) -> np.ndarray:
+        """(n, 2) centres of the dataset ellipses now drawn, those in view (read-only)."""
+        self._refresh_ellipses_if_dirty()
+        return _read_only(self._ellipses.centres)
+
+    def ellipse_refresh_pending(self) -> bool:
+        """Whether a change still waits to rebuild the ellipses (done before the next paint)."""
+        return self._ellipses_dirty
+
+    def ellipse_image(self) -> QImage | None:
+        """The dataset ellipses' cached raster: None before a paint, or when drawn as lines."""
+        return self._ellipses.image
+
+    def refinement_segments(self) -> np.ndarray:
+        """(n, 2, 2) the f_phi(x_i) -> mu_i lines as drawn: (start, end) of each segment."""
+        self._refresh_ellipses_if_dirty()
+        x, y = self._refinement.getData()
+        if x is None or len(x) == 0:
+            return np.zeros((0, 2, 2))
+        xy = np.c_[x, y]
+        if self._refinement.opts["connect"] == "pairs":
+            return xy.reshape(-1, 2, 2)
+        return np.stack((xy[:-1], xy[1:]), axis=1)  # a polyline: every consecutive pair
+
+    def point_mu(self) -> np.ndarray | None:
+        """(N, 2) the shown view of each datapoint's mu, where its dot is (read-only)."""
+        return None if self._mu is None else _read_only(self._mu)
+
+    def rotation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(semi-axes (N, 2), angles (N,)) of rotated ellipses, or None when axis-aligned."""
+        return self._rotation
+
+    def draw_order(self) -> np.ndarray:
+        """Point indices in the order the dots are drawn (last on top), also the ellipses'
+        priority (read-only)."""
+        return _read_only(self._order)
+
+    def point_colours(self) -> list[QColor]:
+        """The dots' colours by colour index: per label or value level, then one for missing."""
+        return self._points.colours
+
+    def point_image(self) -> QImage | None:
+        """The dots' cached image: the same object from paint to paint until data or view
+        change; None before a paint."""
+        return self._points.image
+
+    def status_text(self) -> str:
+        """The plane's corner text: caption, view, ellipse counts."""
+        return self._status.toPlainText()
+
+    def status_colour(self) -> QColor:
+        """The colour the corner text is drawn in (follows the theme)."""
+        return QColor(self._status.color)
+
+    def colour_bar(self) -> pg.ColorBarItem | None:
+        """The colour bar of a colouring by value (hidden, or None, for label colours)."""
+        return self._colorbar
+
     # ---- overlays ---------------------------------------------------------------------------
 
     def set_crosshair(self, z: tuple[float, float] | None) -> None:
         """Mark the decoded z; the view also moves it itself on press and drag."""
         self._crosshair.setData([] if z is None else [{"pos": (float(z[0]), float(z[1]))}])
+
+    def crosshair_position(self) -> tuple[float, float] | None:
+        """Where the crosshair is drawn (the decoded z), or None when hidden."""
+        return _first_position(self._crosshair)
+
+    def selection_ring_position(self) -> tuple[float, float] | None:
+        """Where the selected dot's ring is drawn, or None when nothing is selected."""
+        return _first_position(self._ring)
 
     def set_selected(self, index: int | None) -> None:
         """Highlight one datapoint with a ring and its sigma ellipse (no signal)."""
@@ -820,6 +914,15 @@ class LatentView(pg.PlotWidget):
         # One item for every star and name, updated in place (1,000 TextItems took ~2 s).
         self._markers.set_markers(mu, names, highlighted)
         self._marker_ellipses.set_ellipses(mu, self._level * sigma)
+
+    def marker_mu(self) -> np.ndarray:
+        """(M, 2) the shown view of each encoded-image marker's mu (read-only)."""
+        return _read_only(self._marker_mu)
+
+    def marker_texts(self) -> list[QStaticText]:
+        """The laid-out name (QStaticText) of each marker, in marker order: made once per
+        name and kept across updates."""
+        return self._markers.texts()
 
     def view_region(self) -> tuple[float, float, float, float]:
         (x0, x1), (y0, y1) = self._vb.viewRange()

@@ -154,6 +154,10 @@ class ManifoldView(QWidget):
             self._redraw()
         return self._mosaic
 
+    def redraw_scheduled(self) -> bool:
+        """Whether a throttled redraw waits on its timer."""
+        return self._timer.isActive()
+
     # ---- throttled drawing ------------------------------------------------------------------
 
     def _request(self) -> None:

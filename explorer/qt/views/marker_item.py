@@ -63,6 +63,10 @@ class MarkerSetItem(pg.GraphicsObject):
     def names(self) -> list[str]:
         return list(self._names)
 
+    def texts(self) -> list[QStaticText]:
+        """The laid-out name of each marker, in marker order (kept across updates)."""
+        return [self._texts[name] for name in self._names]
+
     def sizes(self) -> list[float]:
         """Each marker's star diameter in px (the highlighted one is bigger)."""
         return [2 * (HIGHLIGHT_RADIUS if i == self._highlighted else STAR_RADIUS)
