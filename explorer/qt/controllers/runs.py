@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from explorer.core.compare import run_q
 from explorer.core.state import AppState, Run
 from explorer.qt.controllers.training import Trainers, TrainingController
 from explorer.qt.views.new_run_dialog import NewRunDialog
@@ -109,8 +110,12 @@ class RunsController:
     def compare(self) -> None:
         """The selected datapoint's numbers in every run that has a model (two or more)."""
         index = self.state.selected
-        runs = [(r.name, r.colour, r.model) for r in self.state.runs if r.model is not None]
-        if index is None or len(self.state.runs) < 2 or not runs:
+        if index is None or len(self.state.runs) < 2:
+            self.comparison.clear()
+            return
+        runs = [(r.name, r.colour, r.model, run_q(r.snapshot, index))
+                for r in self.state.runs if r.model is not None]
+        if not runs:
             self.comparison.clear()
             return
         self.comparison.compare(runs, self.state.current.dataset, index)

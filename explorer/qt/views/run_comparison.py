@@ -66,11 +66,12 @@ class RunComparison(QWidget):
         self._job.failed.connect(lambda m: self.status.setText(f"Could not compute: {m}"))
 
     def compare(self, runs, dataset, index: int) -> None:
-        """``runs``: (name, colour, FrozenVAE) of every run that has a model."""
-        self._colours = {name: colour for name, colour, _ in runs}
+        """``runs``: (name, colour, FrozenVAE, q) of every run that has a model, q its
+        (mean, sigma) for the point or None for the encoder's (explorer.core.compare)."""
+        self._colours = {name: colour for name, colour, *_ in runs}
         self.status.setText(f"datapoint #{index}: computing in every run\u2026")
         self._index = index
-        self._job.submit(compare_point, [(name, model) for name, _, model in runs], dataset,
+        self._job.submit(compare_point, [(name, model, q) for name, _, model, q in runs], dataset,
                          index)
 
     def clear(self) -> None:

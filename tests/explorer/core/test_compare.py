@@ -4,6 +4,7 @@ estimate; other latent sizes give the IWAE estimate with its standard error."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -48,3 +49,22 @@ def test_a_larger_latent_space_reports_iwae_with_its_standard_error(digits):
     (row,) = compare_point([("3-D", model)], digits, 0)
     assert row.method.startswith("IWAE") and row.log_px_se is not None and row.log_px_se > 0
     assert row.kl >= 0 and row.log_px > row.elbo - 5 * row.log_px_se - 0.5
+
+
+def test_a_free_form_run_is_compared_on_its_table_row_as_its_inspector_scores_it(digits):
+    from explorer.core.compare import run_q
+    from trainer.local_opt import gaussian_fit
+
+    session = Session(digits, SMALL.replace(inference="free"))
+    for _ in range(150):
+        session.step()
+    snapshot = session.snapshot(latent_seconds=0)
+    i = int(session.split.train[0])
+    q = run_q(snapshot, i)
+    assert q is not None and np.allclose(q[0], snapshot.mu[i])  # the table's row, not f_phi
+    (row,) = compare_point([("free", snapshot.model, q)], digits, i)
+    x = dataset_evidence(digits, snapshot.model.binarization, [i]).reshape(-1)
+    assert row.elbo == pytest.approx(gaussian_fit(snapshot.model.model, x, *q).elbo)
+    (encoder_row,) = compare_point([("free", snapshot.model)], digits, i)
+    assert row.elbo > encoder_row.elbo  # the untrained encoder's q is not this run's q
+    assert row.log_px == encoder_row.log_px and row.inference_gap >= -0.01
