@@ -13,6 +13,7 @@ from PySide6.QtGui import QImage
 from explorer.qt.views.encoded_images import EncodedImagesPanel
 from explorer.qt.views.latent_view import LatentView
 from explorer.qt.views.new_run_dialog import NewRunDialog
+from tests.explorer.conftest import fast_config
 from trainer import Session, TrainConfig
 
 WAIT_MS = 30_000
@@ -136,3 +137,18 @@ def test_two_runs_of_different_modes_side_by_side(qtbot, make_window):
     assert "refined by 10 steps" in w.latent_view.caption()
     assert w.latent_view.refinement_lines() > 0
     assert "Semi-amortized" in w.controls.parameters.text()
+
+
+
+def test_semi_mode_above_2d_draws_each_line_through_the_planes_view(qtbot, make_window):
+    w = make_window(fast_config(inference="semi", latent_dim=4), start=False)
+    qtbot.waitUntil(lambda: w.state.current.snapshot is not None
+                    and w.state.current.snapshot.refined_mu is not None, timeout=WAIT_MS)
+    snapshot, plane = w.state.current.snapshot, w.current_run.plane
+    segments = w.latent_view.refinement_segments()  # (n, 2, 2): f_phi(x_i) -> refined mu_i
+    assert len(segments) > 0 and "PCA of 4-D" in w.latent_view.status_text()
+    starts, ends = plane.to_view(snapshot.mu), plane.to_view(snapshot.refined_mu)
+    for start, end in segments:
+        i = int(np.argmin(np.abs(ends - end).sum(axis=1)))
+        np.testing.assert_allclose(end, ends[i], atol=1e-4)
+        np.testing.assert_allclose(start, starts[i], atol=1e-4)

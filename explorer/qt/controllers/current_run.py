@@ -183,9 +183,10 @@ class CurrentRunController:
         mu, sigma, starts = plane_latents(snapshot)  # semi: the refined q
         self.plane = plane = plane_data(self.state.plane_view, mu, sigma)
         rotation = plane.ellipses() if plane.rotated else None
-        # Refinement lines in a 2-D latent only (above it, the view is a projection).
+        # Semi mode's lines from f_phi(x_i) to the refined mean, through the same linear
+        # view as the dots: above 2-D, the projection of the segment in latent space.
         v.latent_view.set_latents(plane.means, plane.extents, rotation,
-                                  starts=starts if mu.shape[1] == 2 else None)
+                                  starts=None if starts is None else plane.to_view(starts))
         v.latent_view.set_view_titles(*plane.axis_titles, plane.text)
         v.latent_view.set_caption(plane_statement(snapshot.config))
         v.controls.set_parameter_counts(optimised_text(self.parameter_counts()))

@@ -91,7 +91,7 @@ class RunPlane(QFrame):
         plane = plane_data(default_choice(mu.shape[1]), mu, sigma)
         self.view.set_latents(plane.means, plane.extents,
                               plane.ellipses() if plane.rotated else None,
-                              starts=starts if mu.shape[1] == 2 else None)
+                              starts=None if starts is None else plane.to_view(starts))
         self.view.set_view_titles(*plane.axis_titles, "" if mu.shape[1] == 2
                                   else plane.text.split(":")[0])
         self.view.set_caption(plane_statement(snapshot.config))
