@@ -24,6 +24,31 @@ _collector_pausers = 0
 _collector_was_enabled = True
 
 
+def pause_collector() -> None:
+    """Turn automatic garbage collection off, process-wide, until the matching
+    ``resume_collector``; pauses nest and may come from any thread."""
+    global _collector_pausers, _collector_was_enabled
+    with _collector_lock:
+        if _collector_pausers == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _collector_pausers += 1
+
+
+def resume_collector() -> None:
+    """End one pause; the last one out restores the collector as it was."""
+    global _collector_pausers
+    with _collector_lock:
+        _collector_pausers -= 1
+        if _collector_pausers == 0 and _collector_was_enabled:
+            gc.enable()
+
+
+def collector_pauses() -> int:
+    """How many pauses hold now."""
+    return _collector_pausers
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """No automatic garbage collection, in any thread, while a background thread builds
@@ -31,19 +56,11 @@ def collector_paused() -> Iterator[None]:
     thread's collector while a worker was inside exactly such a build; the collector walks
     every thread's objects, and these builds make thousands of them in a few milliseconds.
     Nested and concurrent pauses count; the last one out restores the collector as it was."""
-    global _collector_pausers, _collector_was_enabled
-    with _collector_lock:
-        if _collector_pausers == 0:
-            _collector_was_enabled = gc.isenabled()
-            gc.disable()
-        _collector_pausers += 1
+    pause_collector()
     try:
         yield
     finally:
-        with _collector_lock:
-            _collector_pausers -= 1
-            if _collector_pausers == 0 and _collector_was_enabled:
-                gc.enable()
+        resume_collector()
 
 
 class FrozenVAE:

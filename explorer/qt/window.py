@@ -38,6 +38,7 @@ from explorer.qt.controllers.selection import SelectionController
 from explorer.qt.controllers.sessions import SessionsController
 from explorer.qt.controllers.training import Trainers
 from explorer.qt.dataset_loader import source_title
+from explorer.qt.gui_collector import gui_collector
 from explorer.qt.paint_guard import guarded
 from explorer.qt.views.banner import Banner
 from explorer.qt.views.controls import Controls
@@ -109,6 +110,9 @@ class MainWindow(QMainWindow):
         ``checkpoint``: resume it (paused) instead of training a fresh model."""
         super().__init__()
         self.closing = False
+        # Collection in this thread only while the window is open (explorer.qt.gui_collector).
+        self._holds_collector = True
+        gui_collector().hold()
         # Yes/No questions go through here, so tests (and scripts) can answer them.
         self.confirm: Callable[[str, str], bool] = self.ask
         self.message_box: QMessageBox | None = None  # non-modal: training and reading go on
@@ -407,6 +411,9 @@ class MainWindow(QMainWindow):
         for job in (self.inspector, self.colouring, self.aggregate, self.comparison):
             job.shutdown()
         self.trainers.shutdown()
+        if self._holds_collector:  # the workers have stopped: any thread may collect again
+            self._holds_collector = False
+            gui_collector().release()
 
     def closeEvent(self, event) -> None:
         if not self.sessions.may_close():

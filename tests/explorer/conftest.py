@@ -8,6 +8,23 @@ from PySide6.QtCore import QSettings
 from trainer import TrainConfig, load_source
 
 
+def add_run_from_dialog(qtbot, window, choose, timeout_ms: int = 30_000):
+    """File > New run answered by the real dialog, its fields set by ``choose(dialog)`` as a
+    user would; returns (first, second) run once both have a snapshot."""
+    from explorer.qt.views.new_run_dialog import NewRunDialog
+
+    def answer(base, base_name, schedule):
+        dialog = NewRunDialog(base, base_name, schedule, window)
+        choose(dialog)
+        return dialog.config(), dialog.name()
+
+    window.runs.ask_new_run = answer
+    window.actions["new_run"].trigger()
+    first, second = window.state.runs
+    qtbot.waitUntil(lambda: second.snapshot is not None and first.snapshot is not None,
+                    timeout=timeout_ms)
+    return first, second
+
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path, monkeypatch):
     """QSettings and autosaves go under tmp_path, never into the real user's folders."""

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from explorer.qt.views.controls import LATENT_DIM_RANGE, Controls
 from explorer.qt.views.new_run_dialog import NewRunDialog
+from tests.explorer.conftest import add_run_from_dialog
 from trainer import ImageDataset, TrainConfig
 
 WAIT_MS = 60_000
@@ -74,17 +75,11 @@ def test_the_new_run_dialog_changes_arch_and_latent_dim(qtbot):
 def test_a_new_conv_run_with_an_8_d_latent_trains_beside_the_first(qtbot, make_window):
     w = make_window()
 
-    def answer(base, base_name, schedule):  # the real dialog, set as a user would
-        dialog = NewRunDialog(base, base_name, schedule, w)
+    def choose(dialog):
         dialog.arch.setCurrentText("conv")
         dialog.latent_dim.setValue(8)
-        return dialog.config(), dialog.name()
 
-    w.runs.ask_new_run = answer
-    w.actions["new_run"].trigger()
-    first, second = w.state.runs
-    qtbot.waitUntil(lambda: second.snapshot is not None and first.snapshot is not None,
-                    timeout=WAIT_MS)
+    first, second = add_run_from_dialog(qtbot, w, choose, WAIT_MS)
     assert (second.snapshot.config.arch, second.snapshot.mu.shape[1]) == ("conv", 8)
     assert (first.snapshot.config.arch, first.snapshot.mu.shape[1]) == ("mlp", 2)
     _, other = w.planes.planes()

@@ -13,7 +13,7 @@ from PySide6.QtGui import QImage
 from explorer.qt.views.encoded_images import EncodedImagesPanel
 from explorer.qt.views.latent_view import LatentView
 from explorer.qt.views.new_run_dialog import NewRunDialog
-from tests.explorer.conftest import fast_config
+from tests.explorer.conftest import add_run_from_dialog, fast_config
 from trainer import Session, TrainConfig
 
 WAIT_MS = 30_000
@@ -112,16 +112,8 @@ def test_a_dropped_image_in_free_mode_is_fitted_and_its_cost_stated(qtbot, digit
 def test_two_runs_of_different_modes_side_by_side(qtbot, make_window):
     w = make_window()
 
-    def answer(base, base_name, schedule):  # the real dialog, its combo set by the user
-        dialog = NewRunDialog(base, base_name, schedule, w)
-        dialog.inference.setCurrentText("semi")
-        return dialog.config(), dialog.name()
-
-    w.runs.ask_new_run = answer
-    w.actions["new_run"].trigger()
-    first, second = w.state.runs
-    qtbot.waitUntil(lambda: second.snapshot is not None and first.snapshot is not None,
-                    timeout=WAIT_MS)
+    first, second = add_run_from_dialog(
+        qtbot, w, lambda dialog: dialog.inference.setCurrentText("semi"), WAIT_MS)
     assert second.config.inference == "semi" and first.config.inference == "amortized"
     primary, other = w.planes.planes()
     assert other.run is second and "refined by 10 steps" in other.view.caption()
