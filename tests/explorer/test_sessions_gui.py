@@ -44,6 +44,9 @@ def train_then_pause(qtbot, window, more_than: int = 20) -> None:
                     and window.state.current.progress is not None
                     and window.state.current.progress.paused
                     and window.state.current.progress.step == steps(window), timeout=WAIT_MS)
+    # and the snapshot of the paused weights (snapshots lag the steps while training)
+    qtbot.waitUntil(lambda: window.state.current.snapshot.progress.step
+                    == window.trainers.current.worker.session.step_count, timeout=WAIT_MS)
 
 
 def add_encoded(window, digits, names=("first", "second")) -> None:
@@ -106,7 +109,9 @@ def test_save_close_open_resumes_the_same_run(qtbot, make_window, digits, tmp_pa
     answer_file(monkeypatch, second, path)
     second.actions["open"].trigger()
     assert len(ask.calls) == 1 and "Open run.lexp" in ask.calls[0][1]
+    # The reopened session's own snapshot (the window's earlier run showed one too).
     qtbot.waitUntil(lambda: second.state.current.snapshot is not None
+                    and second.state.current.snapshot.progress.step == step
                     and second.state.current.progress is not None,
                     timeout=WAIT_MS)
     session = second.trainers.current.worker.session
