@@ -14,14 +14,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from explorer.core.inference_view import inspected_q, plane_latents
+from explorer.core.inference_view import inspected_q, plane_latents, scored_q
 from trainer import FrozenVAE
 from trainer.elbo import iwae_log_px
 from trainer.evidence import dataset_evidence
-from trainer.inference_modes import fit_from_prior
 from trainer.local_opt import encoder_fit, gaussian_fit
 from trainer.posterior import posterior_grid
 
@@ -54,10 +52,7 @@ def point_numbers(run: str, model: FrozenVAE, x, seed: int = 0, q=None) -> RunNu
         if q is None:
             fit = encoder_fit(model.model, x)
         else:
-            mean, sigma = q
-            if not np.isfinite(mean).all():  # a free-form run's held-out point: no lambda
-                r = fit_from_prior(model.model, x[None])
-                mean, sigma = r.mu[0].numpy(), torch.exp(0.5 * r.logvar[0]).numpy()
+            mean, sigma = scored_q(model, x, q)
             fit = gaussian_fit(model.model, x, mean, sigma=sigma)
         grid = posterior_grid(model.model, x)
         return RunNumbers(run, fit.elbo, fit.kl, float(grid.log_px), None, "grid")

@@ -56,6 +56,16 @@ def inspected_q(config, mu, sigma, new_image: bool = False
                         "table (free-form: no encoder)")
 
 
+def scored_q(model, x, q):
+    """``q`` (mean, sigma) as the Inspector and the comparison score it: a NaN q (a free-form
+    run's held-out point has no lambda) is fitted from the prior for ``x`` (D,) first."""
+    mean, sigma = q
+    if np.isfinite(mean).all():
+        return mean, sigma
+    r = fit_from_prior(model.model, torch.as_tensor(np.asarray(x, np.float32)).reshape(1, -1))
+    return r.mu[0].numpy(), torch.exp(0.5 * r.logvar[0]).numpy()
+
+
 def plane_latents(snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(mu, sigma, starts) to draw: in semi mode the refined q, with f_phi(x_i) as the
     start of each point's line; otherwise the snapshot's q and no lines."""

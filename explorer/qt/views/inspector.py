@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.core.inference_view import inspected_q
+from explorer.core.inference_view import inspected_q, scored_q
 from explorer.qt.controllers.selection import short
 from explorer.qt.jobs import JobLane
 from explorer.qt.views.image_panel import ImageTile
@@ -138,13 +138,8 @@ def run_estimate(model, x: np.ndarray) -> EstimatedPoint:
 def run_inspection(model, x: np.ndarray, q: tuple | None = None) -> Inspection:
     """The inspector's numbers for x, of the encoder's q or of ``q`` = (mean, sigma) (2-D);
     a q that is NaN (a free-form run's held-out point) is fitted from the prior first."""
-    if q is not None and not np.isfinite(q[0]).all():
-        import torch
-
-        from trainer.inference_modes import fit_from_prior
-
-        r = fit_from_prior(model.model, torch.as_tensor(x[None], dtype=torch.float32))
-        q = (r.mu[0].numpy(), torch.exp(0.5 * r.logvar[0]).numpy())
+    if q is not None:
+        q = scored_q(model, x, q)
     if model.latent_dim != 2:
         point = run_estimate(model, x)
         mu, sigma = point.mean, point.sigma
