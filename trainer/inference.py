@@ -256,12 +256,13 @@ def heldout_log_px(model, x, n: int = 96, local: bool = True) -> SharedGridEstim
 class DutyCycle:
     """When to run an occasional evaluation so it costs at most ``fraction`` of the
     training time: after each run taking c seconds, wait c / fraction seconds of training
-    (and at least ``min_interval``)."""
+    (and at least ``min_interval``). The first run is due at ``first_at`` seconds."""
 
-    def __init__(self, fraction: float = 0.1, min_interval: float = 2.0):
+    def __init__(self, fraction: float = 0.1, min_interval: float = 2.0,
+                 first_at: float = 0.0):
         self.fraction = fraction
         self.min_interval = min_interval
-        self.next_at = 0.0
+        self.next_at = first_at
 
     def due(self, train_seconds: float) -> bool:
         return train_seconds >= self.next_at

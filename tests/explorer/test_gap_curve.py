@@ -46,7 +46,12 @@ def test_the_gap_strip_draws_a_runs_gap_rows(qtbot, digits):
     np.testing.assert_array_equal(x, p.gaps["seconds"])
 
 
-def test_the_window_shows_the_gap_curve_while_a_2d_run_trains(qtbot, make_window):
+def test_the_window_shows_the_gap_curve_while_a_2d_run_trains(qtbot, make_window,
+                                                              monkeypatch):
+    import trainer.session
+
+    # The first row comes after 10 s of training; the test needs not wait that long.
+    monkeypatch.setattr(trainer.session, "GAP_CURVE_FIRST_SECONDS", 1.0)
     w = make_window()
     qtbot.waitUntil(lambda: w.elbo_view.gap_plot.isVisible(), timeout=WAIT_MS)
     _, y = w.elbo_view.gap_train.getData()
