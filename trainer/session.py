@@ -25,7 +25,7 @@ from .distributed import SINGLE, ElboStep, Ranks, shard
 from .elbo import elbo_terms, training_loss
 from .evidence import evidence_tensor
 from .frozen import FrozenVAE
-from .gaps import mean_amortization_gap
+from .gaps import GapCurveRow
 from .history import History
 from .inference import DutyCycle, heldout_log_px
 from .inference_modes import (
@@ -46,7 +46,8 @@ HELDOUT_COLUMNS = ("step", "samples", "seconds", "epoch", "elbo", "recon", "kl")
 LOGPX_COLUMNS = ("step", "samples", "seconds", "epoch", "log_px", "elbo", "resolved")
 # The mean amortization gap ELBO(q*) - ELBO(q) (nats, >= 0) of the run's own q over fixed
 # subsets of GAP_CURVE_POINTS training and held-out points (2-D latents, trainer.gaps), on a
-# duty cycle of at most GAP_CURVE_SHARE of the training time, beside the log p(x) curve's.
+# duty cycle of at most GAP_CURVE_SHARE of the training time, beside the log p(x) curve's,
+# a few points at a time between steps (trainer.gaps.GapCurveRow).
 GAP_COLUMNS = ("step", "samples", "seconds", "epoch", "train_amortization_gap",
                "heldout_amortization_gap")
 GAP_CURVE_POINTS = 16
@@ -281,6 +282,7 @@ class Session:
         self._logpx_x = None  # the fixed subset, prepared on first use
         self.gaps_history = History(GAP_COLUMNS, cfg.history_limit)
         self._gap_sets = None  # the fixed subsets, prepared on first use
+        self._gap_row: GapCurveRow | None = None  # the row being measured, slice by slice
         self.gap_curve_seconds = 0.0  # time the gap curve took, for its budget
         # Live with the exact log p(x) curve (logpx_points > 0 turns both on).
         self._gap_cycle = (DutyCycle(GAP_CURVE_SHARE, first_at=GAP_CURVE_FIRST_SECONDS)
@@ -563,7 +565,7 @@ class Session:
         if main and self._logpx_cycle is not None and self._logpx_cycle.due(self.seconds):
             self.evaluate_logpx()
         if main and self._gap_cycle is not None and self._gap_cycle.due(self.seconds):
-            self.evaluate_gap_curve()
+            self._advance_gap_curve()
         return {"elbo": elbo / n, "recon": recon / n, "kl": kl / n}
 
     def _record(self, elbo: float, recon: float, kl: float, n: int) -> None:
@@ -630,19 +632,34 @@ class Session:
     def evaluate_gap_curve(self) -> dict[str, float]:
         """The mean amortization gap (nats, >= 0) of this run's own q on the fixed train and
         held-out subsets (``gap_curve_points``), as trainer.gaps measures it, appended to
-        ``gaps_history``. Scheduled to take at most GAP_CURVE_SHARE of the training time."""
+        ``gaps_history``: the row begun (or being measured by training) finished now."""
         if self.config.latent_dim != 2:
             raise ValueError("the amortization gap curve needs a 2-D latent")
-        x_train, i_train, x_held, _ = self.gap_curve_points()
+        while (row := self._advance_gap_curve()) is None:
+            pass
+        return row
+
+    def _advance_gap_curve(self) -> dict[str, float] | None:
+        """Measure the next slice of the gap curve's row, beginning one on a copy of the
+        model if none is under way; the row once it is complete, else None. Each slice
+        taking c seconds waits c / GAP_CURVE_SHARE of training before the next."""
         t0 = time.perf_counter()
-        if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
-            row = {"train_amortization_gap": mean_amortization_gap(self, x_train, i_train),
-                   "heldout_amortization_gap": mean_amortization_gap(self, x_held)}
-        else:  # the last step diverged (the next one stops the run): nothing to measure
-            row = {"train_amortization_gap": math.nan, "heldout_amortization_gap": math.nan}
-        self.gaps_history.append(**self._counters(), **row)
+        if self._gap_row is None:
+            x_train, i_train, x_held, _ = self.gap_curve_points()
+            self._gap_row = GapCurveRow(self, {"train": (x_train, i_train),
+                                               "heldout": (x_held, None)}, self._counters())
+        job = self._gap_row
+        if not job.done:
+            job.advance()
         cost = time.perf_counter() - t0
         self.gap_curve_seconds += cost
+        if not job.done:
+            if self._gap_cycle is not None:
+                self._gap_cycle.next_at = self.seconds + cost / self._gap_cycle.fraction
+            return None
+        self._gap_row = None
+        row = job.row()
+        self.gaps_history.append(**job.counters, **row)
         if self._gap_cycle is not None:
             self._gap_cycle.ran(self.seconds, cost)
         self.version += 1
@@ -697,6 +714,7 @@ class Session:
             self._window_start = self.seconds
             self._good_at = self.seconds
             self.latents.invalidate()  # re-encode every point with the restored weights
+            self._gap_row = None  # begun on weights after the restored step
             restored = (f"restored the last finite weights, from step {self.step_count}, with "
                         "the counters and curves of that step")
         else:
@@ -822,22 +840,27 @@ class Session:
             mu[have], logvar[have] = table.lookup(idx[have])
         return mu, logvar
 
-    def fit_q(self, x: torch.Tensor, index: torch.Tensor | None = None
+    def fit_q(self, x: torch.Tensor, index: torch.Tensor | None = None, model=None
               ) -> tuple[torch.Tensor, torch.Tensor, str, float]:
         """The q this run's inference gives datapoints x (B, D): (mu, logvar), how it was
         obtained, and the seconds it took. ``index``: their dataset indices, which free-form
         runs need to look training points up in the table (without it, or for any point
-        outside the table, q is fitted from the prior)."""
+        outside the table, q is fitted from the prior). ``model``: a copy of this run's
+        model to use instead of the live one (x is moved to its device)."""
         t0 = time.perf_counter()
         mode = self.config.inference
-        self.model.eval()
+        live = model is None
+        model = self.model if live else model
+        x = x.to(next(model.parameters()).device)
+        was_training = model.training
+        model.eval()
         try:
             if mode == "amortized":
                 with torch.no_grad():
-                    mu, logvar = self.model.encode(x)
+                    mu, logvar = model.encode(x)
                 how = "f_phi(x): one encoder pass"
             elif mode == "semi":
-                r = self.inference.refined(self.model, x)[2]
+                r = self.inference.refined(model, x)[2]
                 mu, logvar = r.mu, r.logvar
                 how = heldout_q_description(self.config)
             else:
@@ -847,14 +870,14 @@ class Session:
                     mu, logvar = self._free_q(index.to(self.device))
                     how = "the free-form table"
                 elif bool((rows < 0).all()):
-                    r = fit_from_prior(self.model, x)
+                    r = fit_from_prior(model, x)
                     mu, logvar = r.mu, r.logvar
                     how = heldout_q_description(self.config)
                 else:
                     raise ValueError("fit_q: pass training points or points outside the "
                                      "table, not a mix")
         finally:
-            self.model.train()
+            model.train(was_training)
         return mu.detach(), logvar.detach(), how, time.perf_counter() - t0
 
     def snapshot(self, latent_seconds: float | None = None) -> Snapshot:

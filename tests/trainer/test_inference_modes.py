@@ -395,30 +395,40 @@ def test_the_gap_curve_matches_trainer_gaps_on_its_points(digits, mode):
     assert curve["step"][-1] == 60
 
 
-def test_the_gap_curve_keeps_to_its_share_of_training_time(digits, monkeypatch):
+def test_the_gap_curve_is_measured_between_steps_within_its_share(digits, monkeypatch):
     import time
 
-    import trainer.session
-    from trainer.session import GAP_CURVE_SHARE
+    import trainer.gaps
 
-    cost = 0.01  # per subset: a stand-in for the real measurement (tested above), steady
+    cost, slices, share = 0.01, [], 0.5  # a steady extra cost per slice, on the real measurement
+    measure = trainer.gaps.best_elbos
 
-    def slow_gap(session, x, index=None):
+    def slow_slice(*args):
         time.sleep(cost)
-        return 0.0
+        slices.append(1)
+        return measure(*args)
 
-    monkeypatch.setattr(trainer.session, "mean_amortization_gap", slow_gap)
+    monkeypatch.setattr(trainer.gaps, "best_elbos", slow_slice)
+    monkeypatch.setattr(trainer.session, "GAP_CURVE_FIRST_SECONDS", 0.05)
+    monkeypatch.setattr(trainer.session, "GAP_CURVE_SHARE", share)  # rows in a short test
     s = Session(digits, TrainConfig(eval_every_seconds=1e6, **{**SMALL, "logpx_points": 16}))
     s._logpx_cycle.next_at = 1e6  # the log p(x) curve's own budget is tested elsewhere
-    s._gap_cycle.min_interval = s._gap_cycle.next_at = 0.05  # so that it runs often
-    while s.seconds < 1.5:
+    s._gap_cycle.min_interval = 0.05  # so that rows come often
+    appended_at = []
+    while s.seconds < 2.5:
+        rows = len(s.gaps_history)
         s.step()
-    n = len(s.gaps_history)
-    # After an evaluation taking c, at least c / share of training passes before the next:
-    # all but the last one fit in the share of the training time.
-    spent = s.gap_curve_seconds
-    assert n >= 2 and spent >= 2 * cost * n
-    assert spent * (n - 1) / n <= GAP_CURVE_SHARE * s.seconds
+        if len(s.gaps_history) > rows:
+            appended_at.append(s.step_count)
+    n, k = len(s.gaps_history), len(slices)
+    assert n >= 2 and k >= 8 * n
+    # Training goes on between a row's 8 slices (16 + 16 points, 4 a slice); the row is
+    # the model of the step it began at.
+    began_at = s.gaps_history.arrays()["step"]
+    assert (np.asarray(appended_at) - began_at[:len(appended_at)] >= 7).all()
+    # After a slice taking c, c / share of training passes before the next: all but the
+    # last slice fit in the share of the training time.
+    assert s.gap_curve_seconds * (k - 1) / k <= share * s.seconds
 
 
 def test_a_diverged_models_gap_row_is_nan_not_an_error(digits):
