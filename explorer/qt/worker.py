@@ -36,7 +36,7 @@ from trainer.frozen import collector_paused
 # a few ms of Python; faster looks no smoother.
 PROGRESS_INTERVAL = 1 / 10
 # Share of the snapshot interval spent re-encoding latents, so training keeps the rest.
-LATENT_SHARE = 0.05
+LATENT_SHARE = 0.03
 # How long the idle loop blocks on the request queue: bounds the reply time when paused.
 IDLE_WAIT = 0.05
 
