@@ -123,8 +123,8 @@ class PaintClock(QObject):
 
         def apply_and_mark(snapshot):
             self._received.setdefault(snapshot.version, time.perf_counter())
+            self._applied = snapshot.version  # a paint from inside the apply counts
             original(snapshot)
-            self._applied = snapshot.version
 
         window.current_run.apply_snapshot = apply_and_mark
         window.latent_view.viewport().installEventFilter(self)

@@ -205,6 +205,7 @@ class CurrentRunController:
         self.update_thumbnails()
         self.window.selection.snapshot_arrived()
         self.window.sessions.snapshot_arrived(len(snapshot.mu))
+        v.latent_view.paint_now()  # the newest latents first, everything on it updated
 
     def _replot_plane(self, choice) -> None:
         """Another 2-D view chosen: the plane, its overlays and the manifold redrawn."""

@@ -769,6 +769,12 @@ class LatentView(pg.PlotWidget):
         self._ellipses_dirty = True
         self._refresh_ellipses_if_dirty()
 
+    def paint_now(self) -> None:
+        """Paint the plane at once rather than in the window's next flush, where the other
+        views' paints (the manifold, the images) came before it: ~5 ms sooner."""
+        if self.isVisible():
+            self.viewport().repaint()
+
     def set_sigma_level(self, k: int) -> None:
         if k not in (1, 2):
             raise ValueError(f"sigma level must be 1 or 2, got {k!r}")
