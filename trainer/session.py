@@ -633,9 +633,11 @@ class Session:
     def evaluate_gap_curve(self) -> dict[str, float]:
         """The mean amortization gap (nats, >= 0) of this run's own q on the fixed train and
         held-out subsets (``gap_curve_points``), as trainer.gaps measures it, appended to
-        ``gaps_history``: the row begun (or being measured by training) finished now."""
+        ``gaps_history``: all of a row of the model now (a row training had begun is
+        dropped)."""
         if self.config.latent_dim != 2:
             raise ValueError("the amortization gap curve needs a 2-D latent")
+        self._gap_row = None
         while (row := self._advance_gap_curve()) is None:
             pass
         return row
