@@ -256,7 +256,8 @@ def heldout_log_px(model, x, n: int = 96, local: bool = True) -> SharedGridEstim
 class DutyCycle:
     """When to run an occasional evaluation so it costs at most ``fraction`` of the
     training time: after each run taking c seconds, wait c / fraction seconds of training
-    (and at least ``min_interval``). The first run is due at ``first_at`` seconds."""
+    (and at least ``min_interval``; ``part=True``: a part of one run, as one slice of a row
+    measured between steps, waits c / fraction only). The first run is due at ``first_at``."""
 
     def __init__(self, fraction: float = 0.1, min_interval: float = 2.0,
                  first_at: float = 0.0):
@@ -267,5 +268,6 @@ class DutyCycle:
     def due(self, train_seconds: float) -> bool:
         return train_seconds >= self.next_at
 
-    def ran(self, train_seconds: float, cost_seconds: float) -> None:
-        self.next_at = train_seconds + max(self.min_interval, cost_seconds / self.fraction)
+    def ran(self, train_seconds: float, cost_seconds: float, part: bool = False) -> None:
+        wait = cost_seconds / self.fraction
+        self.next_at = train_seconds + (wait if part else max(self.min_interval, wait))

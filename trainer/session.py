@@ -656,15 +656,13 @@ class Session:
             job.advance()
         cost = time.perf_counter() - t0
         self.gap_curve_seconds += cost
+        if self._gap_cycle is not None:
+            self._gap_cycle.ran(self.seconds, cost, part=not job.done)
         if not job.done:
-            if self._gap_cycle is not None:
-                self._gap_cycle.next_at = self.seconds + cost / self._gap_cycle.fraction
             return None
         self._gap_row = None
         row = job.row()
         self.gaps_history.append(**job.counters, **row)
-        if self._gap_cycle is not None:
-            self._gap_cycle.ran(self.seconds, cost)
         self.version += 1
         return row
 
